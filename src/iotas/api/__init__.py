@@ -1,0 +1,1 @@
+"""The HTTP API: an ASGI app built by `create_app(settings)`."""

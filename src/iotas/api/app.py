@@ -1,0 +1,73 @@
+"""`create_app(settings)`: builds the API; the lifespan opens the store and starts services."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from iotas import __version__
+from iotas.api import errors
+from iotas.api.routers import events, health, journal, things
+from iotas.api.runtime import Runtime
+from iotas.services.auth import Authenticator
+from iotas.services.journal import JournalService
+from iotas.services.registry import Registry
+from iotas.services.stream import JournalSignal
+from iotas.settings import Settings
+from iotas.store import migrate
+from iotas.store.engine import create_engine, database_url
+from iotas.store.store import Store
+
+log = logging.getLogger("iotas")
+
+
+async def open_runtime(settings: Settings) -> Runtime:
+    """Open the database, migrate it and build the services (also used by the demo and tests)."""
+    engine = create_engine(database_url(settings.database_url, settings.data_dir))
+    await migrate.upgrade(engine)
+    signal = JournalSignal()
+    store = Store(engine, on_commit=signal.committed)
+    return Runtime(
+        settings=settings,
+        store=store,
+        registry=Registry(store),
+        journal=JournalService(store),
+        auth=Authenticator(store, cache_seconds=settings.token_cache_seconds),
+        signal=signal,
+    )
+
+
+def create_app(settings: Settings) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        rt = await open_runtime(settings)
+        admin = await rt.auth.ensure_admin(settings.admin_token, settings.admin_token_path)
+        if admin.created:
+            # Shown once; afterwards only the 0600 file has it.
+            print(
+                f"iotas: created the admin token (also in {settings.admin_token_path}):\n"
+                f"  {admin.token}",
+                flush=True,
+            )
+        app.state.runtime = rt
+        try:
+            yield
+        finally:
+            await rt.store.dispose()
+
+    app = FastAPI(
+        title="iotas",
+        version=__version__,
+        summary="An open control plane for the Internet of Things",
+        openapi_url="/api/v1/openapi.json",
+        docs_url="/api/v1/docs",
+        redoc_url=None,
+        lifespan=lifespan,
+    )
+    errors.install(app)
+    for router in (health.router, things.router, journal.router, events.router):
+        app.include_router(router)
+    return app

@@ -1,0 +1,36 @@
+"""The global change feed and its verification."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query
+from starlette.responses import Response
+
+from iotas.api.paging import DEFAULT_LIMIT, Cursor, Limit
+from iotas.api.responses import json_response
+from iotas.api.security import Rt, context
+from iotas.domain import cursor as cursors
+
+router = APIRouter(prefix="/api/v1/journal", tags=["journal"], dependencies=[Depends(context)])
+
+
+@router.get("")
+async def feed(
+    rt: Rt,
+    after: Annotated[int, Query(ge=0, description="Return events with seq greater than this")] = 0,
+    limit: Limit = DEFAULT_LIMIT,
+    cursor: Cursor = None,
+) -> Response:
+    if cursor is not None:
+        after = cursors.decode(cursor, expect="seq", kind=int)
+    events = await rt.journal.feed(after, limit + 1)
+    more = len(events) > limit
+    page = events[:limit]
+    next_cursor = cursors.encode({"seq": page[-1]["seq"]}) if more else None
+    return json_response({"items": page, "next": next_cursor})
+
+
+@router.get("/verify")
+async def verify(rt: Rt) -> Response:
+    return json_response((await rt.journal.verify()).to_dict())

@@ -1,0 +1,164 @@
+"""Things: create, list, read (now or at an instant), patch, delete; and their twins."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Header, Query, Request
+from starlette.responses import Response
+
+from iotas.api.bodies import json_body, version_header
+from iotas.api.paging import DEFAULT_LIMIT, Cursor, Limit, instant
+from iotas.api.responses import json_response
+from iotas.api.security import Ctx, Rt, context
+from iotas.domain import cursor as cursors
+from iotas.domain.things import Thing
+from iotas.domain.twin import Side
+
+router = APIRouter(prefix="/api/v1/things", tags=["things"], dependencies=[Depends(context)])
+
+_MERGE_PATCH = {"content": {"application/merge-patch+json": {"schema": {"type": "object"}}}}
+_THING_BODY = {
+    "content": {
+        "application/json": {
+            "schema": {
+                "type": "object",
+                "required": ["id", "kind"],
+                "properties": {
+                    "id": {"type": "string", "example": "acme:pump-17"},
+                    "kind": {"type": "string", "example": "pump"},
+                    "attributes": {"type": "object"},
+                    "labels": {"type": "object", "additionalProperties": {"type": "string"}},
+                    "links": {
+                        "type": "array",
+                        "items": {
+                            "type": "object",
+                            "properties": {
+                                "rel": {"type": "string"},
+                                "target": {"type": "string"},
+                            },
+                        },
+                    },
+                    "description": {"type": "object"},
+                },
+            }
+        }
+    },
+    "required": True,
+}
+
+
+def _thing(thing: Thing, status: int = 200) -> Response:
+    return json_response(thing.to_dict(), status, headers={"ETag": f'"{thing.revision}"'})
+
+
+def _twin(thing: Thing) -> Response:
+    return json_response(thing.twin.to_dict(), headers={"ETag": f'"{thing.twin.version}"'})
+
+
+@router.post("", status_code=201, openapi_extra={"requestBody": _THING_BODY})
+async def create_thing(request: Request, ctx: Ctx, rt: Rt) -> Response:
+    thing = await rt.registry.create(ctx, await json_body(request))
+    response = _thing(thing, 201)
+    response.headers["Location"] = f"/api/v1/things/{thing.id}"
+    return response
+
+
+@router.get("")
+async def list_things(
+    rt: Rt,
+    q: Annotated[str | None, Query(max_length=4096, description="A query, see docs/query.md")] = None,
+    limit: Limit = DEFAULT_LIMIT,
+    cursor: Cursor = None,
+) -> Response:
+    after_id = None if cursor is None else cursors.decode(cursor, expect="id", kind=str)
+    things = await rt.registry.list(q, limit=limit + 1, after_id=after_id)
+    more = len(things) > limit
+    page = things[:limit]
+    next_cursor = cursors.encode({"id": page[-1].id}) if more else None
+    return json_response({"items": [t.to_dict() for t in page], "next": next_cursor})
+
+
+@router.get("/{thing_id}")
+async def get_thing(
+    thing_id: str,
+    rt: Rt,
+    at: Annotated[
+        str | None, Query(description="RFC 3339 instant: the Thing as it was then")
+    ] = None,
+) -> Response:
+    at_us = instant(at, "at")
+    if at_us is None:
+        return _thing(await rt.registry.get(thing_id))
+    return _thing(await rt.journal.thing_at(thing_id, at_us))
+
+
+@router.patch("/{thing_id}", openapi_extra={"requestBody": _MERGE_PATCH})
+async def patch_thing(thing_id: str, request: Request, ctx: Ctx, rt: Rt) -> Response:
+    return _thing(await rt.registry.patch(ctx, thing_id, await json_body(request)))
+
+
+@router.delete("/{thing_id}", status_code=204)
+async def delete_thing(thing_id: str, ctx: Ctx, rt: Rt) -> Response:
+    await rt.registry.delete(ctx, thing_id)
+    return Response(status_code=204)
+
+
+@router.get("/{thing_id}/twin")
+async def get_twin(thing_id: str, rt: Rt) -> Response:
+    return _twin(await rt.registry.get(thing_id))
+
+
+async def _patch_twin(
+    side: Side, thing_id: str, request: Request, ctx: Ctx, rt: Rt, if_match: str | None
+) -> Response:
+    patch: Any = await json_body(request)
+    thing = await rt.registry.patch_twin(
+        ctx, thing_id, side, patch, if_match=version_header(if_match)
+    )
+    return _twin(thing)
+
+
+@router.patch("/{thing_id}/twin/desired", openapi_extra={"requestBody": _MERGE_PATCH})
+async def patch_desired(
+    thing_id: str,
+    request: Request,
+    ctx: Ctx,
+    rt: Rt,
+    if_match: Annotated[str | None, Header(description="Twin version; 412 if it moved")] = None,
+) -> Response:
+    return await _patch_twin("desired", thing_id, request, ctx, rt, if_match)
+
+
+@router.patch("/{thing_id}/twin/reported", openapi_extra={"requestBody": _MERGE_PATCH})
+async def patch_reported(
+    thing_id: str,
+    request: Request,
+    ctx: Ctx,
+    rt: Rt,
+    if_match: Annotated[str | None, Header(description="Twin version; 412 if it moved")] = None,
+) -> Response:
+    return await _patch_twin("reported", thing_id, request, ctx, rt, if_match)
+
+
+@router.get("/{thing_id}/history")
+async def history(
+    thing_id: str,
+    rt: Rt,
+    since: Annotated[str | None, Query(description="RFC 3339 instant, inclusive")] = None,
+    until: Annotated[str | None, Query(description="RFC 3339 instant, inclusive")] = None,
+    limit: Limit = DEFAULT_LIMIT,
+    cursor: Cursor = None,
+) -> Response:
+    after_seq = 0 if cursor is None else cursors.decode(cursor, expect="seq", kind=int)
+    events = await rt.journal.history(
+        thing_id,
+        after_seq=after_seq,
+        since_us=instant(since, "since"),
+        until_us=instant(until, "until"),
+        limit=limit + 1,
+    )
+    more = len(events) > limit
+    page = events[:limit]
+    next_cursor = cursors.encode({"seq": page[-1]["seq"]}) if more else None
+    return json_response({"items": page, "next": next_cursor})

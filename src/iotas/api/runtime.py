@@ -1,0 +1,29 @@
+"""The services an app serves with, built in the lifespan and passed to routes explicitly."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from fastapi import Request
+
+from iotas.services.auth import Authenticator
+from iotas.services.journal import JournalService
+from iotas.services.registry import Registry
+from iotas.services.stream import JournalSignal
+from iotas.settings import Settings
+from iotas.store.store import Store
+
+
+@dataclass(frozen=True, slots=True)
+class Runtime:
+    settings: Settings
+    store: Store
+    registry: Registry
+    journal: JournalService
+    auth: Authenticator
+    signal: JournalSignal
+
+
+def runtime(request: Request) -> Runtime:
+    rt: Runtime = request.app.state.runtime
+    return rt

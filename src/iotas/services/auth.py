@@ -1,0 +1,111 @@
+"""Operator authentication with bearer tokens.
+
+A token is `iotas_<id>_<secret>`; only sha256(token) is stored. The secret has 256 bits of
+entropy, so a fast hash is enough (a slow password hash protects guessable secrets, and these
+are not). Lookups go by digest, so no comparison of the secret happens in Python at all.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import secrets
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from iotas.domain import clock
+from iotas.domain.errors import Unauthenticated
+from iotas.services.context import Actor
+from iotas.store import tokens_repo
+from iotas.store.store import Store
+
+ADMIN_SUBJECT = "admin"
+
+
+def digest(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def new_token() -> tuple[str, str]:
+    token_id = secrets.token_hex(8)
+    return token_id, f"iotas_{token_id}_{secrets.token_urlsafe(32)}"
+
+
+@dataclass(frozen=True, slots=True)
+class AdminToken:
+    token: str | None
+    # True when this start created the token (it is shown once, then only its file has it).
+    created: bool
+
+
+class Authenticator:
+    def __init__(self, store: Store, *, cache_seconds: float = 5.0) -> None:
+        self.store = store
+        self.cache_seconds = cache_seconds
+        self._cache: dict[str, tuple[float, Actor]] = {}
+
+    async def ensure_admin(self, configured: str | None, token_file: Path) -> AdminToken:
+        """Make sure an admin can get in: the configured token, or one made on first start."""
+        async with self.store.write() as tx:
+            if configured is not None:
+                if await tokens_repo.by_digest(tx.conn, digest(configured)) is None:
+                    await tokens_repo.add(
+                        tx.conn,
+                        token_id=secrets.token_hex(8),
+                        subject=ADMIN_SUBJECT,
+                        role="admin",
+                        digest=digest(configured),
+                        created_us=clock.now_us(),
+                    )
+                return AdminToken(configured, False)
+            if await tokens_repo.count(tx.conn) > 0:
+                return AdminToken(None, False)
+            token_id, token = new_token()
+            await tokens_repo.add(
+                tx.conn,
+                token_id=token_id,
+                subject=ADMIN_SUBJECT,
+                role="admin",
+                digest=digest(token),
+                created_us=clock.now_us(),
+            )
+            _write_secret(token_file, token)
+        return AdminToken(token, True)
+
+    async def authenticate(self, authorization: str | None) -> Actor:
+        if not authorization:
+            raise Unauthenticated("send 'Authorization: Bearer <token>'")
+        scheme, _, token = authorization.partition(" ")
+        token = token.strip()
+        if scheme.lower() != "bearer" or not token:
+            raise Unauthenticated("the Authorization header must be 'Bearer <token>'")
+        key = digest(token)
+        now = time.monotonic()
+        cached = self._cache.get(key)
+        if cached is not None and cached[0] > now:
+            return cached[1]
+        async with self.store.read() as conn:
+            record = await tokens_repo.by_digest(conn, key)
+        now_us = clock.now_us()
+        if (
+            record is None
+            or record.revoked_us is not None
+            or (record.expires_us is not None and record.expires_us <= now_us)
+        ):
+            self._cache.pop(key, None)
+            raise Unauthenticated("the token is unknown, expired or revoked")
+        namespaces = tuple(record.namespaces) if record.namespaces is not None else None
+        actor = Actor(record.subject, record.role, namespaces)
+        if len(self._cache) > 10_000:
+            self._cache.clear()
+        self._cache[key] = (now + self.cache_seconds, actor)
+        return actor
+
+
+def _write_secret(path: Path, secret: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(secret + "\n")
+    os.chmod(path, 0o600)

@@ -1,0 +1,1 @@
+"""Persistence: SQLAlchemy Core schema, migrations and repositories for SQLite and PostgreSQL."""

@@ -1,0 +1,91 @@
+"""Reading the journal. Appending happens only through `Store.write()`."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import orjson
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from iotas.domain.journal import Event
+from iotas.store.schema import journal, journal_head
+
+
+def _public(body: str, digest: str) -> dict[str, Any]:
+    doc: dict[str, Any] = orjson.loads(body)
+    doc["hash"] = digest
+    return doc
+
+
+async def after(
+    conn: AsyncConnection, seq: int, limit: int, types: list[str] | None = None
+) -> list[dict[str, Any]]:
+    query = (
+        select(journal.c.body, journal.c.hash)
+        .where(journal.c.seq > seq)
+        .order_by(journal.c.seq)
+        .limit(limit)
+    )
+    if types:
+        query = query.where(journal.c.type.in_(types))
+    return [_public(row.body, row.hash) for row in await conn.execute(query)]
+
+
+async def of_thing(
+    conn: AsyncConnection,
+    thing_id: str,
+    *,
+    after_seq: int,
+    since_us: int | None,
+    until_us: int | None,
+    limit: int,
+) -> list[dict[str, Any]]:
+    query = (
+        select(journal.c.body, journal.c.hash)
+        .where(journal.c.thing_id == thing_id, journal.c.seq > after_seq)
+        .order_by(journal.c.seq)
+        .limit(limit)
+    )
+    if since_us is not None:
+        query = query.where(journal.c.ts_us >= since_us)
+    if until_us is not None:
+        query = query.where(journal.c.ts_us <= until_us)
+    return [_public(row.body, row.hash) for row in await conn.execute(query)]
+
+
+async def events_until(conn: AsyncConnection, thing_id: str, at_us: int) -> list[Event]:
+    """Every event of the Thing up to and including the instant, in order, for a fold."""
+    query = (
+        select(journal.c.body)
+        .where(journal.c.thing_id == thing_id, journal.c.ts_us <= at_us)
+        .order_by(journal.c.seq)
+    )
+    return [Event.from_canonical(row.body) for row in await conn.execute(query)]
+
+
+async def head(conn: AsyncConnection) -> tuple[int, str]:
+    row = (await conn.execute(select(journal_head.c.seq, journal_head.c.hash))).one()
+    return row.seq, row.hash
+
+
+async def scan(
+    conn: AsyncConnection, *, batch: int = 5000
+) -> AsyncIterator[tuple[int, str, str, str, str]]:
+    """Every row as (seq, thing_id, type, body, hash), in seq order, a batch at a time."""
+    last = -1
+    while True:
+        rows = (
+            await conn.execute(
+                select(journal.c.seq, journal.c.thing_id, journal.c.type, journal.c.body, journal.c.hash)
+                .where(journal.c.seq > last)
+                .order_by(journal.c.seq)
+                .limit(batch)
+            )
+        ).all()
+        if not rows:
+            return
+        for row in rows:
+            yield row.seq, row.thing_id, row.type, row.body, row.hash
+        last = rows[-1].seq

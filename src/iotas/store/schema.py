@@ -1,0 +1,109 @@
+"""The relational schema. Alembic migrations under `migrations/` create exactly this.
+
+Times that are queried are integer microseconds since the epoch (`*_us`), so comparisons are
+plain integer comparisons on both SQLite and PostgreSQL; documents carry RFC 3339 strings.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Column,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+
+metadata = MetaData()
+
+# JSON documents are JSONB on PostgreSQL (indexable, queryable) and JSON text on SQLite (JSON1).
+Document = JSON().with_variant(JSONB(), "postgresql")
+
+things = Table(
+    "things",
+    metadata,
+    Column("id", String(200), primary_key=True),
+    Column("namespace", String(64), nullable=False, index=True),
+    Column("kind", String(64), nullable=False),
+    Column("attributes", Document, nullable=False),
+    Column("labels", Document, nullable=False),
+    Column("links", Document, nullable=False),
+    Column("description", Document, nullable=True),
+    Column("desired", Document, nullable=False),
+    Column("reported", Document, nullable=False),
+    Column("desired_meta", Document, nullable=False),
+    Column("reported_meta", Document, nullable=False),
+    Column("twin_version", BigInteger, nullable=False),
+    Column("revision", BigInteger, nullable=False),
+    Column("pending_since", String(32), nullable=True),
+    Column("created_at", String(32), nullable=False),
+    Column("updated_at", String(32), nullable=False),
+    Index("ix_things_kind", "kind"),
+)
+
+# One row per scalar leaf of `attributes` and `labels` (path like "attributes.site" or
+# "labels.tier"), so equality and range filters on them use an index instead of a scan.
+# `value` is the canonical JSON of the scalar ("\"plant-7\"", "42", "true"); `num` is set
+# for numbers only.
+thing_fields = Table(
+    "thing_fields",
+    metadata,
+    Column(
+        "thing_id",
+        String(200),
+        ForeignKey("things.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column("path", String(300), primary_key=True),
+    Column("value", Text, nullable=False),
+    Column("num", Float, nullable=True),
+    Index("ix_thing_fields_path_value", "path", "value"),
+    Index("ix_thing_fields_path_num", "path", "num"),
+)
+
+# The journal. `body` holds the exact canonical bytes that were hashed (text, not JSONB, so
+# nothing normalises them); the other columns are copies for indexing. `hash` =
+# sha256(previous hash + body).
+journal = Table(
+    "journal",
+    metadata,
+    Column("seq", BigInteger, primary_key=True, autoincrement=False),
+    Column("ts_us", BigInteger, nullable=False),
+    Column("thing_id", String(200), nullable=False),
+    Column("type", String(40), nullable=False),
+    Column("body", Text, nullable=False),
+    Column("hash", String(64), nullable=False),
+    Index("ix_journal_thing_seq", "thing_id", "seq"),
+    Index("ix_journal_ts", "ts_us"),
+)
+
+# A single row (id = 1): the last seq, its hash and time. Every writing transaction locks
+# it first, which makes seq gap-free and in commit order, and ts never go backwards.
+journal_head = Table(
+    "journal_head",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("seq", BigInteger, nullable=False),
+    Column("hash", String(64), nullable=False),
+    Column("ts_us", BigInteger, nullable=False),
+)
+
+tokens = Table(
+    "tokens",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("subject", String(200), nullable=False),
+    Column("role", String(20), nullable=False),
+    Column("namespaces", Document, nullable=True),
+    Column("token_hash", String(64), nullable=False, unique=True),
+    Column("created_us", BigInteger, nullable=False),
+    Column("expires_us", BigInteger, nullable=True),
+    Column("revoked_us", BigInteger, nullable=True),
+)
