@@ -9,12 +9,12 @@ error: CI must prove both backends.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import os
 import secrets
-import socket
-from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Coroutine, Iterator
 from pathlib import Path
+from typing import Any, TypeVar
 
 import asyncpg
 import httpx
@@ -22,9 +22,11 @@ import pytest
 import uvicorn
 
 from iotas.settings import Settings
+from support import LiveServer, free_port
 
 PG_URL = os.environ.get("IOTAS_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 IN_CI = os.environ.get("CI", "").lower() == "true"
+T = TypeVar("T")
 BACKENDS = ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
 
 
@@ -41,56 +43,44 @@ async def _pg_available() -> str | None:
     return None
 
 
+async def _pg_execute(statement: str) -> None:
+    admin = await asyncpg.connect(_pg_admin_dsn())
+    try:
+        await admin.execute(statement)
+    finally:
+        await admin.close()
+
+
+def run_sync(coro: Coroutine[Any, Any, T]) -> T:
+    """Run a coroutine to completion from synchronous fixture code, on a private loop."""
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, coro).result()
+
+
 @pytest.fixture
-async def pg_database() -> AsyncIterator[str]:
-    """A new, empty PostgreSQL database; yields its SQLAlchemy URL."""
-    problem = await _pg_available()
+def pg_database() -> Iterator[str]:
+    """A new, empty PostgreSQL database; yields its URL."""
+    problem = run_sync(_pg_available())
     if problem:
         if IN_CI:
             pytest.fail(f"CI requires PostgreSQL: {problem}")
         pytest.skip(problem)
     name = f"iotas_t_{secrets.token_hex(6)}"
-    admin = await asyncpg.connect(_pg_admin_dsn())
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await admin.close()
+    run_sync(_pg_execute(f'CREATE DATABASE "{name}"'))
     base = _pg_admin_dsn().rsplit("/", 1)[0]
     try:
         yield f"{base}/{name}"
     finally:
-        admin = await asyncpg.connect(_pg_admin_dsn())
-        try:
-            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        finally:
-            await admin.close()
+        run_sync(_pg_execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
 @pytest.fixture(params=BACKENDS)
-async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """Each test using this runs twice: on a SQLite file and on a PostgreSQL database."""
     if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'iotas.db'}"
-    else:
-        yield request.getfixturevalue("pg_database")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-@dataclass
-class LiveServer:
-    url: str
-    token: str
-    settings: Settings
-    client: httpx.AsyncClient
-
-    def anonymous(self) -> httpx.AsyncClient:
-        return httpx.AsyncClient(base_url=self.url, timeout=10)
+        return f"sqlite:///{tmp_path / 'iotas.db'}"
+    url: str = request.getfixturevalue("pg_database")
+    return url
 
 
 @pytest.fixture

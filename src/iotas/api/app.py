@@ -9,7 +9,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from iotas import __version__
-from iotas.api import errors
+from iotas.api import errors, openapi
 from iotas.api.routers import events, health, journal, things
 from iotas.api.runtime import Runtime
 from iotas.services.auth import Authenticator
@@ -17,19 +17,16 @@ from iotas.services.journal import JournalService
 from iotas.services.registry import Registry
 from iotas.services.stream import JournalSignal
 from iotas.settings import Settings
-from iotas.store import migrate
-from iotas.store.engine import create_engine, database_url
-from iotas.store.store import Store
+from iotas.store.engine import database_url, open_store
 
 log = logging.getLogger("iotas")
 
 
 async def open_runtime(settings: Settings) -> Runtime:
     """Open the database, migrate it and build the services (also used by the demo and tests)."""
-    engine = create_engine(database_url(settings.database_url, settings.data_dir))
-    await migrate.upgrade(engine)
     signal = JournalSignal()
-    store = Store(engine, on_commit=signal.committed)
+    url = database_url(settings.database_url, settings.data_dir)
+    store = await open_store(url, on_commit=signal.committed)
     return Runtime(
         settings=settings,
         store=store,
@@ -68,6 +65,7 @@ def create_app(settings: Settings) -> FastAPI:
         lifespan=lifespan,
     )
     errors.install(app)
+    openapi.install(app)
     for router in (health.router, things.router, journal.router, events.router):
         app.include_router(router)
     return app

@@ -20,10 +20,13 @@ async def json_body(request: Request) -> Any:
             f"send JSON (Content-Type: application/json or application/merge-patch+json), "
             f"not {content_type[:80]}"
         )
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+        raise InvalidInput(f"the body is larger than {MAX_BODY_BYTES} bytes")
     body = bytearray()
     async for chunk in request.stream():
         body += chunk
-        if len(body) > MAX_BODY_BYTES:
+        if len(body) > MAX_BODY_BYTES:  # a chunked body that declared no length
             raise InvalidInput(f"the body is larger than {MAX_BODY_BYTES} bytes")
     if not body:
         raise InvalidInput("the request needs a JSON body")

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from fastapi import Request
-
 from iotas.services.auth import Authenticator
 from iotas.services.journal import JournalService
 from iotas.services.registry import Registry
@@ -22,8 +20,3 @@ class Runtime:
     journal: JournalService
     auth: Authenticator
     signal: JournalSignal
-
-
-def runtime(request: Request) -> Runtime:
-    rt: Runtime = request.app.state.runtime
-    return rt

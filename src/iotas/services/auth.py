@@ -18,7 +18,7 @@ from iotas.domain import clock
 from iotas.domain.errors import Unauthenticated
 from iotas.services.context import Actor
 from iotas.store import tokens_repo
-from iotas.store.store import Store
+from iotas.store.store import Store, WriteTx
 
 ADMIN_SUBJECT = "admin"
 
@@ -47,31 +47,22 @@ class Authenticator:
 
     async def ensure_admin(self, configured: str | None, token_file: Path) -> AdminToken:
         """Make sure an admin can get in: the configured token, or one made on first start."""
-        async with self.store.write() as tx:
+
+        def unit(tx: WriteTx) -> AdminToken:
             if configured is not None:
-                if await tokens_repo.by_digest(tx.conn, digest(configured)) is None:
-                    await tokens_repo.add(
-                        tx.conn,
-                        token_id=secrets.token_hex(8),
-                        subject=ADMIN_SUBJECT,
-                        role="admin",
-                        digest=digest(configured),
-                        created_us=clock.now_us(),
-                    )
+                if tokens_repo.by_digest(tx.conn, digest(configured)) is None:
+                    _add_admin(tx, secrets.token_hex(8), configured)
                 return AdminToken(configured, False)
-            if await tokens_repo.count(tx.conn) > 0:
+            if tokens_repo.count(tx.conn) > 0:
                 return AdminToken(None, False)
             token_id, token = new_token()
-            await tokens_repo.add(
-                tx.conn,
-                token_id=token_id,
-                subject=ADMIN_SUBJECT,
-                role="admin",
-                digest=digest(token),
-                created_us=clock.now_us(),
-            )
+            _add_admin(tx, token_id, token)
+            # Written inside the transaction: if the file cannot be written, no token exists
+            # that nobody could ever read.
             _write_secret(token_file, token)
-        return AdminToken(token, True)
+            return AdminToken(token, True)
+
+        return await self.store.write(unit)
 
     async def authenticate(self, authorization: str | None) -> Actor:
         if not authorization:
@@ -85,8 +76,7 @@ class Authenticator:
         cached = self._cache.get(key)
         if cached is not None and cached[0] > now:
             return cached[1]
-        async with self.store.read() as conn:
-            record = await tokens_repo.by_digest(conn, key)
+        record = await self.store.read(lambda conn: tokens_repo.by_digest(conn, key))
         now_us = clock.now_us()
         if (
             record is None
@@ -101,6 +91,17 @@ class Authenticator:
             self._cache.clear()
         self._cache[key] = (now + self.cache_seconds, actor)
         return actor
+
+
+def _add_admin(tx: WriteTx, token_id: str, token: str) -> None:
+    tokens_repo.add(
+        tx.conn,
+        token_id=token_id,
+        subject=ADMIN_SUBJECT,
+        role="admin",
+        digest=digest(token),
+        created_us=clock.now_us(),
+    )
 
 
 def _write_secret(path: Path, secret: str) -> None:

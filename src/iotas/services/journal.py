@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
+from sqlalchemy import Connection
 
 from iotas.domain import journal as ev
 from iotas.domain.errors import NotFound
@@ -38,12 +39,10 @@ class JournalService:
     async def feed(
         self, after: int, limit: int, types: list[str] | None = None
     ) -> list[dict[str, Any]]:
-        async with self.store.read() as conn:
-            return await journal_repo.after(conn, after, limit, types)
+        return await self.store.read(lambda conn: journal_repo.after(conn, after, limit, types))
 
     async def head_seq(self) -> int:
-        async with self.store.read() as conn:
-            seq, _ = await journal_repo.head(conn)
+        seq, _ = await self.store.read(journal_repo.head)
         return seq
 
     async def history(
@@ -56,8 +55,8 @@ class JournalService:
         limit: int,
     ) -> list[dict[str, Any]]:
         check_thing_id(thing_id)
-        async with self.store.read() as conn:
-            return await journal_repo.of_thing(
+        return await self.store.read(
+            lambda conn: journal_repo.of_thing(
                 conn,
                 thing_id,
                 after_seq=after_seq,
@@ -65,12 +64,14 @@ class JournalService:
                 until_us=until_us,
                 limit=limit,
             )
+        )
 
     async def thing_at(self, thing_id: str, at_us: int) -> Thing:
         """The Thing exactly as it was at the instant, rebuilt by folding its events."""
         check_thing_id(thing_id)
-        async with self.store.read() as conn:
-            events = await journal_repo.events_until(conn, thing_id, at_us)
+        events = await self.store.read(
+            lambda conn: journal_repo.events_until(conn, thing_id, at_us)
+        )
         thing = ev.fold(events)
         if thing is None:
             raise NotFound(f"the Thing {thing_id!r} did not exist at that instant")
@@ -78,27 +79,30 @@ class JournalService:
 
     async def verify(self) -> Verification:
         """Walk the chain from the start; name the first event that does not hold."""
-        checked = 0
-        previous = ev.GENESIS_HASH
-        async with self.store.read() as conn:
-            head_seq, head_hash = await journal_repo.head(conn)
-            async for seq, thing_id, type_, body, digest in journal_repo.scan(conn):
-                previous_hash = previous
-                previous, broken = ev.check_link(checked + 1, previous_hash, seq, digest, body.encode())
-                if broken is None and not _columns_match(body, thing_id, type_):
-                    broken = ev.ChainBreak(seq, "the indexed columns disagree with the event body")
-                if broken is not None:
-                    return Verification(False, checked, broken.seq, broken.reason)
-                checked += 1
-        if checked != head_seq or (checked and previous != head_hash):
-            return Verification(
-                False,
-                checked,
-                checked + 1,
-                f"the journal ends at seq {checked} but its head says {head_seq}: "
-                "events were removed from the end",
-            )
-        return Verification(True, checked, None, None)
+        return await self.store.read(_verify)
+
+
+def _verify(conn: Connection) -> Verification:
+    checked = 0
+    previous = ev.GENESIS_HASH
+    head_seq, head_hash = journal_repo.head(conn)
+    for seq, thing_id, type_, body, digest in journal_repo.scan(conn):
+        previous_hash = previous
+        previous, broken = ev.check_link(checked + 1, previous_hash, seq, digest, body.encode())
+        if broken is None and not _columns_match(body, thing_id, type_):
+            broken = ev.ChainBreak(seq, "the indexed columns disagree with the event body")
+        if broken is not None:
+            return Verification(False, checked, broken.seq, broken.reason)
+        checked += 1
+    if checked != head_seq or (checked and previous != head_hash):
+        return Verification(
+            False,
+            checked,
+            checked + 1,
+            f"the journal ends at seq {checked} but its head says {head_seq}: "
+            "events were removed from the end",
+        )
+    return Verification(True, checked, None, None)
 
 
 def _columns_match(body: str, thing_id: str, type_: str) -> bool:

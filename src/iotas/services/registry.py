@@ -1,4 +1,8 @@
-"""Things and their twins: commands that validate, then record an event and fold it."""
+"""Things and their twins: commands that validate, then record an event and fold it.
+
+Each public method is one transaction: a unit of work (a plain function) handed to the
+store, holding the read, the event and the write together.
+"""
 
 from __future__ import annotations
 
@@ -16,7 +20,7 @@ from iotas.store import things_repo
 from iotas.store.query_sql import compile_query
 from iotas.store.store import Store, WriteTx
 
-MAX_TWIN_PATCH_BYTES = 64 * 1024
+THING_MEMBERS = frozenset({"id", "kind", "attributes", "labels", "links", "description"})
 
 
 class Registry:
@@ -25,48 +29,49 @@ class Registry:
 
     async def get(self, thing_id: str) -> Thing:
         check_thing_id(thing_id)
-        async with self.store.read() as conn:
-            thing = await things_repo.get(conn, thing_id)
+        thing = await self.store.read(lambda conn: things_repo.get(conn, thing_id))
         if thing is None:
             raise NotFound(f"there is no Thing {thing_id!r}")
         return thing
 
     async def get_many(self, ids: list[str]) -> dict[str, Thing]:
-        async with self.store.read() as conn:
-            return await things_repo.get_many(conn, ids)
+        return await self.store.read(lambda conn: things_repo.get_many(conn, ids))
 
     async def list(self, q: str | None, *, limit: int, after_id: str | None) -> list[Thing]:
         """Up to `limit` Things matching the query, in id order, after `after_id`."""
         where = None
         if q:
-            where = compile_query(parse_query(q), dialect=self.store.dialect, now_us=clock.now_us())
-        async with self.store.read() as conn:
-            return await things_repo.page(conn, where, after_id, limit)
+            node = parse_query(q)
+            where = compile_query(node, dialect=self.store.dialect, now_us=clock.now_us())
+        return await self.store.read(lambda conn: things_repo.page(conn, where, after_id, limit))
 
     async def create(self, ctx: Context, body: object) -> Thing:
         if not isinstance(body, dict):
             raise InvalidInput("a Thing must be a JSON object with at least id and kind")
-        unknown = sorted(set(body) - {"id", "kind", "attributes", "labels", "links", "description"})
+        unknown = sorted(set(body) - THING_MEMBERS)
         if unknown:
             raise InvalidInput(f"unknown member(s) {', '.join(unknown)} in a Thing")
         thing_id = check_thing_id(body.get("id"))
         record = validate_record(body)
-        async with self.store.write() as tx:
-            if await things_repo.get(tx.conn, thing_id) is not None:
+
+        def unit(tx: WriteTx) -> Thing:
+            if things_repo.get(tx.conn, thing_id) is not None:
                 raise Conflict(f"the Thing {thing_id!r} exists already")
-            event = self._record(tx, ctx, thing_id, ev.THING_CREATED, record)
-            thing = _fold(None, event)
-            await things_repo.insert_thing(tx.conn, thing)
-        return thing
+            thing = _fold(None, _record(tx, ctx, thing_id, ev.THING_CREATED, record))
+            things_repo.insert_thing(tx.conn, thing)
+            return thing
+
+        return await self.store.write(unit)
 
     async def patch(self, ctx: Context, thing_id: str, patch: object) -> Thing:
         check_thing_id(thing_id)
-        patch = validate_patch(patch)
-        async with self.store.write() as tx:
-            before = await self._existing(tx, thing_id)
+        valid_patch = validate_patch(patch)
+
+        def unit(tx: WriteTx) -> Thing:
+            before = _existing(tx, thing_id)
             current = before.record()
-            new_record = validate_record(merge_patch.apply(current, patch))
-            effective = merge_patch.effective(current, patch)
+            new_record = validate_record(merge_patch.apply(current, valid_patch))
+            effective = merge_patch.effective(current, valid_patch)
             if "links" in effective:
                 # Links are normalised (duplicates dropped): journal what will stand.
                 effective["links"] = new_record["links"]
@@ -74,17 +79,21 @@ class Registry:
                     del effective["links"]
             if not effective:
                 return before
-            event = self._record(tx, ctx, thing_id, ev.THING_UPDATED, effective)
-            after = _fold(before, event)
-            await things_repo.update_thing(tx.conn, before, after)
-        return after
+            after = _fold(before, _record(tx, ctx, thing_id, ev.THING_UPDATED, effective))
+            things_repo.update_thing(tx.conn, before, after)
+            return after
+
+        return await self.store.write(unit)
 
     async def delete(self, ctx: Context, thing_id: str) -> None:
         check_thing_id(thing_id)
-        async with self.store.write() as tx:
-            before = await self._existing(tx, thing_id)
-            self._record(tx, ctx, thing_id, ev.THING_DELETED, None, before=before.to_dict())
-            await things_repo.delete_thing(tx.conn, thing_id)
+
+        def unit(tx: WriteTx) -> None:
+            before = _existing(tx, thing_id)
+            _record(tx, ctx, thing_id, ev.THING_DELETED, None, before=before.to_dict())
+            things_repo.delete_thing(tx.conn, thing_id)
+
+        await self.store.write(unit)
 
     async def patch_twin(
         self,
@@ -102,8 +111,10 @@ class Registry:
             merge_patch.check_json(patch, side)
         except ValueError as exc:
             raise InvalidInput(str(exc), field=side) from None
-        async with self.store.write() as tx:
-            before = await self._existing(tx, thing_id)
+        type_ = ev.DESIRED_CHANGED if side == "desired" else ev.REPORTED_CHANGED
+
+        def unit(tx: WriteTx) -> Thing:
+            before = _existing(tx, thing_id)
             if if_match is not None and if_match != before.twin.version:
                 raise PreconditionFailed(
                     f"the twin of {thing_id!r} is at version {before.twin.version}, "
@@ -114,31 +125,32 @@ class Registry:
             effective = merge_patch.effective(document, patch)
             if not effective:
                 return before
-            type_ = ev.DESIRED_CHANGED if side == "desired" else ev.REPORTED_CHANGED
-            event = self._record(tx, ctx, thing_id, type_, effective)
-            after = _fold(before, event)
-            await things_repo.update_thing(tx.conn, before, after)
-        return after
+            after = _fold(before, _record(tx, ctx, thing_id, type_, effective))
+            things_repo.update_thing(tx.conn, before, after)
+            return after
 
-    async def _existing(self, tx: WriteTx, thing_id: str) -> Thing:
-        thing = await things_repo.get(tx.conn, thing_id)
-        if thing is None:
-            raise NotFound(f"there is no Thing {thing_id!r}")
-        return thing
+        return await self.store.write(unit)
 
-    @staticmethod
-    def _record(
-        tx: WriteTx,
-        ctx: Context,
-        thing_id: str,
-        type_: str,
-        patch: JSONObject | None,
-        *,
-        before: JSONObject | None = None,
-    ) -> ev.Event:
-        return tx.record(
-            thing_id, type_, actor=ctx.actor.subject, cause=ctx.cause, patch=patch, before=before
-        )
+
+def _existing(tx: WriteTx, thing_id: str) -> Thing:
+    thing = things_repo.get(tx.conn, thing_id)
+    if thing is None:
+        raise NotFound(f"there is no Thing {thing_id!r}")
+    return thing
+
+
+def _record(
+    tx: WriteTx,
+    ctx: Context,
+    thing_id: str,
+    type_: str,
+    patch: JSONObject | None,
+    *,
+    before: JSONObject | None = None,
+) -> ev.Event:
+    return tx.record(
+        thing_id, type_, actor=ctx.actor.subject, cause=ctx.cause, patch=patch, before=before
+    )
 
 
 def _fold(state: Thing | None, event: ev.Event) -> Thing:

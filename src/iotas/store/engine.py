@@ -1,16 +1,21 @@
-"""Engines for SQLite (embedded) and PostgreSQL (production), from one URL."""
+"""Opening the database named by a URL: the embedded SQLite file or PostgreSQL."""
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import orjson
-from sqlalchemy import event
+from sqlalchemy import Engine, event
+from sqlalchemy import create_engine as create_sync_engine
 from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import create_async_engine
 
 from iotas.domain.errors import InvalidInput
+from iotas.store import migrate
+from iotas.store.store import PostgresStore, SqliteStore, Store
 
 
 def _dumps(value: Any) -> str:
@@ -18,16 +23,18 @@ def _dumps(value: Any) -> str:
 
 
 def database_url(url: str | None, data_dir: Path) -> str:
-    """Normalise a user URL to an async driver; None means the embedded SQLite file."""
+    """Normalise a user URL; None means the embedded SQLite file in the data directory."""
     if url is None:
         data_dir.mkdir(parents=True, exist_ok=True)
-        return f"sqlite+aiosqlite:///{(data_dir / 'iotas.db').resolve()}"
+        return f"sqlite:///{(data_dir / 'iotas.db').resolve()}"
     parsed = make_url(url)
     backend = parsed.get_backend_name()
     if backend in ("postgresql", "postgres"):
         parsed = parsed.set(drivername="postgresql+asyncpg")
     elif backend == "sqlite":
-        parsed = parsed.set(drivername="sqlite+aiosqlite")
+        parsed = parsed.set(drivername="sqlite")
+        if parsed.database:
+            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
     else:
         raise InvalidInput(
             f"unsupported database {backend!r}: use postgresql://... or sqlite:///path"
@@ -35,25 +42,16 @@ def database_url(url: str | None, data_dir: Path) -> str:
     return parsed.render_as_string(hide_password=False)
 
 
-def create_engine(url: str) -> AsyncEngine:
-    if url.startswith("sqlite"):
-        engine = create_async_engine(
-            url, json_serializer=_dumps, json_deserializer=orjson.loads, pool_size=8
-        )
-        _sqlite_setup(engine)
-        return engine
-    return create_async_engine(
+def sqlite_engine(url: str) -> Engine:
+    engine = create_sync_engine(
         url,
         json_serializer=_dumps,
         json_deserializer=orjson.loads,
-        pool_size=10,
-        max_overflow=10,
-        pool_pre_ping=True,
+        pool_size=8,
+        max_overflow=8,
     )
 
-
-def _sqlite_setup(engine: AsyncEngine) -> None:
-    @event.listens_for(engine.sync_engine, "connect")
+    @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
         # Let SQLAlchemy, not the driver, decide when a transaction begins (see _on_begin).
         dbapi_connection.isolation_level = None
@@ -64,9 +62,29 @@ def _sqlite_setup(engine: AsyncEngine) -> None:
         cursor.execute("PRAGMA busy_timeout=15000")
         cursor.close()
 
-    @event.listens_for(engine.sync_engine, "begin")
+    @event.listens_for(engine, "begin")
     def _on_begin(conn: Any) -> None:
         # Writers take the write lock up front: a deferred transaction that upgrades to a
         # write later can fail with SQLITE_BUSY instead of waiting for the lock.
         immediate = conn.get_execution_options().get("sqlite_immediate", False)
         conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+    return engine
+
+
+async def open_store(url: str, *, on_commit: Callable[[int], None]) -> Store:
+    """Open, migrate and return the store for a URL from `database_url`."""
+    if url.startswith("sqlite"):
+        engine = sqlite_engine(url)
+        await asyncio.to_thread(migrate.upgrade_sync, engine)
+        return SqliteStore(engine, on_commit=on_commit)
+    async_engine = create_async_engine(
+        url,
+        json_serializer=_dumps,
+        json_deserializer=orjson.loads,
+        pool_size=10,
+        max_overflow=10,
+        pool_pre_ping=True,
+    )
+    await migrate.upgrade(async_engine)
+    return PostgresStore(async_engine, on_commit=on_commit)

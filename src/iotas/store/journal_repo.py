@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import Iterator
 from typing import Any
 
 import orjson
-from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy import Connection, select
 
 from iotas.domain.journal import Event
 from iotas.store.schema import journal, journal_head
@@ -19,8 +18,8 @@ def _public(body: str, digest: str) -> dict[str, Any]:
     return doc
 
 
-async def after(
-    conn: AsyncConnection, seq: int, limit: int, types: list[str] | None = None
+def after(
+    conn: Connection, seq: int, limit: int, types: list[str] | None = None
 ) -> list[dict[str, Any]]:
     query = (
         select(journal.c.body, journal.c.hash)
@@ -30,11 +29,11 @@ async def after(
     )
     if types:
         query = query.where(journal.c.type.in_(types))
-    return [_public(row.body, row.hash) for row in await conn.execute(query)]
+    return [_public(row.body, row.hash) for row in conn.execute(query)]
 
 
-async def of_thing(
-    conn: AsyncConnection,
+def of_thing(
+    conn: Connection,
     thing_id: str,
     *,
     after_seq: int,
@@ -52,32 +51,32 @@ async def of_thing(
         query = query.where(journal.c.ts_us >= since_us)
     if until_us is not None:
         query = query.where(journal.c.ts_us <= until_us)
-    return [_public(row.body, row.hash) for row in await conn.execute(query)]
+    return [_public(row.body, row.hash) for row in conn.execute(query)]
 
 
-async def events_until(conn: AsyncConnection, thing_id: str, at_us: int) -> list[Event]:
+def events_until(conn: Connection, thing_id: str, at_us: int) -> list[Event]:
     """Every event of the Thing up to and including the instant, in order, for a fold."""
     query = (
         select(journal.c.body)
         .where(journal.c.thing_id == thing_id, journal.c.ts_us <= at_us)
         .order_by(journal.c.seq)
     )
-    return [Event.from_canonical(row.body) for row in await conn.execute(query)]
+    return [Event.from_canonical(row.body) for row in conn.execute(query)]
 
 
-async def head(conn: AsyncConnection) -> tuple[int, str]:
-    row = (await conn.execute(select(journal_head.c.seq, journal_head.c.hash))).one()
+def head(conn: Connection) -> tuple[int, str]:
+    row = (conn.execute(select(journal_head.c.seq, journal_head.c.hash))).one()
     return row.seq, row.hash
 
 
-async def scan(
-    conn: AsyncConnection, *, batch: int = 5000
-) -> AsyncIterator[tuple[int, str, str, str, str]]:
+def scan(
+    conn: Connection, *, batch: int = 5000
+) -> Iterator[tuple[int, str, str, str, str]]:
     """Every row as (seq, thing_id, type, body, hash), in seq order, a batch at a time."""
     last = -1
     while True:
         rows = (
-            await conn.execute(
+            conn.execute(
                 select(journal.c.seq, journal.c.thing_id, journal.c.type, journal.c.body, journal.c.hash)
                 .where(journal.c.seq > last)
                 .order_by(journal.c.seq)

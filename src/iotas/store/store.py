@@ -1,26 +1,39 @@
 """Transactions: the one place where iotas begins and commits.
 
-A write transaction first locks the journal head row. That serialises writers for their whole
-transaction, so the seq numbers they take are gap-free and in commit order (a reader that has
-seen seq N will never later find an N-1 it missed), and every event's time is at least its
-predecessor's. SQLite locks the whole file anyway; in one process we queue writers on an
-asyncio lock rather than on SQLite's busy timeout.
+Services hand the store a *unit of work*: a plain function over a SQLAlchemy Core
+`Connection`, which is the whole transaction. Repositories are plain functions too, so one
+code base serves both databases:
+
+- SQLite (embedded): units run on threads with the stdlib driver, one hop per unit rather
+  than one per statement. Writes go through a single writer thread that commits in groups:
+  the units waiting when a batch starts share one transaction, each inside its own SAVEPOINT,
+  so one failing unit is rolled back alone. SQLite has one writer at a time anyway; grouping
+  turns its lock and commit into one per batch instead of one per change.
+- PostgreSQL: units run through `AsyncConnection.run_sync` on asyncpg; concurrency is real.
+
+Every write transaction first locks the journal head row. That serialises writers, so the
+seq numbers they take are gap-free and in commit order (a reader that has seen seq N never
+later finds an N-1 it missed), and an event's time is never before its predecessor's.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import Any, TypeVar
 
-from sqlalchemy import insert, select, update
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy import Connection, Engine, insert, select, update
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from iotas.domain import clock
 from iotas.domain.journal import Event, chain_hash
 from iotas.domain.merge_patch import JSONObject
 from iotas.store.schema import journal, journal_head
+
+T = TypeVar("T")
+MAX_BATCH = 256
 
 
 @dataclass(slots=True)
@@ -32,9 +45,9 @@ class Head:
 
 @dataclass(slots=True)
 class WriteTx:
-    """An open write transaction; `record` appends an event to the journal with it."""
+    """An open write transaction; `record` appends an event to the journal within it."""
 
-    conn: AsyncConnection
+    conn: Connection
     head: Head
     ts_us: int
     pending: list[dict[str, object]] = field(default_factory=list)
@@ -78,56 +91,179 @@ class WriteTx:
         self.head = Head(event.seq, digest, self.ts_us)
         return event
 
+    def flush(self) -> None:
+        """Write the events recorded so far (inside the unit's transaction or savepoint)."""
+        if self.pending:
+            self.conn.execute(insert(journal), self.pending)
+            self.pending = []
+
+
+def lock_head(conn: Connection) -> Head:
+    row = conn.execute(
+        select(journal_head.c.seq, journal_head.c.hash, journal_head.c.ts_us)
+        .where(journal_head.c.id == 1)
+        .with_for_update()
+    ).one()
+    return Head(row.seq, row.hash, row.ts_us)
+
+
+def save_head(conn: Connection, head: Head) -> None:
+    conn.execute(
+        update(journal_head)
+        .where(journal_head.c.id == 1)
+        .values(seq=head.seq, hash=head.hash, ts_us=head.ts_us)
+    )
+
 
 class Store:
-    def __init__(
-        self, engine: AsyncEngine, *, on_commit: Callable[[int], None] | None = None
-    ) -> None:
+    """The contract; `SqliteStore` and `PostgresStore` implement it."""
+
+    dialect: str
+
+    async def read(self, unit: Callable[[Connection], T]) -> T:
+        raise NotImplementedError
+
+    async def write(self, unit: Callable[[WriteTx], T]) -> T:
+        raise NotImplementedError
+
+    async def dispose(self) -> None:
+        raise NotImplementedError
+
+
+class PostgresStore(Store):
+    dialect = "postgresql"
+
+    def __init__(self, engine: AsyncEngine, *, on_commit: Callable[[int], None]) -> None:
         self.engine = engine
-        self.dialect = engine.dialect.name
         self._on_commit = on_commit
-        self._local_writer = asyncio.Lock() if self.dialect == "sqlite" else None
 
-    @asynccontextmanager
-    async def read(self) -> AsyncIterator[AsyncConnection]:
+    async def read(self, unit: Callable[[Connection], T]) -> T:
         async with self.engine.connect() as conn:
-            yield conn
+            return await conn.run_sync(unit)
 
-    @asynccontextmanager
-    async def write(self) -> AsyncIterator[WriteTx]:
-        if self._local_writer is None:
-            async with self._write() as tx:
-                yield tx
-        else:
-            async with self._local_writer, self._write() as tx:
-                yield tx
+    async def write(self, unit: Callable[[WriteTx], T]) -> T:
+        def transaction(conn: Connection) -> tuple[T, int | None]:
+            head = lock_head(conn)
+            tx = WriteTx(conn, head, max(clock.now_us(), head.ts_us))
+            result = unit(tx)
+            tx.flush()
+            if tx.head.seq == head.seq:
+                return result, None
+            save_head(conn, tx.head)
+            return result, tx.head.seq
 
-    @asynccontextmanager
-    async def _write(self) -> AsyncIterator[WriteTx]:
-        committed_seq = None
-        async with self.engine.connect() as conn:
-            conn = await conn.execution_options(sqlite_immediate=True)
-            async with conn.begin():
-                row = (
-                    await conn.execute(
-                        select(journal_head.c.seq, journal_head.c.hash, journal_head.c.ts_us)
-                        .where(journal_head.c.id == 1)
-                        .with_for_update()
-                    )
-                ).one()
-                head = Head(row.seq, row.hash, row.ts_us)
-                tx = WriteTx(conn, head, max(clock.now_us(), head.ts_us))
-                yield tx
-                if tx.pending:
-                    await conn.execute(insert(journal), tx.pending)
-                    await conn.execute(
-                        update(journal_head)
-                        .where(journal_head.c.id == 1)
-                        .values(seq=tx.head.seq, hash=tx.head.hash, ts_us=tx.head.ts_us)
-                    )
-                    committed_seq = tx.head.seq
-        if committed_seq is not None and self._on_commit is not None:
-            self._on_commit(committed_seq)
+        async with self.engine.begin() as conn:
+            result, seq = await conn.run_sync(transaction)
+        if seq is not None:
+            self._on_commit(seq)
+        return result
 
     async def dispose(self) -> None:
         await self.engine.dispose()
+
+
+@dataclass(slots=True)
+class _Job:
+    unit: Callable[[WriteTx], Any]
+    future: asyncio.Future[Any]
+
+
+class SqliteStore(Store):
+    dialect = "sqlite"
+
+    def __init__(
+        self, engine: Engine, *, on_commit: Callable[[int], None], readers: int = 4
+    ) -> None:
+        self.engine = engine
+        self._on_commit = on_commit
+        self._readers = ThreadPoolExecutor(readers, thread_name_prefix="iotas-sqlite-read")
+        self._writer: Connection | None = None
+        self._queued: list[_Job] = []
+
+    async def read(self, unit: Callable[[Connection], T]) -> T:
+        def run() -> T:
+            with self.engine.connect() as conn, conn.begin():
+                return unit(conn)
+
+        return await asyncio.wrap_future(self._readers.submit(run))
+
+    async def write(self, unit: Callable[[WriteTx], T]) -> T:
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[T] = loop.create_future()
+        if not self._queued:
+            # Every write that arrives before this callback runs joins the same batch.
+            loop.call_soon(self._run_queued)
+        self._queued.append(_Job(unit, future))
+        return await future
+
+    def _run_queued(self) -> None:
+        # Runs on the event loop thread, on purpose: a writer thread would trade the GIL with
+        # the loop on every statement (sqlite3 releases it around each call), and that convoy
+        # cost more than the few milliseconds a batch holds the loop.
+        batch, self._queued = self._queued[:MAX_BATCH], self._queued[MAX_BATCH:]
+        if self._queued:
+            asyncio.get_running_loop().call_soon(self._run_queued)
+        if self._writer is None:
+            self._writer = self.engine.connect().execution_options(sqlite_immediate=True)
+        outcomes, last_seq = _run_batch(self._writer, [job.unit for job in batch])
+        for job, (ok, value) in zip(batch, outcomes, strict=True):
+            _settle(job.future, ok, value)
+        if last_seq is not None:
+            self._on_commit(last_seq)
+
+    async def dispose(self) -> None:
+        while self._queued:
+            await asyncio.sleep(0.01)
+        if self._writer is not None:
+            self._writer.close()
+        self._readers.shutdown(wait=True)
+        self.engine.dispose()
+
+
+def _run_batch(
+    conn: Connection, units: list[Callable[[WriteTx], Any]]
+) -> tuple[list[tuple[bool, Any]], int | None]:
+    """Run units in one transaction, each in a savepoint so a failing one is undone alone."""
+    outcomes: list[tuple[bool, Any]] = []
+    try:
+        with conn.begin():
+            # Plain SQL: this runs once per batch on the event loop (BEGIN IMMEDIATE holds
+            # the lock, so no FOR UPDATE is needed), and SQLAlchemy's per-statement work showed.
+            seq, digest, ts_us = conn.exec_driver_sql(
+                "SELECT seq, hash, ts_us FROM journal_head WHERE id = 1"
+            ).one()
+            head = start = Head(seq, digest, ts_us)
+            events: list[dict[str, object]] = []
+            for unit in units:
+                tx = WriteTx(conn, head, max(clock.now_us(), head.ts_us))
+                conn.exec_driver_sql("SAVEPOINT unit")
+                try:
+                    result = unit(tx)
+                except Exception as exc:  # the unit's own failure: only it is undone
+                    conn.exec_driver_sql("ROLLBACK TO unit")
+                    conn.exec_driver_sql("RELEASE unit")
+                    outcomes.append((False, exc))
+                    continue
+                conn.exec_driver_sql("RELEASE unit")
+                events += tx.pending
+                head = tx.head
+                outcomes.append((True, result))
+            if head.seq == start.seq:
+                return outcomes, None
+            conn.execute(insert(journal), events)
+            conn.exec_driver_sql(
+                "UPDATE journal_head SET seq = ?, hash = ?, ts_us = ? WHERE id = 1",
+                (head.seq, head.hash, head.ts_us),
+            )
+    except Exception as exc:  # the batch could not commit: every unit in it failed
+        return [(False, exc) for _ in units], None
+    return outcomes, head.seq
+
+
+def _settle(future: asyncio.Future[Any], ok: bool, value: Any) -> None:
+    if future.cancelled():
+        return
+    if ok:
+        future.set_result(value)
+    else:
+        future.set_exception(value)

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import ColumnElement, delete, insert, select, update
+from sqlalchemy import ColumnElement, Connection, bindparam, delete, insert, select, update
 from sqlalchemy.engine import Row
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from iotas.domain.things import Thing
 from iotas.domain.twin import Twin
-from iotas.store.schema import things
-from iotas.store.thing_fields import replace_fields
+from iotas.store.schema import thing_fields, things
+from iotas.store.thing_fields import field_rows
 
 
 def _from_row(row: Row[Any]) -> Thing:
@@ -59,42 +58,73 @@ def _to_row(thing: Thing) -> dict[str, Any]:
     }
 
 
-async def get(conn: AsyncConnection, thing_id: str) -> Thing | None:
-    row = (await conn.execute(select(things).where(things.c.id == thing_id))).first()
+# Built once: these run on every twin change, and building a statement costs more than
+# executing a cached one.
+_GET = select(things).where(things.c.id == bindparam("thing_id"))
+_TWIN_COLUMNS = (
+    "desired",
+    "reported",
+    "desired_meta",
+    "reported_meta",
+    "twin_version",
+    "revision",
+    "pending_since",
+    "updated_at",
+)
+_UPDATE_TWIN = (
+    update(things)
+    .where(things.c.id == bindparam("b_id"))
+    .values({name: bindparam(f"b_{name}") for name in _TWIN_COLUMNS})
+)
+
+
+def get(conn: Connection, thing_id: str) -> Thing | None:
+    row = conn.execute(_GET, {"thing_id": thing_id}).first()
     return None if row is None else _from_row(row)
 
 
-async def get_many(conn: AsyncConnection, ids: list[str]) -> dict[str, Thing]:
+def get_many(conn: Connection, ids: list[str]) -> dict[str, Thing]:
     if not ids:
         return {}
-    rows = await conn.execute(select(things).where(things.c.id.in_(ids)))
+    rows = conn.execute(select(things).where(things.c.id.in_(ids)))
     return {row.id: _from_row(row) for row in rows}
 
 
-async def insert_thing(conn: AsyncConnection, thing: Thing) -> None:
-    await conn.execute(insert(things).values(_to_row(thing)))
-    await replace_fields(conn, thing.id, thing.attributes, thing.labels)
+def insert_thing(conn: Connection, thing: Thing) -> None:
+    conn.execute(insert(things).values(_to_row(thing)))
+    replace_fields(conn, thing.id, thing.attributes, thing.labels)
 
 
-async def update_thing(conn: AsyncConnection, before: Thing, after: Thing) -> None:
+def update_thing(conn: Connection, before: Thing, after: Thing) -> None:
     row = _to_row(after)
+    if before.record() == after.record():
+        conn.execute(_UPDATE_TWIN, {f"b_{name}": row[name] for name in ("id", *_TWIN_COLUMNS)})
+        return
     del row["id"]
-    await conn.execute(update(things).where(things.c.id == after.id).values(row))
+    conn.execute(update(things).where(things.c.id == after.id).values(row))
     if before.attributes != after.attributes or before.labels != after.labels:
-        await replace_fields(conn, after.id, after.attributes, after.labels)
+        replace_fields(conn, after.id, after.attributes, after.labels)
 
 
-async def delete_thing(conn: AsyncConnection, thing_id: str) -> None:
+def replace_fields(conn: Connection, thing_id: str, attributes: Any, labels: Any) -> None:
+    """Rewrite the Thing's rows in the `thing_fields` index (used by attribute queries)."""
+    conn.execute(delete(thing_fields).where(thing_fields.c.thing_id == thing_id))
+    rows = field_rows(thing_id, attributes, labels)
+    if rows:
+        conn.execute(insert(thing_fields), rows)
+
+
+def delete_thing(conn: Connection, thing_id: str) -> None:
     # thing_fields rows go with it (ON DELETE CASCADE; SQLite has foreign_keys=ON).
-    await conn.execute(delete(things).where(things.c.id == thing_id))
+    conn.execute(delete(things).where(things.c.id == thing_id))
 
 
-async def page(
-    conn: AsyncConnection, where: ColumnElement[bool] | None, after_id: str | None, limit: int
+def page(
+    conn: Connection, where: ColumnElement[bool] | None, after_id: str | None, limit: int
 ) -> list[Thing]:
     query = select(things).order_by(things.c.id).limit(limit)
     if where is not None:
         query = query.where(where)
     if after_id is not None:
         query = query.where(things.c.id > after_id)
-    return [_from_row(row) for row in await conn.execute(query)]
+    return [_from_row(row) for row in conn.execute(query)]

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import func, insert, select
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy import Connection, func, insert, select
 
 from iotas.store.schema import tokens
 
@@ -20,8 +19,8 @@ class TokenRecord:
     revoked_us: int | None
 
 
-async def by_digest(conn: AsyncConnection, digest: str) -> TokenRecord | None:
-    row = (await conn.execute(select(tokens).where(tokens.c.token_hash == digest))).first()
+def by_digest(conn: Connection, digest: str) -> TokenRecord | None:
+    row = (conn.execute(select(tokens).where(tokens.c.token_hash == digest))).first()
     if row is None:
         return None
     return TokenRecord(
@@ -29,12 +28,12 @@ async def by_digest(conn: AsyncConnection, digest: str) -> TokenRecord | None:
     )
 
 
-async def count(conn: AsyncConnection) -> int:
-    return int((await conn.execute(select(func.count()).select_from(tokens))).scalar_one())
+def count(conn: Connection) -> int:
+    return int((conn.execute(select(func.count()).select_from(tokens))).scalar_one())
 
 
-async def add(
-    conn: AsyncConnection,
+def add(
+    conn: Connection,
     *,
     token_id: str,
     subject: str,
@@ -44,7 +43,7 @@ async def add(
     namespaces: list[str] | None = None,
     expires_us: int | None = None,
 ) -> None:
-    await conn.execute(
+    conn.execute(
         insert(tokens).values(
             id=token_id,
             subject=subject,

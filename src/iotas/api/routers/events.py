@@ -36,6 +36,7 @@ async def events(
     after: Annotated[int | None, Query(ge=0, description="Start after this seq")] = None,
     last_event_id: Annotated[str | None, Header(description="Resume after this seq")] = None,
 ) -> StreamingResponse:
+    # (A long-lived stream: declaring the header costs nothing that matters here.)
     wanted = _types(types)
     node = parse(q) if q else None
     start = _start(after, last_event_id)

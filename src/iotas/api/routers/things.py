@@ -4,18 +4,23 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Header, Query, Request
+from fastapi import APIRouter, Query, Request
 from starlette.responses import Response
 
 from iotas.api.bodies import json_body, version_header
 from iotas.api.paging import DEFAULT_LIMIT, Cursor, Limit, instant
 from iotas.api.responses import json_response
-from iotas.api.security import Ctx, Rt, context
+from iotas.api.openapi import IF_MATCH
+from iotas.api.runtime import Runtime
+from iotas.api.security import Ctx, Rt
 from iotas.domain import cursor as cursors
 from iotas.domain.things import Thing
 from iotas.domain.twin import Side
 
-router = APIRouter(prefix="/api/v1/things", tags=["things"], dependencies=[Depends(context)])
+# Every route here takes `ctx: Ctx`, which authenticates; no router-level duplicate, since
+# FastAPI resolves dependencies per request. tests/integration/api walks the OpenAPI document
+# to prove every route refuses anonymous callers.
+router = APIRouter(prefix="/api/v1/things", tags=["things"])
 
 _MERGE_PATCH = {"content": {"application/merge-patch+json": {"schema": {"type": "object"}}}}
 _THING_BODY = {
@@ -66,6 +71,7 @@ async def create_thing(request: Request, ctx: Ctx, rt: Rt) -> Response:
 
 @router.get("")
 async def list_things(
+    ctx: Ctx,
     rt: Rt,
     q: Annotated[str | None, Query(max_length=4096, description="A query, see docs/query.md")] = None,
     limit: Limit = DEFAULT_LIMIT,
@@ -82,6 +88,7 @@ async def list_things(
 @router.get("/{thing_id}")
 async def get_thing(
     thing_id: str,
+    ctx: Ctx,
     rt: Rt,
     at: Annotated[
         str | None, Query(description="RFC 3339 instant: the Thing as it was then")
@@ -105,45 +112,34 @@ async def delete_thing(thing_id: str, ctx: Ctx, rt: Rt) -> Response:
 
 
 @router.get("/{thing_id}/twin")
-async def get_twin(thing_id: str, rt: Rt) -> Response:
+async def get_twin(thing_id: str, ctx: Ctx, rt: Rt) -> Response:
     return _twin(await rt.registry.get(thing_id))
 
 
-async def _patch_twin(
-    side: Side, thing_id: str, request: Request, ctx: Ctx, rt: Rt, if_match: str | None
-) -> Response:
+async def _patch_twin(side: Side, thing_id: str, request: Request, ctx: Ctx) -> Response:
     patch: Any = await json_body(request)
-    thing = await rt.registry.patch_twin(
-        ctx, thing_id, side, patch, if_match=version_header(if_match)
-    )
-    return _twin(thing)
+    rt: Runtime = request.app.state.runtime
+    if_match = version_header(request.headers.get("if-match"))
+    return _twin(await rt.registry.patch_twin(ctx, thing_id, side, patch, if_match=if_match))
 
 
-@router.patch("/{thing_id}/twin/desired", openapi_extra={"requestBody": _MERGE_PATCH})
-async def patch_desired(
-    thing_id: str,
-    request: Request,
-    ctx: Ctx,
-    rt: Rt,
-    if_match: Annotated[str | None, Header(description="Twin version; 412 if it moved")] = None,
-) -> Response:
-    return await _patch_twin("desired", thing_id, request, ctx, rt, if_match)
+_TWIN_PATCH = {"requestBody": _MERGE_PATCH, "parameters": [IF_MATCH]}
 
 
-@router.patch("/{thing_id}/twin/reported", openapi_extra={"requestBody": _MERGE_PATCH})
-async def patch_reported(
-    thing_id: str,
-    request: Request,
-    ctx: Ctx,
-    rt: Rt,
-    if_match: Annotated[str | None, Header(description="Twin version; 412 if it moved")] = None,
-) -> Response:
-    return await _patch_twin("reported", thing_id, request, ctx, rt, if_match)
+@router.patch("/{thing_id}/twin/desired", openapi_extra=_TWIN_PATCH)
+async def patch_desired(thing_id: str, request: Request, ctx: Ctx) -> Response:
+    return await _patch_twin("desired", thing_id, request, ctx)
+
+
+@router.patch("/{thing_id}/twin/reported", openapi_extra=_TWIN_PATCH)
+async def patch_reported(thing_id: str, request: Request, ctx: Ctx) -> Response:
+    return await _patch_twin("reported", thing_id, request, ctx)
 
 
 @router.get("/{thing_id}/history")
 async def history(
     thing_id: str,
+    ctx: Ctx,
     rt: Rt,
     since: Annotated[str | None, Query(description="RFC 3339 instant, inclusive")] = None,
     until: Annotated[str | None, Query(description="RFC 3339 instant, inclusive")] = None,
