@@ -8,7 +8,7 @@ read as it was at an instant is exactly the state the live path had after that e
 from __future__ import annotations
 
 import hashlib
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, replace
 from typing import Any, Final
 
 import orjson
@@ -43,7 +43,20 @@ class Event:
 
     def canonical(self) -> bytes:
         """The bytes that are hashed and stored: sorted keys, no spaces, UTF-8."""
-        return orjson.dumps(asdict(self), option=orjson.OPT_SORT_KEYS)
+        # Not dataclasses.asdict: it deep-copies the patch, and this runs on every change.
+        return orjson.dumps(
+            {
+                "seq": self.seq,
+                "ts": self.ts,
+                "thing_id": self.thing_id,
+                "type": self.type,
+                "actor": self.actor,
+                "cause": self.cause,
+                "patch": self.patch,
+                "before": self.before,
+            },
+            option=orjson.OPT_SORT_KEYS,
+        )
 
     @staticmethod
     def from_canonical(body: bytes | str) -> Event:

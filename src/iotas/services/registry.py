@@ -55,10 +55,11 @@ class Registry:
         record = validate_record(body)
 
         def unit(tx: WriteTx) -> Thing:
-            if things_repo.get(tx.conn, thing_id) is not None:
+            if tx.thing(thing_id) is not None:
                 raise Conflict(f"the Thing {thing_id!r} exists already")
             thing = _fold(None, _record(tx, ctx, thing_id, ev.THING_CREATED, record))
             things_repo.insert_thing(tx.conn, thing)
+            tx.wrote(thing_id, thing)
             return thing
 
         return await self.store.write(unit)
@@ -81,6 +82,7 @@ class Registry:
                 return before
             after = _fold(before, _record(tx, ctx, thing_id, ev.THING_UPDATED, effective))
             things_repo.update_thing(tx.conn, before, after)
+            tx.wrote(thing_id, after)
             return after
 
         return await self.store.write(unit)
@@ -92,6 +94,7 @@ class Registry:
             before = _existing(tx, thing_id)
             _record(tx, ctx, thing_id, ev.THING_DELETED, None, before=before.to_dict())
             things_repo.delete_thing(tx.conn, thing_id)
+            tx.wrote(thing_id, None)
 
         await self.store.write(unit)
 
@@ -127,13 +130,14 @@ class Registry:
                 return before
             after = _fold(before, _record(tx, ctx, thing_id, type_, effective))
             things_repo.update_thing(tx.conn, before, after)
+            tx.wrote(thing_id, after)
             return after
 
         return await self.store.write(unit)
 
 
 def _existing(tx: WriteTx, thing_id: str) -> Thing:
-    thing = things_repo.get(tx.conn, thing_id)
+    thing = tx.thing(thing_id)
     if thing is None:
         raise NotFound(f"there is no Thing {thing_id!r}")
     return thing

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import fcntl
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -72,12 +74,42 @@ def sqlite_engine(url: str) -> Engine:
     return engine
 
 
+def lock_data_file(url: str) -> int:
+    """Hold an exclusive lock beside the SQLite file for as long as the process uses it.
+
+    The embedded store batches writes and caches committed state in its own process; a second
+    iotas process writing the same file would make that cache wrong, so it is refused.
+    """
+    database = make_url(url).database
+    if not database or database == ":memory:":
+        raise InvalidInput("the embedded store needs a SQLite file, not an in-memory database")
+    path = Path(database + ".lock")
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise DataFileBusy(
+            f"another iotas process is using {database}; stop it or use another --data-dir"
+        ) from None
+    return fd
+
+
+class DataFileBusy(RuntimeError):
+    pass
+
+
 async def open_store(url: str, *, on_commit: Callable[[int], None]) -> Store:
     """Open, migrate and return the store for a URL from `database_url`."""
     if url.startswith("sqlite"):
-        engine = sqlite_engine(url)
-        await asyncio.to_thread(migrate.upgrade_sync, engine)
-        return SqliteStore(engine, on_commit=on_commit)
+        lock = lock_data_file(url)
+        try:
+            engine = sqlite_engine(url)
+            await asyncio.to_thread(migrate.upgrade_sync, engine)
+        except BaseException:
+            os.close(lock)
+            raise
+        return SqliteStore(engine, on_commit=on_commit, lock_fd=lock)
     async_engine = create_async_engine(
         url,
         json_serializer=_dumps,

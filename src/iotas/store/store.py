@@ -19,7 +19,9 @@ later finds an N-1 it missed), and an event's time is never before its predecess
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+import os
+from collections import ChainMap
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -30,10 +32,14 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from iotas.domain import clock
 from iotas.domain.journal import Event, chain_hash
 from iotas.domain.merge_patch import JSONObject
+from iotas.domain.things import Thing
+from iotas.store import things_repo
 from iotas.store.schema import journal, journal_head
 
 T = TypeVar("T")
 MAX_BATCH = 256
+# Things whose committed state the embedded store keeps in memory (about 2 KB each).
+CACHE_SIZE = 20_000
 
 
 @dataclass(slots=True)
@@ -45,12 +51,31 @@ class Head:
 
 @dataclass(slots=True)
 class WriteTx:
-    """An open write transaction; `record` appends an event to the journal within it."""
+    """An open write transaction; `record` appends an event to the journal within it.
+
+    `known` is what the store already knows of Things' current state (the embedded store's
+    cache of committed state plus earlier units of the same batch), or None. Units read
+    Things with `thing()` and report what they wrote with `wrote()`, so that the cache only
+    ever learns committed state.
+    """
 
     conn: Connection
     head: Head
     ts_us: int
     pending: list[dict[str, object]] = field(default_factory=list)
+    known: Mapping[str, Thing | None] | None = None
+    staged: dict[str, Thing | None] = field(default_factory=dict)
+
+    def thing(self, thing_id: str) -> Thing | None:
+        if thing_id in self.staged:
+            return self.staged[thing_id]
+        if self.known is not None and thing_id in self.known:
+            return self.known[thing_id]
+        return things_repo.get(self.conn, thing_id)
+
+    def wrote(self, thing_id: str, thing: Thing | None) -> None:
+        """Say the unit stored this state (None: deleted) for the Thing."""
+        self.staged[thing_id] = thing
 
     @property
     def now(self) -> str:
@@ -172,13 +197,22 @@ class SqliteStore(Store):
     dialect = "sqlite"
 
     def __init__(
-        self, engine: Engine, *, on_commit: Callable[[int], None], readers: int = 4
+        self,
+        engine: Engine,
+        *,
+        on_commit: Callable[[int], None],
+        lock_fd: int | None = None,
+        readers: int = 4,
     ) -> None:
         self.engine = engine
+        self._lock_fd = lock_fd
         self._on_commit = on_commit
         self._readers = ThreadPoolExecutor(readers, thread_name_prefix="iotas-sqlite-read")
         self._writer: Connection | None = None
         self._queued: list[_Job] = []
+        # Committed state of recently written Things. Sound because this process is the only
+        # writer of the file (see `engine.lock_data_file`) and it is updated after commit only.
+        self._known: dict[str, Thing | None] = {}
 
     async def read(self, unit: Callable[[Connection], T]) -> T:
         def run() -> T:
@@ -205,7 +239,12 @@ class SqliteStore(Store):
             asyncio.get_running_loop().call_soon(self._run_queued)
         if self._writer is None:
             self._writer = self.engine.connect().execution_options(sqlite_immediate=True)
-        outcomes, last_seq = _run_batch(self._writer, [job.unit for job in batch])
+        outcomes, last_seq, staged = _run_batch(
+            self._writer, [job.unit for job in batch], self._known
+        )
+        if len(self._known) + len(staged) > CACHE_SIZE:
+            self._known.clear()
+        self._known.update(staged)
         for job, (ok, value) in zip(batch, outcomes, strict=True):
             _settle(job.future, ok, value)
         if last_seq is not None:
@@ -218,46 +257,68 @@ class SqliteStore(Store):
             self._writer.close()
         self._readers.shutdown(wait=True)
         self.engine.dispose()
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)  # closing the descriptor releases the lock
+            self._lock_fd = None
+
+
+_JOURNAL_INSERT = (
+    "INSERT INTO journal (seq, ts_us, thing_id, type, body, hash) VALUES (?, ?, ?, ?, ?, ?)"
+)
 
 
 def _run_batch(
-    conn: Connection, units: list[Callable[[WriteTx], Any]]
-) -> tuple[list[tuple[bool, Any]], int | None]:
-    """Run units in one transaction, each in a savepoint so a failing one is undone alone."""
+    conn: Connection, units: list[Callable[[WriteTx], Any]], known: dict[str, Thing | None]
+) -> tuple[list[tuple[bool, Any]], int | None, dict[str, Thing | None]]:
+    """Run units in one transaction, each in a savepoint so a failing one is undone alone.
+
+    The batch's own statements (savepoints, the head, the journal rows) go to the sqlite3
+    connection directly: they run for every change, and SQLAlchemy's per-statement work was
+    a large part of their cost. The units themselves use the shared repositories.
+    """
     outcomes: list[tuple[bool, Any]] = []
     try:
         with conn.begin():
-            # Plain SQL: this runs once per batch on the event loop (BEGIN IMMEDIATE holds
-            # the lock, so no FOR UPDATE is needed), and SQLAlchemy's per-statement work showed.
-            seq, digest, ts_us = conn.exec_driver_sql(
+            raw = conn.connection.driver_connection
+            assert raw is not None
+            seq, digest, ts_us = raw.execute(
                 "SELECT seq, hash, ts_us FROM journal_head WHERE id = 1"
-            ).one()
+            ).fetchone()
             head = start = Head(seq, digest, ts_us)
-            events: list[dict[str, object]] = []
+            events: list[dict[str, Any]] = []
+            staged: dict[str, Thing | None] = {}
+            view = ChainMap(staged, known)
             for unit in units:
-                tx = WriteTx(conn, head, max(clock.now_us(), head.ts_us))
-                conn.exec_driver_sql("SAVEPOINT unit")
+                tx = WriteTx(conn, head, max(clock.now_us(), head.ts_us), known=view)
+                raw.execute("SAVEPOINT unit")
                 try:
                     result = unit(tx)
                 except Exception as exc:  # the unit's own failure: only it is undone
-                    conn.exec_driver_sql("ROLLBACK TO unit")
-                    conn.exec_driver_sql("RELEASE unit")
+                    raw.execute("ROLLBACK TO unit")
+                    raw.execute("RELEASE unit")
                     outcomes.append((False, exc))
                     continue
-                conn.exec_driver_sql("RELEASE unit")
+                raw.execute("RELEASE unit")
                 events += tx.pending
+                staged.update(tx.staged)
                 head = tx.head
                 outcomes.append((True, result))
             if head.seq == start.seq:
-                return outcomes, None
-            conn.execute(insert(journal), events)
-            conn.exec_driver_sql(
+                return outcomes, None, staged
+            raw.executemany(
+                _JOURNAL_INSERT,
+                [
+                    (e["seq"], e["ts_us"], e["thing_id"], e["type"], e["body"], e["hash"])
+                    for e in events
+                ],
+            )
+            raw.execute(
                 "UPDATE journal_head SET seq = ?, hash = ?, ts_us = ? WHERE id = 1",
                 (head.seq, head.hash, head.ts_us),
             )
     except Exception as exc:  # the batch could not commit: every unit in it failed
-        return [(False, exc) for _ in units], None
-    return outcomes, head.seq
+        return [(False, exc) for _ in units], None, {}
+    return outcomes, head.seq, staged
 
 
 def _settle(future: asyncio.Future[Any], ok: bool, value: Any) -> None:

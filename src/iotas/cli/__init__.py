@@ -1,0 +1,1 @@
+"""The `iotas` command line (Typer + rich); `iotas.cli.main:main` is the entry point."""

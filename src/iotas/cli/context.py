@@ -1,0 +1,130 @@
+"""What every command shares: connection options, output mode, and running an SDK call with
+errors turned into the exit codes documented in docs/cli.md."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from enum import IntEnum
+from pathlib import Path
+from typing import NoReturn, TypeVar
+
+import typer
+
+from iotas.cli.output import Output
+from iotas.sdk import ApiError, Client, ConnectionFailed
+
+T = TypeVar("T")
+
+DEFAULT_DATA_DIR = Path("iotas-data")
+
+
+class ExitCode(IntEnum):
+    OK = 0
+    FAILED = 1
+    USAGE = 2
+    NOT_FOUND = 3
+    CONFLICT = 4
+    AUTH = 5
+    UNREACHABLE = 6
+    INVALID = 7
+
+
+STATUS_EXIT = {
+    400: ExitCode.INVALID,
+    401: ExitCode.AUTH,
+    403: ExitCode.AUTH,
+    404: ExitCode.NOT_FOUND,
+    409: ExitCode.CONFLICT,
+    412: ExitCode.CONFLICT,
+    415: ExitCode.INVALID,
+    422: ExitCode.INVALID,
+}
+
+
+class InputError(Exception):
+    """A command argument that parses but makes no sense (bad JSON, bad time): exit 7."""
+
+
+def exit_code_for(error: ApiError) -> ExitCode:
+    if isinstance(error, ConnectionFailed):
+        return ExitCode.UNREACHABLE
+    return STATUS_EXIT.get(error.status, ExitCode.FAILED)
+
+
+@dataclass(frozen=True, slots=True)
+class Options:
+    """The root options (`iotas --url ... --token ... --json <command>`)."""
+
+    url: str | None = None
+    token: str | None = None
+    json: bool = False
+
+
+def find_token() -> str | None:
+    """The admin token a local `iotas up` wrote, when no token was given."""
+    candidates = []
+    if os.environ.get("IOTAS_DATA_DIR"):
+        candidates.append(Path(os.environ["IOTAS_DATA_DIR"]) / "admin-token")
+    candidates.append(DEFAULT_DATA_DIR / "admin-token")
+    for path in candidates:
+        try:
+            token = path.read_text(encoding="utf-8").strip()
+        except OSError:
+            continue
+        if token:
+            return token
+    return None
+
+
+class Cli:
+    """One command invocation: options resolved, output chosen."""
+
+    def __init__(self, options: Options) -> None:
+        self.options = options
+        self.out = Output(json_mode=options.json)
+
+    def client(self) -> Client:
+        token = self.options.token or find_token()
+        return Client(self.options.url, token)
+
+    def run(self, call: Callable[[Client], Awaitable[T]], *, until_interrupted: bool = False) -> T:
+        """Run `call` with a connected client; exit with the right code on failure. With
+        `until_interrupted`, Ctrl-C ends the command normally (exit 0)."""
+
+        async def main() -> T:
+            async with self.client() as client:
+                return await call(client)
+
+        try:
+            return asyncio.run(main())
+        except ApiError as exc:
+            self.fail(str(exc), exit_code_for(exc), problem=exc.problem)
+        except InputError as exc:
+            self.fail(str(exc), ExitCode.INVALID)
+        except KeyboardInterrupt:
+            raise typer.Exit(ExitCode.OK if until_interrupted else 130) from None
+
+    def check(self, parse: Callable[[], T]) -> T:
+        """Run a local argument parser, turning `InputError` into exit 7."""
+        try:
+            return parse()
+        except InputError as exc:
+            self.fail(str(exc), ExitCode.INVALID)
+
+    def fail(
+        self, message: str, code: ExitCode, *, problem: dict[str, object] | None = None
+    ) -> NoReturn:
+        self.out.error(message, problem)
+        raise typer.Exit(code)
+
+
+def cli_of(ctx: typer.Context, json_flag: bool = False) -> Cli:
+    options = ctx.find_root().obj
+    if not isinstance(options, Options):
+        options = Options()
+    if json_flag and not options.json:
+        options = Options(options.url, options.token, json=True)
+    return Cli(options)

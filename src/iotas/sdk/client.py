@@ -1,0 +1,279 @@
+"""The operator SDK: an asyncio client for the iotas REST API.
+
+    async with Client("http://127.0.0.1:8080", token) as iotas:
+        await iotas.create_thing("acme:pump-1", "pump", labels={"tier": "edge"})
+        await iotas.set_desired("acme:pump-1", {"speed": 1200})
+        async for event in iotas.events(types=["reported_changed"]):
+            ...
+
+Every method returns plain JSON (`dict[str, Any]`), or a `Page` for lists; errors raise
+`ApiError` (see `iotas.sdk.errors`).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncGenerator, AsyncIterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from types import TracebackType
+from typing import Any, Self
+from urllib.parse import quote
+
+import httpx
+import orjson
+
+from iotas import __version__
+from iotas.sdk._http import cause_header, connection_failed, error_of, json_body, time_param
+from iotas.sdk.events import stream_events
+
+DEFAULT_URL = "http://127.0.0.1:8080"
+API = "/api/v1"
+JSON = "application/json"
+MERGE_PATCH = "application/merge-patch+json"
+
+Json = dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    """One page of a list: the items and the cursor of the next page (None on the last)."""
+
+    items: list[Json]
+    next: str | None
+
+
+class Client:
+    """An async client for one iotas server. Use it as an async context manager, or call
+    `aclose()` when done. `url` and `token` default to `IOTAS_URL` and `IOTAS_TOKEN`."""
+
+    def __init__(
+        self,
+        url: str | None = None,
+        token: str | None = None,
+        *,
+        timeout: float = 10.0,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self.url = (url or os.environ.get("IOTAS_URL") or DEFAULT_URL).rstrip("/")
+        if token is None:
+            token = os.environ.get("IOTAS_TOKEN") or None
+        headers = {"Accept": JSON, "User-Agent": f"iotas-sdk/{__version__}"}
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
+        self._timeout = timeout
+        self._http = httpx.AsyncClient(
+            base_url=self.url, headers=headers, timeout=timeout, transport=transport
+        )
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    # -- health --------------------------------------------------------------------------
+
+    async def health(self) -> Json:
+        return await self._json("GET", "/healthz")
+
+    # -- things --------------------------------------------------------------------------
+
+    async def create_thing(
+        self,
+        id: str,
+        kind: str,
+        *,
+        attributes: Json | None = None,
+        labels: dict[str, str] | None = None,
+        links: Sequence[dict[str, str]] | None = None,
+        description: Json | None = None,
+        cause: str | None = None,
+    ) -> Json:
+        body: Json = {"id": id, "kind": kind}
+        if attributes is not None:
+            body["attributes"] = attributes
+        if labels is not None:
+            body["labels"] = labels
+        if links is not None:
+            body["links"] = list(links)
+        if description is not None:
+            body["description"] = description
+        return await self._json("POST", f"{API}/things", body=body, headers=cause_header(cause))
+
+    async def get_thing(self, id: str, *, at: datetime | str | None = None) -> Json:
+        return await self._json("GET", _thing(id), params={"at": time_param(at, "at")})
+
+    async def list_things(
+        self, q: str | None = None, *, limit: int | None = None, cursor: str | None = None
+    ) -> Page:
+        return await self._page(f"{API}/things", {"q": q, "limit": limit, "cursor": cursor})
+
+    async def iter_things(
+        self, q: str | None = None, *, page_size: int = 500
+    ) -> AsyncIterator[Json]:
+        """Every Thing matching `q`, following the pages."""
+        cursor: str | None = None
+        while True:
+            page = await self.list_things(q, limit=page_size, cursor=cursor)
+            for item in page.items:
+                yield item
+            if not page.next:
+                return
+            cursor = page.next
+
+    async def patch_thing(self, id: str, patch: Json, *, cause: str | None = None) -> Json:
+        return await self._json(
+            "PATCH", _thing(id), body=patch, content_type=MERGE_PATCH, headers=cause_header(cause)
+        )
+
+    async def delete_thing(self, id: str, *, cause: str | None = None) -> None:
+        await self._request("DELETE", _thing(id), headers=cause_header(cause))
+
+    # -- twin ----------------------------------------------------------------------------
+
+    async def get_twin(self, id: str) -> Json:
+        return await self._json("GET", f"{_thing(id)}/twin")
+
+    async def set_desired(
+        self,
+        id: str,
+        patch: Json,
+        *,
+        if_match: int | str | None = None,
+        cause: str | None = None,
+    ) -> Json:
+        """Merge `patch` into the desired state; with `if_match`, only if the twin is still
+        at that version (otherwise `ApiError` with status 412)."""
+        headers = cause_header(cause)
+        if if_match is not None:
+            headers["If-Match"] = str(if_match)
+        return await self._json(
+            "PATCH",
+            f"{_thing(id)}/twin/desired",
+            body=patch,
+            content_type=MERGE_PATCH,
+            headers=headers,
+        )
+
+    async def set_reported(self, id: str, patch: Json, *, cause: str | None = None) -> Json:
+        return await self._json(
+            "PATCH",
+            f"{_thing(id)}/twin/reported",
+            body=patch,
+            content_type=MERGE_PATCH,
+            headers=cause_header(cause),
+        )
+
+    # -- journal -------------------------------------------------------------------------
+
+    async def history(
+        self,
+        id: str,
+        *,
+        since: datetime | str | None = None,
+        until: datetime | str | None = None,
+        limit: int | None = None,
+        cursor: str | None = None,
+    ) -> Page:
+        params = {
+            "since": time_param(since, "since"),
+            "until": time_param(until, "until"),
+            "limit": limit,
+            "cursor": cursor,
+        }
+        return await self._page(f"{_thing(id)}/history", params)
+
+    async def journal(
+        self, after: int = 0, *, limit: int | None = None, cursor: str | None = None
+    ) -> Page:
+        """The global change feed: events with a sequence number above `after`, in order."""
+        return await self._page(
+            f"{API}/journal", {"after": after, "limit": limit, "cursor": cursor}
+        )
+
+    async def verify_journal(self) -> Json:
+        return await self._json("GET", f"{API}/journal/verify")
+
+    def events(
+        self,
+        q: str | None = None,
+        *,
+        types: Sequence[str] | str | None = None,
+        after: int | None = None,
+        idle_timeout: float = 60.0,
+        give_up_after: float | None = None,
+    ) -> AsyncGenerator[Json, None]:
+        """Live journal events (Server-Sent Events), optionally filtered by a query and types.
+
+        With `after`, events with a higher sequence number are replayed first. A dropped or
+        idle (`idle_timeout` seconds) connection is reopened with `Last-Event-ID`, so no event
+        is lost or repeated; once connected, reconnecting goes on until the server has been
+        unreachable for `give_up_after` seconds (None: forever), then `ConnectionFailed`.
+        Close the iterator (`contextlib.aclosing`) when you stop early.
+        """
+        if isinstance(types, str):
+            types = [t for t in types.split(",") if t.strip()]
+        params = {"q": q, "types": ",".join(t.strip() for t in types) if types else None}
+        return stream_events(
+            self._http,
+            f"{API}/events",
+            {k: v for k, v in params.items() if v is not None},
+            after=after,
+            connect_timeout=self._timeout,
+            idle_timeout=idle_timeout,
+            give_up_after=give_up_after,
+        )
+
+    # -- plumbing ------------------------------------------------------------------------
+
+    async def _request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: dict[str, Any] | None = None,
+        body: Any = None,
+        content_type: str = JSON,
+        headers: dict[str, str] | None = None,
+    ) -> httpx.Response:
+        request_headers = dict(headers or {})
+        content: bytes | None = None
+        if body is not None:
+            content = orjson.dumps(body)
+            request_headers["Content-Type"] = content_type
+        query = {k: str(v) for k, v in (params or {}).items() if v is not None}
+        try:
+            response = await self._http.request(
+                method, path, params=query, content=content, headers=request_headers
+            )
+        except httpx.TransportError as exc:
+            raise connection_failed(self.url, exc) from exc
+        if response.is_error:
+            raise error_of(response)
+        return response
+
+    async def _json(self, method: str, path: str, **kwargs: Any) -> Json:
+        result = json_body(await self._request(method, path, **kwargs))
+        return result if isinstance(result, dict) else {"value": result}
+
+    async def _page(self, path: str, params: dict[str, Any]) -> Page:
+        body = await self._json("GET", path, params=params)
+        items = body.get("items")
+        next_cursor = body.get("next")
+        return Page(
+            items=list(items) if isinstance(items, list) else [],
+            next=str(next_cursor) if next_cursor else None,
+        )
+
+
+def _thing(id: str) -> str:
+    return f"{API}/things/{quote(id, safe=':')}"
