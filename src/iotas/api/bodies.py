@@ -45,5 +45,5 @@ def version_header(value: str | None, name: str = "If-Match") -> int | None:
         text = text[2:]
     text = text.strip('"')
     if not text.isdigit() or len(text) > 18:
-        raise InvalidInput(f"{name} must be a twin version number such as \"7\", not {value[:40]!r}")
+        raise InvalidInput(f'{name} must be a twin version number such as "7", not {value[:40]!r}')
     return int(text)

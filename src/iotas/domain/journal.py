@@ -16,7 +16,7 @@ import orjson
 from iotas.domain import merge_patch
 from iotas.domain.merge_patch import JSONObject
 from iotas.domain.things import Thing
-from iotas.domain.twin import Twin
+from iotas.domain.twin import Side, Twin
 
 GENESIS_HASH: Final = "0" * 64
 
@@ -25,7 +25,13 @@ THING_UPDATED: Final = "thing_updated"
 THING_DELETED: Final = "thing_deleted"
 DESIRED_CHANGED: Final = "desired_changed"
 REPORTED_CHANGED: Final = "reported_changed"
-EVENT_TYPES: Final = (THING_CREATED, THING_UPDATED, THING_DELETED, DESIRED_CHANGED, REPORTED_CHANGED)
+EVENT_TYPES: Final = (
+    THING_CREATED,
+    THING_UPDATED,
+    THING_DELETED,
+    DESIRED_CHANGED,
+    REPORTED_CHANGED,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,7 +89,7 @@ def apply(state: Thing | None, event: Event) -> Thing | None:
         return _touched(state.with_record(record), event)
     if event.type in (DESIRED_CHANGED, REPORTED_CHANGED):
         assert event.patch is not None
-        side = "desired" if event.type == DESIRED_CHANGED else "reported"
+        side: Side = "desired" if event.type == DESIRED_CHANGED else "reported"
         twin = state.twin.patched(side, event.patch, ts=event.ts, source=event.actor)
         return _touched(_with_twin(state, twin), event)
     raise ValueError(f"unknown event type {event.type!r} at seq {event.seq}")
@@ -124,5 +130,7 @@ def check_link(
         return row_hash, ChainBreak(row_seq, "the event body names another seq")
     computed = chain_hash(previous_hash, body)
     if computed != row_hash:
-        return row_hash, ChainBreak(row_seq, "the hash does not match the event and its predecessor")
+        return row_hash, ChainBreak(
+            row_seq, "the hash does not match the event and its predecessor"
+        )
     return row_hash, None

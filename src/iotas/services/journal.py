@@ -107,4 +107,8 @@ def _verify(conn: Connection) -> Verification:
 
 def _columns_match(body: str, thing_id: str, type_: str) -> bool:
     parsed = orjson.loads(body)
-    return isinstance(parsed, dict) and parsed.get("thing_id") == thing_id and parsed.get("type") == type_
+    return (
+        isinstance(parsed, dict)
+        and parsed.get("thing_id") == thing_id
+        and parsed.get("type") == type_
+    )

@@ -6,9 +6,8 @@ store, holding the read, the event and the write together.
 
 from __future__ import annotations
 
-from iotas.domain import clock
+from iotas.domain import clock, merge_patch
 from iotas.domain import journal as ev
-from iotas.domain import merge_patch
 from iotas.domain.errors import Conflict, InvalidInput, NotFound, PreconditionFailed
 from iotas.domain.ids import check_thing_id
 from iotas.domain.merge_patch import JSONObject

@@ -7,6 +7,7 @@ processes (another API node on the same PostgreSQL).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 
 
 class JournalSignal:
@@ -21,9 +22,8 @@ class JournalSignal:
         # Everyone waiting has been woken; the next waiters wait for the next commit.
         self._changed = asyncio.Event()
 
-    async def wait(self, timeout: float) -> None:
+    async def wait(self, within: float) -> None:
+        """Return at the next commit, or after `within` seconds."""
         changed = self._changed
-        try:
-            await asyncio.wait_for(changed.wait(), timeout)
-        except TimeoutError:
-            pass
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(changed.wait(), within)

@@ -69,15 +69,19 @@ def head(conn: Connection) -> tuple[int, str]:
     return row.seq, row.hash
 
 
-def scan(
-    conn: Connection, *, batch: int = 5000
-) -> Iterator[tuple[int, str, str, str, str]]:
+def scan(conn: Connection, *, batch: int = 5000) -> Iterator[tuple[int, str, str, str, str]]:
     """Every row as (seq, thing_id, type, body, hash), in seq order, a batch at a time."""
     last = -1
     while True:
         rows = (
             conn.execute(
-                select(journal.c.seq, journal.c.thing_id, journal.c.type, journal.c.body, journal.c.hash)
+                select(
+                    journal.c.seq,
+                    journal.c.thing_id,
+                    journal.c.type,
+                    journal.c.body,
+                    journal.c.hash,
+                )
                 .where(journal.c.seq > last)
                 .order_by(journal.c.seq)
                 .limit(batch)

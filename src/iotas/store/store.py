@@ -251,8 +251,8 @@ class SqliteStore(Store):
             self._on_commit(last_seq)
 
     async def dispose(self) -> None:
-        while self._queued:
-            await asyncio.sleep(0.01)
+        while self._queued:  # finish what was accepted before closing
+            self._run_queued()
         if self._writer is not None:
             self._writer.close()
         self._readers.shutdown(wait=True)

@@ -60,9 +60,24 @@ async def test_openapi_is_served_and_declares_bearer_auth(server: LiveServer) ->
         ("POST", "/api/v1/things", {"json": {"id": "bad id", "kind": "p"}}, 400),
         ("POST", "/api/v1/things", {"json": {"id": "acme:a"}}, 400),
         ("POST", "/api/v1/things", {"json": {"id": "acme:a", "kind": "p", "x": 1}}, 400),
-        ("POST", "/api/v1/things", {"content": b"", "headers": {"content-type": "application/json"}}, 400),
-        ("POST", "/api/v1/things", {"content": b"id=1", "headers": {"content-type": "text/plain"}}, 400),
-        ("POST", "/api/v1/things", {"content": b'{"id":"acme:a","kind":"p","attributes":{"n":NaN}}'}, 400),
+        (
+            "POST",
+            "/api/v1/things",
+            {"content": b"", "headers": {"content-type": "application/json"}},
+            400,
+        ),
+        (
+            "POST",
+            "/api/v1/things",
+            {"content": b"id=1", "headers": {"content-type": "text/plain"}},
+            400,
+        ),
+        (
+            "POST",
+            "/api/v1/things",
+            {"content": b'{"id":"acme:a","kind":"p","attributes":{"n":NaN}}'},
+            400,
+        ),
         ("POST", "/api/v1/things", {"content": b"[" * 100_000}, 400),
         ("POST", "/api/v1/things", {"content": b" " * (1024 * 1024 + 10)}, 400),
         ("GET", "/api/v1/things/not-an-id", {}, 400),
@@ -103,9 +118,17 @@ async def test_malformed_patches_and_versions(server: LiveServer) -> None:
         ("PATCH", "/api/v1/things/acme:a", {"json": {"links": "acme:b"}}),
         ("PATCH", "/api/v1/things/acme:a", {"json": "x"}),
         ("PATCH", "/api/v1/things/acme:a/twin/desired", {"json": [1]}),
-        ("PATCH", "/api/v1/things/acme:a/twin/desired", {"json": {"a": 1}, "headers": {"If-Match": "v1"}}),
+        (
+            "PATCH",
+            "/api/v1/things/acme:a/twin/desired",
+            {"json": {"a": 1}, "headers": {"If-Match": "v1"}},
+        ),
         ("PATCH", "/api/v1/things/acme:a/twin/reported", {"content": b'{"a": Infinity}'}),
-        ("POST", "/api/v1/things", {"json": {"id": "acme:c", "kind": "p"}, "headers": {"X-Iotas-Cause": "x" * 600}}),
+        (
+            "POST",
+            "/api/v1/things",
+            {"json": {"id": "acme:c", "kind": "p"}, "headers": {"X-Iotas-Cause": "x" * 600}},
+        ),
     ]
     for method, path, kwargs in cases:
         _is_problem(await c.request(method, path, **kwargs), 400)

@@ -1,4 +1,4 @@
-"""Server-Sent Events: ids are seqs, filters apply, and a resumed stream loses and repeats nothing."""
+"""Server-Sent Events: ids are seqs, filters apply, a resumed stream loses and repeats nothing."""
 
 from __future__ import annotations
 
@@ -12,8 +12,12 @@ from support import LiveServer
 
 
 async def _read(
-    client: httpx.AsyncClient, count: int, *, params: dict[str, Any] | None = None,
-    headers: dict[str, str] | None = None, timeout: float = 10.0,
+    client: httpx.AsyncClient,
+    count: int,
+    *,
+    params: dict[str, Any] | None = None,
+    headers: dict[str, str] | None = None,
+    timeout: float = 10.0,
 ) -> list[dict[str, Any]]:
     """Read `count` events from the stream, then drop the connection."""
     events: list[dict[str, Any]] = []

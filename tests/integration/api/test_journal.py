@@ -8,8 +8,8 @@ from typing import Any
 import httpx
 import pytest
 
-from support import LiveServer, execute_raw
 from iotas.domain import clock
+from support import LiveServer, execute_raw
 
 
 async def _create(c: httpx.AsyncClient, thing_id: str = "acme:p", **extra: Any) -> None:
@@ -20,14 +20,19 @@ async def _create(c: httpx.AsyncClient, thing_id: str = "acme:p", **extra: Any) 
 async def test_every_change_is_an_event_with_actor_cause_and_chain(server: LiveServer) -> None:
     c = server.client
     await _create(c)
-    await c.patch("/api/v1/things/acme:p", json={"labels": {"a": "b"}},
-                  headers={"X-Iotas-Cause": "ticket 42"})
+    await c.patch(
+        "/api/v1/things/acme:p", json={"labels": {"a": "b"}}, headers={"X-Iotas-Cause": "ticket 42"}
+    )
     await c.patch("/api/v1/things/acme:p/twin/desired", json={"sp": 1})
     await c.patch("/api/v1/things/acme:p/twin/reported", json={"sp": 1})
     await c.delete("/api/v1/things/acme:p")
     events = (await c.get("/api/v1/journal")).json()["items"]
     assert [e["type"] for e in events] == [
-        "thing_created", "thing_updated", "desired_changed", "reported_changed", "thing_deleted",
+        "thing_created",
+        "thing_updated",
+        "desired_changed",
+        "reported_changed",
+        "thing_deleted",
     ]
     assert [e["seq"] for e in events] == [1, 2, 3, 4, 5]
     assert all(e["actor"] == "admin" and len(e["hash"]) == 64 for e in events)
@@ -63,8 +68,11 @@ async def test_feed_and_history_paginate(server: LiveServer) -> None:
         history += page["items"]
         if page["next"] is None:
             break
-        page = (await c.get("/api/v1/things/acme:a/history",
-                            params={"limit": 4, "cursor": page["next"]})).json()
+        page = (
+            await c.get(
+                "/api/v1/things/acme:a/history", params={"limit": 4, "cursor": page["next"]}
+            )
+        ).json()
     assert len(history) == 13 and {e["thing_id"] for e in history} == {"acme:a"}
     middle = history[6]["ts"]
     since = (await c.get("/api/v1/things/acme:a/history", params={"since": middle})).json()
@@ -86,7 +94,9 @@ async def test_at_returns_exactly_the_state_after_the_earlier_change(server: Liv
         else:
             await c.patch("/api/v1/things/acme:p/twin/reported", json={"sp": i - 1, "x": {"i": i}})
         await asyncio.sleep(0.002)
-        states.append((clock.to_rfc3339(clock.now_us()), (await c.get("/api/v1/things/acme:p")).json()))
+        states.append(
+            (clock.to_rfc3339(clock.now_us()), (await c.get("/api/v1/things/acme:p")).json())
+        )
     for instant, expected in states:
         got = await c.get("/api/v1/things/acme:p", params={"at": instant})
         assert got.status_code == 200

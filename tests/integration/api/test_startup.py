@@ -14,15 +14,17 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import Connection
 
-from support import execute_raw, free_port
 from iotas.api.app import create_app
 from iotas.settings import Settings
 from iotas.store import engine
 from iotas.store.schema import metadata
+from support import execute_raw, free_port
 
 
 async def _serve_once(settings: Settings) -> None:
-    uv = uvicorn.Server(uvicorn.Config(create_app(settings), port=settings.port, log_level="warning"))
+    uv = uvicorn.Server(
+        uvicorn.Config(create_app(settings), port=settings.port, log_level="warning")
+    )
     task = asyncio.create_task(uv.serve())
     while not uv.started:
         await asyncio.sleep(0.01)
@@ -45,7 +47,9 @@ async def test_first_start_creates_a_private_admin_token(
     await _serve_once(settings)
     assert token not in capsys.readouterr().out
 
-    uv = uvicorn.Server(uvicorn.Config(create_app(settings), port=settings.port, log_level="warning"))
+    uv = uvicorn.Server(
+        uvicorn.Config(create_app(settings), port=settings.port, log_level="warning")
+    )
     task = asyncio.create_task(uv.serve())
     while not uv.started:
         await asyncio.sleep(0.01)

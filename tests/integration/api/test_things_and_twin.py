@@ -123,5 +123,7 @@ async def test_listing_pages_are_stable_and_filtered(server: LiveServer) -> None
             break
     assert seen == [f"acme:t-{i:03d}" for i in range(25)]
 
-    pumps = (await c.get("/api/v1/things", params={"q": 'kind == "pump" and attributes.n >= 15'})).json()
+    pumps = (
+        await c.get("/api/v1/things", params={"q": 'kind == "pump" and attributes.n >= 15'})
+    ).json()
     assert [t["id"] for t in pumps["items"]] == [f"acme:t-{i:03d}" for i in (15, 17, 19, 21, 23)]

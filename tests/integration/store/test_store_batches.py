@@ -63,7 +63,9 @@ async def test_a_failing_unit_in_a_batch_leaves_nothing_behind(rt: Runtime) -> N
     thing = await rt.registry.get("acme:p")
     assert thing.twin.desired == {"a": 1, "d": 4} and thing.twin.version == 2
     assert [e["type"] for e in await _journal(rt)] == [
-        ev.THING_CREATED, ev.DESIRED_CHANGED, ev.DESIRED_CHANGED
+        ev.THING_CREATED,
+        ev.DESIRED_CHANGED,
+        ev.DESIRED_CHANGED,
     ]
     assert (await rt.journal.verify()).ok
 
@@ -76,7 +78,7 @@ async def test_a_unit_that_fails_after_writing_is_rolled_back(rt: Runtime) -> No
         tx.conn.exec_driver_sql("DELETE FROM things")
         raise RuntimeError("boom")
 
-    ok, boom = await asyncio.gather(
+    _ok, boom = await asyncio.gather(
         rt.registry.patch_twin(CTX, "acme:p", "desired", {"a": 1}),
         rt.store.write(half_done),
         return_exceptions=True,

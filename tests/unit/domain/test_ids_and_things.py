@@ -14,8 +14,23 @@ def test_valid_ids(good: str) -> None:
 
 @pytest.mark.parametrize(
     "bad",
-    ["", "acme", ":pump", "acme:", "Acme:pump", "acme:pu/mp", "acme:pump#", "acme:a:b",
-     "-acme:pump", "acme:-pump", "acme:pump.", "a" * 65 + ":x", "acme:" + "x" * 129, 17, None],
+    [
+        "",
+        "acme",
+        ":pump",
+        "acme:",
+        "Acme:pump",
+        "acme:pu/mp",
+        "acme:pump#",
+        "acme:a:b",
+        "-acme:pump",
+        "acme:-pump",
+        "acme:pump.",
+        "a" * 65 + ":x",
+        "acme:" + "x" * 129,
+        17,
+        None,
+    ],
 )
 def test_invalid_ids_say_what_is_valid(bad: Any) -> None:
     with pytest.raises(InvalidInput, match="namespace:name"):

@@ -13,8 +13,17 @@ def _event(seq: int, type_: str, patch: dict | None, thing: str = "acme:p") -> E
 
 def test_fold_rebuilds_state() -> None:
     events = [
-        _event(1, ev.THING_CREATED, {"kind": "pump", "attributes": {"a": 1}, "labels": {},
-                                     "links": [], "description": None}),
+        _event(
+            1,
+            ev.THING_CREATED,
+            {
+                "kind": "pump",
+                "attributes": {"a": 1},
+                "labels": {},
+                "links": [],
+                "description": None,
+            },
+        ),
         _event(2, ev.THING_UPDATED, {"attributes": {"b": 2}, "labels": {"t": "x"}}),
         _event(3, ev.DESIRED_CHANGED, {"sp": 3}),
         _event(4, ev.REPORTED_CHANGED, {"sp": 3}),

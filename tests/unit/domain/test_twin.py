@@ -41,6 +41,12 @@ def test_metadata_follows_replacements_and_removals() -> None:
 def test_to_dict_shape() -> None:
     doc = Twin().patched("desired", {"a": 1}, ts="T1", source="s").to_dict()
     assert set(doc) == {
-        "desired", "reported", "delta", "version", "status", "pending_since", "metadata"
+        "desired",
+        "reported",
+        "delta",
+        "version",
+        "status",
+        "pending_since",
+        "metadata",
     }
     assert doc["delta"] == {"a": 1}

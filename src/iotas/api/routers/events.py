@@ -31,7 +31,9 @@ KEEPALIVE_SECONDS = 15.0
 )
 async def events(
     rt: Rt,
-    q: Annotated[str | None, Query(max_length=4096, description="Only events of matching Things")] = None,
+    q: Annotated[
+        str | None, Query(max_length=4096, description="Only events of matching Things")
+    ] = None,
     types: Annotated[str | None, Query(description="Comma-separated event types")] = None,
     after: Annotated[int | None, Query(ge=0, description="Start after this seq")] = None,
     last_event_id: Annotated[str | None, Header(description="Resume after this seq")] = None,

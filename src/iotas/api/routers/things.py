@@ -8,9 +8,9 @@ from fastapi import APIRouter, Query, Request
 from starlette.responses import Response
 
 from iotas.api.bodies import json_body, version_header
+from iotas.api.openapi import IF_MATCH
 from iotas.api.paging import DEFAULT_LIMIT, Cursor, Limit, instant
 from iotas.api.responses import json_response
-from iotas.api.openapi import IF_MATCH
 from iotas.api.runtime import Runtime
 from iotas.api.security import Ctx, Rt
 from iotas.domain import cursor as cursors
@@ -73,7 +73,9 @@ async def create_thing(request: Request, ctx: Ctx, rt: Rt) -> Response:
 async def list_things(
     ctx: Ctx,
     rt: Rt,
-    q: Annotated[str | None, Query(max_length=4096, description="A query, see docs/query.md")] = None,
+    q: Annotated[
+        str | None, Query(max_length=4096, description="A query, see docs/query.md")
+    ] = None,
     limit: Limit = DEFAULT_LIMIT,
     cursor: Cursor = None,
 ) -> Response:

@@ -23,10 +23,7 @@ def upgrade() -> None:
         sa.Column("id", sa.String(200), primary_key=True),
         sa.Column("namespace", sa.String(64), nullable=False),
         sa.Column("kind", sa.String(64), nullable=False),
-        *(
-            sa.Column(name, Document, nullable=False)
-            for name in ("attributes", "labels", "links")
-        ),
+        *(sa.Column(name, Document, nullable=False) for name in ("attributes", "labels", "links")),
         sa.Column("description", Document, nullable=True),
         *(
             sa.Column(name, Document, nullable=False)
