@@ -18,7 +18,10 @@ CAUSE: dict[str, Any] = {
     "name": "X-Iotas-Cause",
     "in": "header",
     "required": False,
-    "description": "Why this change is made; recorded as the journal event's cause",
+    "description": (
+        "Why this change is made, percent-encoded UTF-8 (at most 500 characters once decoded); "
+        "recorded as the journal event's cause"
+    ),
     "schema": {"type": "string", "maxLength": 500},
 }
 PUBLIC_PATHS = frozenset({"/healthz"})

@@ -9,6 +9,7 @@ document by `openapi.py`.
 from __future__ import annotations
 
 from typing import Annotated
+from urllib.parse import unquote
 
 from fastapi import Depends, Request
 
@@ -23,10 +24,23 @@ CAUSE_HEADER = "x-iotas-cause"
 async def context(request: Request) -> Context:
     rt: Runtime = request.app.state.runtime
     actor = await rt.auth.authenticate(request.headers.get("authorization"))
-    cause = request.headers.get(CAUSE_HEADER)
-    if cause is not None and len(cause) > MAX_CAUSE:
+    return Context(actor, _cause(request) or f"{request.method} {request.scope['path']}")
+
+
+def _cause(request: Request) -> str | None:
+    """X-Iotas-Cause is percent-encoded UTF-8 (HTTP header values are bytes, not text)."""
+    raw = request.headers.get(CAUSE_HEADER)
+    if raw is None:
+        return None
+    try:
+        cause = unquote(raw, errors="strict")
+    except UnicodeDecodeError:
+        raise InvalidInput("X-Iotas-Cause must be percent-encoded UTF-8 text") from None
+    if len(cause) > MAX_CAUSE:
         raise InvalidInput(f"X-Iotas-Cause is longer than {MAX_CAUSE} characters")
-    return Context(actor, cause or f"{request.method} {request.scope['path']}")
+    if not cause.isprintable():
+        raise InvalidInput("X-Iotas-Cause must be printable text (no control characters)")
+    return cause
 
 
 async def runtime(request: Request) -> Runtime:

@@ -11,6 +11,7 @@ from enum import IntEnum
 from pathlib import Path
 from typing import NoReturn, TypeVar
 
+import httpx
 import typer
 
 from iotas.cli.output import Output
@@ -98,6 +99,7 @@ class Cli:
             async with self.client() as client:
                 return await call(client)
 
+        self.check_url()
         try:
             return asyncio.run(main())
         except ApiError as exc:
@@ -106,6 +108,21 @@ class Cli:
             self.fail(str(exc), ExitCode.INVALID)
         except KeyboardInterrupt:
             raise typer.Exit(ExitCode.OK if until_interrupted else 130) from None
+
+    def check_url(self) -> None:
+        url = self.options.url
+        if url is None:
+            return
+        problem = None
+        if not url.startswith(("http://", "https://")):
+            problem = "it must start with http:// or https://"
+        else:
+            try:
+                httpx.URL(url)
+            except httpx.InvalidURL as exc:
+                problem = str(exc)
+        if problem:
+            self.fail(f"--url {url!r} is not a valid URL: {problem}", ExitCode.USAGE)
 
     def check(self, parse: Callable[[], T]) -> T:
         """Run a local argument parser, turning `InputError` into exit 7."""

@@ -20,7 +20,7 @@ from typing import Any
 import typer
 from rich.console import Console
 
-from iotas.cli.up import DataDir, Host, Port
+from iotas.cli.up import DataDir, Host, Port, run_server
 from iotas.sdk import ApiError, Client, ConnectionFailed
 
 READY_TIMEOUT = 30.0
@@ -156,7 +156,7 @@ def prepare(url: str, data_dir: Path, given_token: str | None, console: Console)
         token = await asyncio.to_thread(read_token, data_dir, given_token, READY_TIMEOUT)
         async with Client(url, token) as client:
             created = await seed(client)
-        console.print(banner(url, token, data_dir, created), highlight=False)
+        console.print(banner(url, token, data_dir, created), highlight=False, soft_wrap=True)
 
     try:
         asyncio.run(run())
@@ -203,7 +203,7 @@ def demo(
         daemon=True,
     )
     helper.start()
-    serve(settings)
+    run_server(serve, settings)
 
 
 def _url_host(host: str) -> str:

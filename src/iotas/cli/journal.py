@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections import deque
 from contextlib import aclosing
 from typing import Annotated, Any
 
@@ -113,19 +112,19 @@ def verify(ctx: typer.Context, json_: JsonFlag = False) -> None:
 
 async def _tail(client: Client, after: int | None, limit: int) -> Events:
     """`limit` events after `after`; without `after`, the last `limit` events."""
-    # Without `after`, read to the end keeping the last `limit` (the API has no reverse order).
-    kept: deque[dict[str, Any]] = deque(maxlen=None if after is not None else limit)
-    seq = after or 0
-    while True:
-        size = PAGE_SIZE if after is None else min(PAGE_SIZE, limit - len(kept))
-        page = await client.journal(seq, limit=size)
+    if after is None:
+        after = max(0, await _head(client) - limit)
+    kept: list[dict[str, Any]] = []
+    seq = after
+    while len(kept) < limit:
+        page = await client.journal(seq, limit=min(PAGE_SIZE, limit - len(kept)))
         kept.extend(page.items)
-        if not page.next or not page.items or (after is not None and len(kept) >= limit):
-            return list(kept)
+        if not page.next or not page.items:
+            break
         seq = int(page.items[-1]["seq"])
+    return kept
 
 
 async def _head(client: Client) -> int:
     """The sequence number of the newest event (0 when the journal is empty)."""
-    items = await _tail(client, None, 1)
-    return int(items[-1]["seq"]) if items else 0
+    return int((await client.journal_head())["seq"])

@@ -102,12 +102,16 @@ def create_thing(
         body["kind"] = kind
     if not isinstance(body.get("id"), str) or not isinstance(body.get("kind"), str):
         raise typer.BadParameter("give the id and --kind (or put them in --file)")
-    extra = {
-        "attributes": params.attributes(attr),
-        "labels": params.pairs(label, "--label"),
-        "links": params.links(link),
-    }
-    cli.check(lambda: _merge(body, extra))
+    cli.check(
+        lambda: _merge(
+            body,
+            {
+                "attributes": params.attributes(attr),
+                "labels": params.pairs(label, "--label"),
+                "links": params.links(link),
+            },
+        )
+    )
     why = cli.check(lambda: params.cause(cause))
     thing = cli.run(
         lambda client: client.create_thing(

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
+
+if TYPE_CHECKING:
+    from iotas.settings import Settings
 
 Host = Annotated[
     str | None,
@@ -43,4 +47,14 @@ def up(
     from iotas.server import serve
     from iotas.settings import Settings
 
-    serve(Settings.from_env(data_dir=data_dir, database_url=database_url, host=host, port=port))
+    settings = Settings.from_env(data_dir=data_dir, database_url=database_url, host=host, port=port)
+    run_server(serve, settings)
+
+
+def run_server(serve: Callable[[Settings], None], settings: Settings) -> None:
+    """Serve until stopped. Ctrl-C is the normal way to stop, so it exits 0 (uvicorn shuts
+    down cleanly, then re-raises the signal, which would otherwise exit 130)."""
+    try:
+        serve(settings)
+    except KeyboardInterrupt:
+        raise typer.Exit(0) from None

@@ -3,6 +3,8 @@ and the event stream)."""
 
 from __future__ import annotations
 
+from urllib.parse import quote
+
 from datetime import UTC, datetime
 from typing import Any
 
@@ -77,6 +79,7 @@ def time_param(value: datetime | str | None, name: str) -> str | None:
 def cause_header(cause: str | None) -> dict[str, str]:
     if cause is None:
         return {}
-    if not cause.isascii() or not cause.isprintable():
-        raise ValueError("cause is sent as an HTTP header, so it must be printable ASCII text")
-    return {"X-Iotas-Cause": cause}
+    if not cause.isprintable():
+        raise ValueError("a cause must be printable text (no control characters)")
+    # Header values are bytes; the server decodes percent-encoded UTF-8.
+    return {"X-Iotas-Cause": quote(cause, safe=" !\"#$&'()*+,-./:;<=>?@[]^_`{|}~")}

@@ -200,6 +200,10 @@ class Client:
             f"{API}/journal", {"after": after, "limit": limit, "cursor": cursor}
         )
 
+    async def journal_head(self) -> Json:
+        """`{"seq", "hash", "ts"}` of the newest event (seq 0 when the journal is empty)."""
+        return await self._json("GET", f"{API}/journal/head")
+
     async def verify_journal(self) -> Json:
         return await self._json("GET", f"{API}/journal/verify")
 

@@ -8,6 +8,7 @@ from typing import Any
 import orjson
 from sqlalchemy import Connection
 
+from iotas.domain import clock
 from iotas.domain import journal as ev
 from iotas.domain.errors import NotFound
 from iotas.domain.ids import check_thing_id
@@ -44,6 +45,10 @@ class JournalService:
     async def head_seq(self) -> int:
         seq, _ = await self.store.read(journal_repo.head)
         return seq
+
+    async def head(self) -> dict[str, Any]:
+        seq, digest, ts_us = await self.store.read(journal_repo.head_row)
+        return {"seq": seq, "hash": digest, "ts": clock.to_rfc3339(ts_us) if seq else None}
 
     async def history(
         self,

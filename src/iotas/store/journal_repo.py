@@ -69,6 +69,11 @@ def head(conn: Connection) -> tuple[int, str]:
     return row.seq, row.hash
 
 
+def head_row(conn: Connection) -> tuple[int, str, int]:
+    row = conn.execute(select(journal_head.c.seq, journal_head.c.hash, journal_head.c.ts_us)).one()
+    return row.seq, row.hash, row.ts_us
+
+
 def scan(conn: Connection, *, batch: int = 5000) -> Iterator[tuple[int, str, str, str, str]]:
     """Every row as (seq, thing_id, type, body, hash), in seq order, a batch at a time."""
     last = -1

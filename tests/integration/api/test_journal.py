@@ -172,3 +172,26 @@ async def test_verify_names_the_first_bad_seq(server: LiveServer, sql: str, bad_
     assert result["ok"] is False
     assert result["first_bad_seq"] == bad_seq, result
     assert result["reason"]
+
+
+async def test_head_names_the_newest_event_and_causes_carry_unicode(server: LiveServer) -> None:
+    c = server.client
+    empty = (await c.get("/api/v1/journal/head")).json()
+    assert empty == {"seq": 0, "hash": "0" * 64, "ts": None}
+    await _create(c)
+    cause = "Wartung – Ventil getauscht 100%"
+    quoted = "Wartung%20%E2%80%93%20Ventil%20getauscht%20100%25"
+    r = await c.patch(
+        "/api/v1/things/acme:p/twin/desired", json={"a": 1}, headers={"X-Iotas-Cause": quoted}
+    )
+    assert r.status_code == 200
+    head = (await c.get("/api/v1/journal/head")).json()
+    events = (await c.get("/api/v1/journal")).json()["items"]
+    assert (
+        head["seq"] == 2 and head["hash"] == events[-1]["hash"] and head["ts"] == events[-1]["ts"]
+    )
+    assert events[-1]["cause"] == cause
+    bad = await c.patch(
+        "/api/v1/things/acme:p/twin/desired", json={"a": 2}, headers={"X-Iotas-Cause": "%FF%FE"}
+    )
+    assert bad.status_code == 400

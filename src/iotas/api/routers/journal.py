@@ -31,6 +31,13 @@ async def feed(
     return json_response({"items": page, "next": next_cursor})
 
 
+@router.get("/head")
+async def head(rt: Rt) -> Response:
+    """The newest event's seq, hash and time: where a live reader starts, and the value to
+    record outside iotas so that a later rewrite of the whole chain shows."""
+    return json_response(await rt.journal.head())
+
+
 @router.get("/verify")
 async def verify(rt: Rt) -> Response:
     return json_response((await rt.journal.verify()).to_dict())
