@@ -10,12 +10,14 @@ from fastapi import FastAPI
 
 from iotas import __version__
 from iotas.api import errors, openapi
-from iotas.api.routers import events, health, journal, things
+from iotas.api.routers import credentials, events, health, journal, telemetry, things
 from iotas.api.runtime import Runtime
 from iotas.services.auth import Authenticator
+from iotas.services.credentials import CredentialService
 from iotas.services.journal import JournalService
 from iotas.services.registry import Registry
 from iotas.services.stream import JournalSignal
+from iotas.services.telemetry import TelemetryService
 from iotas.settings import Settings
 from iotas.store.engine import database_url, open_store
 
@@ -34,6 +36,8 @@ async def open_runtime(settings: Settings) -> Runtime:
         journal=JournalService(store),
         auth=Authenticator(store, cache_seconds=settings.token_cache_seconds),
         signal=signal,
+        credentials=CredentialService(store),
+        telemetry=TelemetryService(store),
     )
 
 
@@ -66,6 +70,13 @@ def create_app(settings: Settings) -> FastAPI:
     )
     errors.install(app)
     openapi.install(app)
-    for router in (health.router, things.router, journal.router, events.router):
+    for router in (
+        health.router,
+        things.router,
+        journal.router,
+        events.router,
+        credentials.router,
+        telemetry.router,
+    ):
         app.include_router(router)
     return app

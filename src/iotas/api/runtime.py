@@ -5,9 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from iotas.services.auth import Authenticator
+from iotas.services.credentials import CredentialService
 from iotas.services.journal import JournalService
 from iotas.services.registry import Registry
 from iotas.services.stream import JournalSignal
+from iotas.services.telemetry import TelemetryService
 from iotas.settings import Settings
 from iotas.store.store import Store
 
@@ -20,3 +22,5 @@ class Runtime:
     journal: JournalService
     auth: Authenticator
     signal: JournalSignal
+    credentials: CredentialService
+    telemetry: TelemetryService

@@ -92,6 +92,12 @@ def apply(state: Thing | None, event: Event) -> Thing | None:
         side: Side = "desired" if event.type == DESIRED_CHANGED else "reported"
         twin = state.twin.patched(side, event.patch, ts=event.ts, source=event.actor)
         return _touched(_with_twin(state, twin), event)
+    if event.type in (THING_CONNECTED, THING_DISCONNECTED):
+        return _touched(replace(state, connected=event.type == THING_CONNECTED), event)
+    if event.type in (CREDENTIAL_ADDED, CREDENTIAL_REVOKED):
+        return _touched(state, event)
+    if event.type == THING_EVENT:
+        return state
     raise ValueError(f"unknown event type {event.type!r} at seq {event.seq}")
 
 

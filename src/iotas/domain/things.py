@@ -33,6 +33,10 @@ class Thing:
     created_at: str = ""
     updated_at: str = ""
     twin: Twin = field(default_factory=Twin)
+    # Presence: `connected` is journaled (connect and disconnect events); `last_seen` is
+    # not (every message touches it), so a Thing read as of a past instant has none.
+    connected: bool = False
+    last_seen: str | None = None
 
     @property
     def namespace(self) -> str:
@@ -63,6 +67,8 @@ class Thing:
         doc["revision"] = self.revision
         doc["created_at"] = self.created_at
         doc["updated_at"] = self.updated_at
+        doc["connected"] = self.connected
+        doc["last_seen"] = self.last_seen
         doc["twin"] = self.twin.to_dict()
         return doc
 

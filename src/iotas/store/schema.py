@@ -9,6 +9,7 @@ from __future__ import annotations
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
     Column,
     Float,
     ForeignKey,
@@ -18,6 +19,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    false,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 
@@ -45,6 +47,10 @@ things = Table(
     Column("pending_since", String(32), nullable=True),
     Column("created_at", String(32), nullable=False),
     Column("updated_at", String(32), nullable=False),
+    # Presence: `connected` follows journaled connect/disconnect events; `last_seen_us` is
+    # touched by every message and is not journaled (it would double the journal's volume).
+    Column("connected", Boolean, nullable=False, server_default=false()),
+    Column("last_seen_us", BigInteger, nullable=True),
     Index("ix_things_kind", "kind"),
 )
 
@@ -93,6 +99,44 @@ journal_head = Table(
     Column("seq", BigInteger, nullable=False),
     Column("hash", String(64), nullable=False),
     Column("ts_us", BigInteger, nullable=False),
+)
+
+# Device credentials. `secret_hash` is PBKDF2-SHA512 in Mosquitto's `$7$` format, so the same
+# stored value can be handed to an external broker; the secret itself is never stored.
+credentials = Table(
+    "credentials",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("thing_id", String(200), nullable=False, index=True),
+    Column("type", String(16), nullable=False),
+    Column("secret_hash", Text, nullable=True),
+    Column("created_us", BigInteger, nullable=False),
+    Column("revoked_us", BigInteger, nullable=True),
+)
+
+# Telemetry samples, one row per value: `num` for numbers, `value` (JSON text) otherwise.
+# Not journaled (too much volume); retention deletes old rows.
+telemetry = Table(
+    "telemetry",
+    metadata,
+    Column("thing_id", String(200), nullable=False),
+    Column("key", String(200), nullable=False),
+    Column("ts_us", BigInteger, nullable=False),
+    Column("num", Float, nullable=True),
+    Column("value", Text, nullable=True),
+    Index("ix_telemetry_thing_key_ts", "thing_id", "key", "ts_us"),
+    Index("ix_telemetry_ts", "ts_us"),
+)
+
+# The newest sample per (Thing, key), so "the latest value" never scans the time series.
+telemetry_latest = Table(
+    "telemetry_latest",
+    metadata,
+    Column("thing_id", String(200), primary_key=True),
+    Column("key", String(200), primary_key=True),
+    Column("ts_us", BigInteger, nullable=False),
+    Column("num", Float, nullable=True),
+    Column("value", Text, nullable=True),
 )
 
 tokens = Table(

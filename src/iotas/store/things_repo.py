@@ -7,6 +7,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, Connection, bindparam, delete, insert, select, update
 from sqlalchemy.engine import Row
 
+from iotas.domain import clock
 from iotas.domain.things import Thing
 from iotas.domain.twin import Twin
 from iotas.store.schema import thing_fields, things
@@ -25,6 +26,8 @@ def _from_row(row: Row[Any]) -> Thing:
         revision=m["revision"],
         created_at=m["created_at"],
         updated_at=m["updated_at"],
+        connected=m["connected"],
+        last_seen=None if m["last_seen_us"] is None else clock.to_rfc3339(m["last_seen_us"]),
         twin=Twin(
             desired=m["desired"],
             reported=m["reported"],
@@ -55,6 +58,7 @@ def _to_row(thing: Thing) -> dict[str, Any]:
         "pending_since": twin.pending_since,
         "created_at": thing.created_at,
         "updated_at": thing.updated_at,
+        "connected": thing.connected,
     }
 
 
@@ -97,7 +101,7 @@ def insert_thing(conn: Connection, thing: Thing) -> None:
 
 def update_thing(conn: Connection, before: Thing, after: Thing) -> None:
     row = _to_row(after)
-    if before.record() == after.record():
+    if before.record() == after.record() and before.connected == after.connected:
         conn.execute(_UPDATE_TWIN, {f"b_{name}": row[name] for name in ("id", *_TWIN_COLUMNS)})
         return
     del row["id"]
