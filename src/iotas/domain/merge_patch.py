@@ -73,7 +73,12 @@ def check_json(value: JSON, where: str, *, max_depth: int = 32) -> None:
 def _check(value: JSON, where: str, depth: int) -> None:
     if depth < 0:
         raise ValueError(f"{where} is nested too deeply")
-    if value is None or isinstance(value, bool | str):
+    if value is None or isinstance(value, bool):
+        return
+    if isinstance(value, str):
+        # PostgreSQL's jsonb cannot hold U+0000; refuse it on every backend alike.
+        if "\x00" in value:
+            raise ValueError(f"{where} contains the character U+0000")
         return
     if isinstance(value, int):
         # Beyond 64 bits neither SQLite nor the canonical journal encoding can hold it.
@@ -92,6 +97,8 @@ def _check(value: JSON, where: str, depth: int) -> None:
         for key, item in value.items():
             if not isinstance(key, str):
                 raise ValueError(f"{where} has a key that is not a string")
+            if "\x00" in key:
+                raise ValueError(f"{where} has a key containing the character U+0000")
             _check(item, f"{where}.{key}", depth - 1)
         return
     raise ValueError(f"{where} is not a JSON value")

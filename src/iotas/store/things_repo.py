@@ -10,8 +10,8 @@ from sqlalchemy.engine import Row
 from iotas.domain import clock
 from iotas.domain.things import Thing
 from iotas.domain.twin import Twin
-from iotas.store.schema import thing_fields, things
-from iotas.store.thing_fields import field_rows
+from iotas.store.schema import things
+from iotas.store.thing_fields import replace_fields
 
 
 def _from_row(row: Row[Any]) -> Thing:
@@ -110,17 +110,21 @@ def update_thing(conn: Connection, before: Thing, after: Thing) -> None:
         replace_fields(conn, after.id, after.attributes, after.labels)
 
 
-def replace_fields(conn: Connection, thing_id: str, attributes: Any, labels: Any) -> None:
-    """Rewrite the Thing's rows in the `thing_fields` index (used by attribute queries)."""
-    conn.execute(delete(thing_fields).where(thing_fields.c.thing_id == thing_id))
-    rows = field_rows(thing_id, attributes, labels)
-    if rows:
-        conn.execute(insert(thing_fields), rows)
-
-
 def delete_thing(conn: Connection, thing_id: str) -> None:
     # thing_fields rows go with it (ON DELETE CASCADE; SQLite has foreign_keys=ON).
     conn.execute(delete(things).where(things.c.id == thing_id))
+
+
+def touch(conn: Connection, thing_ids: list[str], seen_us: int) -> None:
+    """Move `last_seen` forward (never back) for the given Things."""
+    if not thing_ids:
+        return
+    conn.execute(
+        update(things)
+        .where(things.c.id.in_(thing_ids))
+        .where((things.c.last_seen_us.is_(None)) | (things.c.last_seen_us < seen_us))
+        .values(last_seen_us=seen_us)
+    )
 
 
 def page(

@@ -79,6 +79,12 @@ async def test_openapi_is_served_and_declares_bearer_auth(server: LiveServer) ->
             400,
         ),
         ("POST", "/api/v1/things", {"content": b"[" * 100_000}, 400),
+        (
+            "POST",
+            "/api/v1/things",
+            {"json": {"id": "acme:a", "kind": "p", "attributes": {"n": "a\u0000"}}},
+            400,
+        ),
         ("POST", "/api/v1/things", {"content": b" " * (1024 * 1024 + 10)}, 400),
         ("GET", "/api/v1/things/not-an-id", {}, 400),
         ("GET", "/api/v1/things/acme:missing", {}, 404),

@@ -1,0 +1,399 @@
+"""Compile a query AST to a SQLAlchemy boolean over `things`, for SQLite and PostgreSQL.
+
+Every literal and every JSON key is a bound parameter; no user text reaches the SQL text.
+
+Every expression built here is two-valued (true or false, never SQL NULL), so `not` is a
+plain NOT and `!=` on a missing field is true, as in the Python evaluator
+(`iotas.domain.query.matches`), which this must agree with exactly.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Sequence
+from typing import Any, Protocol
+
+from sqlalchemy import (
+    Boolean,
+    ColumnElement,
+    Text,
+    and_,
+    any_,
+    case,
+    cast,
+    exists,
+    false,
+    func,
+    literal,
+    not_,
+    or_,
+    select,
+    true,
+)
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
+
+from iotas.domain.query import (
+    FIELDS,
+    And,
+    Compare,
+    Exists,
+    FieldKind,
+    FieldSpec,
+    Glob,
+    In,
+    Linked,
+    Node,
+    Not,
+    Now,
+    Or,
+    Scalar,
+)
+from iotas.store.schema import thing_fields, things
+from iotas.store.thing_fields import canonical, index_path
+
+
+def compile_query(node: Node, *, dialect: str, now_us: int) -> ColumnElement[bool]:
+    """The WHERE clause selecting the Things that `matches(node, thing, now_us=now_us)`."""
+    documents: DocumentSql
+    if dialect == "sqlite":
+        documents = SqliteDocuments()
+    elif dialect == "postgresql":
+        documents = PostgresDocuments()
+    else:
+        raise ValueError(f"no query compiler for the {dialect!r} dialect")
+    return _Compiler(documents, now_us).node(node)
+
+
+class _Compiler:
+    def __init__(self, documents: DocumentSql, now_us: int) -> None:
+        self.documents = documents
+        self.now_us = now_us
+        # Index lookups to write as a correlated EXISTS rather than `id IN (...)`.
+        self.probes: set[int] = set()
+
+    def node(self, node: Node) -> ColumnElement[bool]:
+        if isinstance(node, And):
+            self.choose_driver(node)
+            return and_(*(self.node(item) for item in node.operands))
+        if isinstance(node, Or):
+            return or_(*(self.node(item) for item in node.operands))
+        if isinstance(node, Not):
+            return not_(self.node(node.operand))
+        if isinstance(node, Linked):
+            return self.documents.linked(things.c.links, node.rel, node.target)
+        spec = FIELDS[node.field.name]
+        if spec.kind == "document":
+            return self.document(spec, node)
+        return self.column(spec, node)
+
+    def choose_driver(self, node: And) -> None:
+        """Let one index lookup of a conjunction drive; the others probe per candidate row.
+
+        `id IN (subquery)` materialises the subquery: cheap for a selective lookup, slow for
+        one that matches half the fleet. The planners cannot tell which is selective (the
+        statistics are per path and value), so the likeliest one drives: an equality before
+        a list before a range, the first written on a tie. The rest become EXISTS probes on
+        the (thing_id, path) primary key.
+        """
+        ranked = sorted(
+            (lookup[2], i)
+            for i, item in enumerate(node.operands)
+            if (lookup := _index_lookup(item)) is not None
+        )
+        self.probes.update(id(node.operands[i]) for _, i in ranked[1:])
+
+    def column(self, spec: FieldSpec, node: Compare | In | Glob | Exists) -> ColumnElement[bool]:
+        col = things.c[spec.column]
+        if isinstance(node, Exists):
+            return col.is_not(None) if col.nullable else true()
+        expr: ColumnElement[bool]
+        if isinstance(node, In):
+            values = [v for v in node.values if _holds(spec.kind, v)]
+            if not values:
+                return false()
+            expr = col.in_(values)
+        elif isinstance(node, Glob):
+            expr = self.documents.column_glob(col, node.pattern)
+        else:
+            value = self.resolve(node.value)
+            if not _holds(spec.kind, value):
+                return true() if node.op == "!=" else false()
+            if node.op in ("==", "!="):
+                expr = col == value
+            elif isinstance(value, str):
+                expr = self.documents.column_order(col, node.op, value)
+            else:
+                expr = col.op(node.op, is_comparison=True)(literal(value))
+        if col.nullable:
+            expr = two_valued(expr)
+        return not_(expr) if isinstance(node, Compare) and node.op == "!=" else expr
+
+    def document(self, spec: FieldSpec, node: Compare | In | Glob | Exists) -> ColumnElement[bool]:
+        col = things.c[spec.column]
+        path = node.field.path
+        docs = self.documents
+        if isinstance(node, Exists):
+            return docs.exists(col, path)
+        if isinstance(node, Glob):
+            return docs.glob(col, path, node.pattern)
+        if isinstance(node, In) and not node.values:
+            return false()
+        negated = isinstance(node, Compare) and node.op == "!="
+        if isinstance(node, Compare) and negated:
+            lookup = _index_lookup(Compare(node.field, "==", node.value))
+        else:
+            lookup = _index_lookup(node)
+        if lookup is not None:
+            index_path, condition, _ = lookup
+            expr = _indexed(index_path, condition, probe=id(node) in self.probes)
+        elif isinstance(node, In):
+            return docs.one_of(col, path, node.values)
+        else:
+            value = node.value
+            assert not isinstance(value, Now), "the parser allows now() only on time fields"
+            if node.op in ("==", "!="):
+                expr = docs.equals(col, path, value)
+            else:
+                assert isinstance(value, int | float | str) and not isinstance(value, bool)
+                expr = docs.order(col, path, node.op, value)
+        return not_(expr) if negated else expr
+
+    def resolve(self, value: Scalar | Now) -> Scalar:
+        return self.now_us + value.offset_us if isinstance(value, Now) else value
+
+
+def _index_lookup(node: Node) -> tuple[str, ColumnElement[bool], int] | None:
+    """(path, condition on thing_fields, rank) when the index answers `node` exactly.
+
+    It does when the leaf's path and every literal pass the same tests `field_rows` applies
+    (`index_path`, `canonical`): then every Thing that can match has its row. Strings
+    compared with < or > are not answered here: `value` holds JSON text, which does not sort
+    like the strings.
+    """
+    if not isinstance(node, Compare | In):
+        return None
+    spec = FIELDS[node.field.name]
+    path = index_path(node.field.name, node.field.path) if spec.indexed else None
+    if path is None:
+        return None
+    if isinstance(node, In):
+        texts = [canonical(v) for v in node.values]
+        if not texts or None in texts:
+            return None
+        return path, thing_fields.c.value.in_(texts), 1
+    value = node.value
+    if node.op == "==":
+        text = canonical(value)
+        return None if text is None else (path, thing_fields.c.value == text, 0)
+    if node.op == "!=" or value is None or isinstance(value, str | bool | Now):
+        return None
+    return path, thing_fields.c.num.op(node.op, is_comparison=True)(literal(float(value))), 2
+
+
+def _holds(kind: FieldKind, value: Any) -> bool:
+    """Whether a column of this kind can equal the value at all."""
+    if kind == "string":
+        return isinstance(value, str)
+    if kind == "bool":
+        return isinstance(value, bool)
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _indexed(path: str, condition: ColumnElement[bool], *, probe: bool) -> ColumnElement[bool]:
+    # Two-valued either way: things.id and thing_fields.thing_id are never NULL.
+    rows = select(thing_fields.c.thing_id).where(thing_fields.c.path == path, condition)
+    if probe:
+        return exists(rows.where(thing_fields.c.thing_id == things.c.id))
+    return things.c.id.in_(rows)
+
+
+# --- JSON documents, per dialect -----------------------------------------------------------
+
+Column = ColumnElement[Any]
+
+
+def two_valued(expr: ColumnElement[bool]) -> ColumnElement[bool]:
+    """NULL (a missing value somewhere in `expr`) becomes false."""
+    return func.coalesce(expr, false(), type_=Boolean)
+
+
+class DocumentSql(Protocol):
+    """How one dialect reads a JSON column at a path of object keys."""
+
+    def exists(self, col: Column, path: Sequence[str]) -> ColumnElement[bool]: ...
+    def equals(self, col: Column, path: Sequence[str], value: Scalar) -> ColumnElement[bool]: ...
+    def one_of(
+        self, col: Column, path: Sequence[str], values: Sequence[Scalar]
+    ) -> ColumnElement[bool]: ...
+    def order(
+        self, col: Column, path: Sequence[str], op: str, value: int | float | str
+    ) -> ColumnElement[bool]: ...
+    def glob(self, col: Column, path: Sequence[str], pattern: str) -> ColumnElement[bool]: ...
+    def column_glob(self, col: Column, pattern: str) -> ColumnElement[bool]: ...
+    def column_order(self, col: Column, op: str, value: str) -> ColumnElement[bool]: ...
+    def linked(self, links: Column, rel: str, target: str) -> ColumnElement[bool]: ...
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+# Keys a JSON path can name as `$."key"` and that every serializer writes unescaped: SQLite
+# matches path labels against the raw (still escaped) key text, and has no escape for '"'.
+_PATH_SAFE_KEY = re.compile(r"[ !#-\[\]-~]*")
+_SQLITE_NUMBERS = ("integer", "real")
+
+
+class SqliteDocuments:
+    """JSON1: json_type() tells JSON null ('null') from a missing key (NULL)."""
+
+    def locate(self, col: Column, path: Sequence[str]) -> tuple[Column, Column]:
+        """(json_type, SQL value) of the member at `path`; both NULL when it is missing."""
+        if all(_PATH_SAFE_KEY.fullmatch(key) for key in path):
+            json_path = "$" + "".join(f'."{key}"' for key in path)
+            return func.json_type(col, literal(json_path)), func.json_extract(
+                col, literal(json_path)
+            )
+        return self._walk(col, path, "type"), self._walk(col, path, "value")
+
+    def _walk(self, col: Column, path: Sequence[str], member: str) -> Column:
+        # json_each decodes keys, so any key works; a non-object on the way yields no row.
+        source: Column = col
+        joined: Any = None
+        conditions = []
+        for key in path:
+            each = func.json_each(source).table_valued("key", "value", "type").alias()
+            conditions.append(each.c.key == literal(key))
+            joined = each if joined is None else joined.join(each, true())
+            source = case((each.c.type == literal("object"), each.c.value), else_=literal("{}"))
+        return select(each.c[member]).select_from(joined).where(*conditions).scalar_subquery()
+
+    def exists(self, col: Column, path: Sequence[str]) -> ColumnElement[bool]:
+        return self.locate(col, path)[0].is_not(None)
+
+    def equals(self, col: Column, path: Sequence[str], value: Scalar) -> ColumnElement[bool]:
+        return self.one_of(col, path, (value,))
+
+    def one_of(
+        self, col: Column, path: Sequence[str], values: Sequence[Scalar]
+    ) -> ColumnElement[bool]:
+        json_type, value = self.locate(col, path)
+        strings = [v for v in values if isinstance(v, str)]
+        numbers = [v for v in values if _is_number(v)]
+        constants = sorted({json.dumps(v) for v in values if v is None or isinstance(v, bool)})
+        options = []
+        if strings:
+            options.append(and_(json_type == literal("text"), value.in_(strings)))
+        if numbers:
+            options.append(and_(json_type.in_(_SQLITE_NUMBERS), value.in_(numbers)))
+        if constants:
+            options.append(json_type.in_(constants))
+        return two_valued(or_(*options))
+
+    def order(
+        self, col: Column, path: Sequence[str], op: str, value: int | float | str
+    ) -> ColumnElement[bool]:
+        json_type, member = self.locate(col, path)
+        same_type = (
+            json_type == literal("text")
+            if isinstance(value, str)
+            else json_type.in_(_SQLITE_NUMBERS)
+        )
+        return two_valued(and_(same_type, member.op(op, is_comparison=True)(literal(value))))
+
+    def glob(self, col: Column, path: Sequence[str], pattern: str) -> ColumnElement[bool]:
+        json_type, value = self.locate(col, path)
+        return two_valued(and_(json_type == literal("text"), self.column_glob(value, pattern)))
+
+    def column_glob(self, col: Column, pattern: str) -> ColumnElement[bool]:
+        # GLOB is case-sensitive (LIKE is not, on SQLite); '[' would start a class.
+        return col.op("GLOB", is_comparison=True)(literal(pattern.replace("[", "[[]")))
+
+    def column_order(self, col: Column, op: str, value: str) -> ColumnElement[bool]:
+        # SQLite compares text with BINARY collation: UTF-8 bytes, i.e. code point order.
+        return col.op(op, is_comparison=True)(literal(value))
+
+    def linked(self, links: Column, rel: str, target: str) -> ColumnElement[bool]:
+        each = func.json_each(links).table_valued("value", "type").alias()
+        link = case((each.c.type == literal("object"), each.c.value))
+        return exists(
+            select(literal(1))
+            .select_from(each)
+            .where(
+                func.json_extract(link, literal('$."rel"')) == literal(rel),
+                func.json_extract(link, literal('$."target"')) == literal(target),
+            )
+        )
+
+
+class PostgresDocuments:
+    """jsonb: `->` with a text key reads object members only, never array elements."""
+
+    def member(self, col: Column, path: Sequence[str], *, as_text: bool = False) -> Column:
+        expr: Column = col
+        for key in path[:-1]:
+            expr = expr.op("->", return_type=JSONB)(literal(key, Text))
+        last = literal(path[-1], Text)
+        if as_text:
+            return expr.op("->>", return_type=Text)(last)
+        return expr.op("->", return_type=JSONB)(last)
+
+    def exists(self, col: Column, path: Sequence[str]) -> ColumnElement[bool]:
+        return self.member(col, path).is_not(None)
+
+    def equals(self, col: Column, path: Sequence[str], value: Scalar) -> ColumnElement[bool]:
+        # jsonb equality is JSON equality: types must match and 1 = 1.0.
+        return two_valued(self.member(col, path) == _jsonb(value))
+
+    def one_of(
+        self, col: Column, path: Sequence[str], values: Sequence[Scalar]
+    ) -> ColumnElement[bool]:
+        items = cast(literal([json.dumps(v) for v in values], ARRAY(Text)), ARRAY(JSONB))
+        return two_valued(self.member(col, path) == any_(items))
+
+    def order(
+        self, col: Column, path: Sequence[str], op: str, value: int | float | str
+    ) -> ColumnElement[bool]:
+        member = self.member(col, path)
+        if isinstance(value, str):
+            text = self.member(col, path, as_text=True)
+            return two_valued(
+                and_(
+                    func.jsonb_typeof(member) == literal("string"),
+                    self.column_order(text, op, value),
+                )
+            )
+        return two_valued(
+            and_(
+                func.jsonb_typeof(member) == literal("number"),
+                member.op(op, is_comparison=True)(_jsonb(value)),
+            )
+        )
+
+    def glob(self, col: Column, path: Sequence[str], pattern: str) -> ColumnElement[bool]:
+        member = self.member(col, path)
+        text = self.member(col, path, as_text=True)
+        return two_valued(
+            and_(func.jsonb_typeof(member) == literal("string"), self.column_glob(text, pattern))
+        )
+
+    def column_glob(self, col: Column, pattern: str) -> ColumnElement[bool]:
+        return col.like(_like_pattern(pattern), escape="\\")
+
+    def column_order(self, col: Column, op: str, value: str) -> ColumnElement[bool]:
+        # The database collation may be linguistic; "C" compares code points, as Python does.
+        return col.collate("C").op(op, is_comparison=True)(literal(value))
+
+    def linked(self, links: Column, rel: str, target: str) -> ColumnElement[bool]:
+        wanted = [{"rel": rel, "target": target}]
+        return links.op("@>", return_type=Boolean)(_jsonb(wanted))
+
+
+def _jsonb(value: Any) -> Column:
+    return cast(literal(json.dumps(value), Text), JSONB)
+
+
+def _like_pattern(glob: str) -> str:
+    escaped = glob.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return escaped.replace("*", "%").replace("?", "_")
