@@ -25,12 +25,23 @@ THING_UPDATED: Final = "thing_updated"
 THING_DELETED: Final = "thing_deleted"
 DESIRED_CHANGED: Final = "desired_changed"
 REPORTED_CHANGED: Final = "reported_changed"
+THING_CONNECTED: Final = "thing_connected"
+THING_DISCONNECTED: Final = "thing_disconnected"
+CREDENTIAL_ADDED: Final = "credential_added"
+CREDENTIAL_REVOKED: Final = "credential_revoked"
+# Something the Thing says happened (`things/{id}/events/{name}`); it changes no state.
+THING_EVENT: Final = "thing_event"
 EVENT_TYPES: Final = (
     THING_CREATED,
     THING_UPDATED,
     THING_DELETED,
     DESIRED_CHANGED,
     REPORTED_CHANGED,
+    THING_CONNECTED,
+    THING_DISCONNECTED,
+    CREDENTIAL_ADDED,
+    CREDENTIAL_REVOKED,
+    THING_EVENT,
 )
 
 

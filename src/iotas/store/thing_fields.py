@@ -13,7 +13,7 @@ import math
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from sqlalchemy import delete, insert
+from sqlalchemy import Connection, delete, insert
 
 from iotas.store.schema import thing_fields
 

@@ -68,3 +68,22 @@ def test_chain_detects_edits() -> None:
 def test_any_patch_round_trips_through_the_canonical_body(patch: dict) -> None:
     event = _event(1, ev.REPORTED_CHANGED, patch)
     assert Event.from_canonical(event.canonical()) == event
+
+
+def test_presence_credentials_and_device_events_fold() -> None:
+    created = _event(
+        1,
+        ev.THING_CREATED,
+        {"kind": "pump", "attributes": {}, "labels": {}, "links": [], "description": None},
+    )
+    online = _event(2, ev.THING_CONNECTED, None)
+    cred = _event(3, ev.CREDENTIAL_ADDED, {"id": "c1", "type": "password"})
+    said = _event(4, ev.THING_EVENT, {"name": "overheat", "data": {"t": 90}})
+    offline = _event(5, ev.THING_DISCONNECTED, None)
+    thing = ev.fold([created, online])
+    assert thing is not None and thing.connected and thing.revision == 2
+    thing = ev.fold([created, online, cred, said])
+    assert thing is not None and thing.connected and thing.revision == 3
+    thing = ev.fold([created, online, cred, said, offline])
+    assert thing is not None and not thing.connected and thing.revision == 4
+    assert set(ev.EVENT_TYPES) >= {ev.THING_CONNECTED, ev.THING_EVENT, ev.CREDENTIAL_REVOKED}
