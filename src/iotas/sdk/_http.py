@@ -3,10 +3,9 @@ and the event stream)."""
 
 from __future__ import annotations
 
-from urllib.parse import quote
-
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 import orjson
