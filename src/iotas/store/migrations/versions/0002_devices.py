@@ -14,7 +14,7 @@ branch_labels = None
 depends_on = None
 
 
-def _samples(name: str, *keys: sa.Column) -> None:
+def _samples(name: str, *keys: sa.Column[str]) -> None:
     op.create_table(
         name,
         *keys,
