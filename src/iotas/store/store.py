@@ -19,6 +19,7 @@ later finds an N-1 it missed), and an event's time is never before its predecess
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 from collections import ChainMap
 from collections.abc import Callable, Mapping
@@ -156,35 +157,86 @@ class Store:
 
 
 class PostgresStore(Store):
+    """Units run on asyncpg through `run_sync`. Writes are committed in groups, as on SQLite:
+    one writer task takes the units waiting when it starts a batch, runs each in a SAVEPOINT
+    within one transaction and commits once, so the head lock and the commit's flush to disk
+    are paid once per batch, not once per change. Several nodes each have their own writer;
+    the head row lock orders them."""
+
     dialect = "postgresql"
 
     def __init__(self, engine: AsyncEngine, *, on_commit: Callable[[int], None]) -> None:
         self.engine = engine
         self._on_commit = on_commit
+        self._queue: asyncio.Queue[_Job] = asyncio.Queue()
+        self._writer: asyncio.Task[None] | None = None
 
     async def read(self, unit: Callable[[Connection], T]) -> T:
         async with self.engine.connect() as conn:
             return await conn.run_sync(unit)
 
     async def write(self, unit: Callable[[WriteTx], T]) -> T:
-        def transaction(conn: Connection) -> tuple[T, int | None]:
-            head = lock_head(conn)
-            tx = WriteTx(conn, head, max(clock.now_us(), head.ts_us))
-            result = unit(tx)
-            tx.flush()
-            if tx.head.seq == head.seq:
-                return result, None
-            save_head(conn, tx.head)
-            return result, tx.head.seq
+        if self._writer is None or self._writer.done():
+            self._writer = asyncio.create_task(self._write_loop(), name="iotas-pg-writer")
+        future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+        await self._queue.put(_Job(unit, future))
+        return await future
 
-        async with self.engine.begin() as conn:
-            result, seq = await conn.run_sync(transaction)
-        if seq is not None:
-            self._on_commit(seq)
-        return result
+    async def _write_loop(self) -> None:
+        while True:
+            batch = [await self._queue.get()]
+            while len(batch) < MAX_BATCH and not self._queue.empty():
+                batch.append(self._queue.get_nowait())
+            units = [job.unit for job in batch]
+            try:
+                async with self.engine.connect() as conn:
+                    outcomes, last_seq = await conn.run_sync(_run_batch_portable, units)
+            except Exception as exc:  # no connection: every unit in the batch failed
+                outcomes, last_seq = [(False, exc) for _ in batch], None
+            for job, (ok, value) in zip(batch, outcomes, strict=True):
+                _settle(job.future, ok, value)
+                self._queue.task_done()
+            if last_seq is not None:
+                self._on_commit(last_seq)
 
     async def dispose(self) -> None:
+        if self._writer is not None and not self._writer.done():
+            await self._queue.join()
+        if self._writer is not None:
+            self._writer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._writer
         await self.engine.dispose()
+
+
+def _run_batch_portable(
+    conn: Connection, units: list[Callable[[WriteTx], Any]]
+) -> tuple[list[tuple[bool, Any]], int | None]:
+    """One transaction for a batch of units, each in a savepoint (SQLAlchemy's, so it runs on
+    any database); the SQLite store has a leaner version of this in `_run_batch`."""
+    outcomes: list[tuple[bool, Any]] = []
+    try:
+        with conn.begin():
+            head = start = lock_head(conn)
+            for unit in units:
+                tx = WriteTx(conn, head, max(clock.now_us(), head.ts_us))
+                savepoint = conn.begin_nested()
+                try:
+                    result = unit(tx)
+                    tx.flush()
+                except Exception as exc:  # the unit's own failure: only it is undone
+                    savepoint.rollback()
+                    outcomes.append((False, exc))
+                    continue
+                savepoint.commit()
+                head = tx.head
+                outcomes.append((True, result))
+            if head.seq == start.seq:
+                return outcomes, None
+            save_head(conn, head)
+    except Exception as exc:  # the batch could not commit: every unit in it failed
+        return [(False, exc) for _ in units], None
+    return outcomes, head.seq
 
 
 @dataclass(slots=True)
