@@ -22,6 +22,19 @@ class Settings:
     # How long a validated token is trusted before it is looked up again (revocation delay).
     token_cache_seconds: float = 5.0
     log_level: str = "info"
+    # An external MQTT broker iotas connects to as a client (mqtt://host:port, with
+    # user:password@ if the broker wants them); None means no MQTT for now.
+    mqtt_url: str | None = None
+    # The embedded MQTT broker, when there is no mqtt_url: None runs none (the library
+    # default; `iotas up` asks for 1883).
+    mqtt_host: str = "127.0.0.1"
+    mqtt_port: int | None = None
+    # iotas' own MQTT client id; nodes sharing a broker need different ones.
+    mqtt_client_id: str = "iotas"
+    # How long the broker keeps iotas' session (and queues its messages) while it is away.
+    mqtt_session_expiry: int = 7 * 24 * 3600
+    # Telemetry older than this is deleted; 0 keeps it forever.
+    telemetry_retention_days: float = 30.0
 
     @classmethod
     def from_env(cls, **overrides: Any) -> Settings:
@@ -36,6 +49,12 @@ class Settings:
             settings = replace(settings, admin_token=env["IOTAS_ADMIN_TOKEN"])
         if env.get("IOTAS_HOST"):
             settings = replace(settings, host=env["IOTAS_HOST"])
+        if env.get("IOTAS_MQTT_URL"):
+            settings = replace(settings, mqtt_url=env["IOTAS_MQTT_URL"])
+        if env.get("IOTAS_MQTT_PORT"):
+            settings = replace(settings, mqtt_port=int(env["IOTAS_MQTT_PORT"]))
+        if env.get("IOTAS_MQTT_CLIENT_ID"):
+            settings = replace(settings, mqtt_client_id=env["IOTAS_MQTT_CLIENT_ID"])
         if env.get("IOTAS_PORT"):
             settings = replace(settings, port=int(env["IOTAS_PORT"]))
         given = {k: v for k, v in overrides.items() if v is not None}

@@ -45,7 +45,10 @@ def server_process(workdir: Path) -> Iterator[ServerProcess]:
     log_path = workdir / "server.log"
     with log_path.open("wb") as log:
         process = subprocess.Popen(
-            [sys.executable, "-m", "iotas", "up", "--port", str(port), "--data-dir", str(data_dir)],
+            [
+                *(sys.executable, "-m", "iotas", "up", "--port", str(port)),
+                *("--data-dir", str(data_dir), "--no-broker"),
+            ],
             env=clean_env(IOTAS_ADMIN_TOKEN=token),
             stdout=log,
             stderr=subprocess.STDOUT,

@@ -10,12 +10,14 @@ from fastapi import FastAPI
 
 from iotas import __version__
 from iotas.api import errors, openapi
-from iotas.api.routers import credentials, events, health, journal, telemetry, things
+from iotas.api.routers import credentials, events, health, journal, stats, telemetry, things
 from iotas.api.runtime import Runtime
+from iotas.devices import MqttDevices
 from iotas.services.auth import Authenticator
 from iotas.services.credentials import CredentialService
 from iotas.services.journal import JournalService
 from iotas.services.registry import Registry
+from iotas.services.stats import IngestStats
 from iotas.services.stream import JournalSignal
 from iotas.services.telemetry import TelemetryService
 from iotas.settings import Settings
@@ -38,6 +40,7 @@ async def open_runtime(settings: Settings) -> Runtime:
         signal=signal,
         credentials=CredentialService(store),
         telemetry=TelemetryService(store),
+        stats=IngestStats(),
     )
 
 
@@ -54,9 +57,12 @@ def create_app(settings: Settings) -> FastAPI:
                 flush=True,
             )
         app.state.runtime = rt
+        devices = MqttDevices(rt)
+        await devices.start()
         try:
             yield
         finally:
+            await devices.stop()
             await rt.store.dispose()
 
     app = FastAPI(
@@ -77,6 +83,7 @@ def create_app(settings: Settings) -> FastAPI:
         events.router,
         credentials.router,
         telemetry.router,
+        stats.router,
     ):
         app.include_router(router)
     return app

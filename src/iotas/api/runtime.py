@@ -8,6 +8,7 @@ from iotas.services.auth import Authenticator
 from iotas.services.credentials import CredentialService
 from iotas.services.journal import JournalService
 from iotas.services.registry import Registry
+from iotas.services.stats import IngestStats
 from iotas.services.stream import JournalSignal
 from iotas.services.telemetry import TelemetryService
 from iotas.settings import Settings
@@ -24,3 +25,4 @@ class Runtime:
     signal: JournalSignal
     credentials: CredentialService
     telemetry: TelemetryService
+    stats: IngestStats

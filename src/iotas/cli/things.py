@@ -6,12 +6,13 @@ from typing import Annotated, Any
 
 import typer
 
-from iotas.cli import params
+from iotas.cli import credentials, params
 from iotas.cli.context import ExitCode, InputError, cli_of
 from iotas.cli.options import Cause, File, JsonFlag, Limit
 from iotas.sdk import Client
 
 app = typer.Typer(no_args_is_help=True, help="List, show, create, change and delete Things.")
+app.add_typer(credentials.app, name="credentials")
 
 ThingId = Annotated[str, typer.Argument(help="The Thing id, like acme:pump-17.", metavar="ID")]
 PAGE_SIZE = 500

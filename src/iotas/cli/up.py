@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -39,6 +40,22 @@ def up(
             metavar="URL",
         ),
     ] = None,
+    mqtt_url: Annotated[
+        str | None,
+        typer.Option(
+            "--mqtt-url",
+            help="MQTT broker for devices: mqtt://[user:password@]host:port (or IOTAS_MQTT_URL).",
+            metavar="URL",
+        ),
+    ] = None,
+    mqtt_port: Annotated[
+        int,
+        typer.Option("--mqtt-port", help="Port of the embedded MQTT broker for devices."),
+    ] = 1883,
+    no_broker: Annotated[
+        bool,
+        typer.Option("--no-broker", help="Run no embedded MQTT broker (API only)."),
+    ] = False,
 ) -> None:
     """Run the iotas server until Ctrl-C.
 
@@ -47,7 +64,11 @@ def up(
     from iotas.server import serve
     from iotas.settings import Settings
 
-    settings = Settings.from_env(data_dir=data_dir, database_url=database_url, host=host, port=port)
+    settings = Settings.from_env(
+        data_dir=data_dir, database_url=database_url, host=host, port=port, mqtt_url=mqtt_url
+    )
+    if mqtt_url is None and settings.mqtt_url is None:
+        settings = replace(settings, mqtt_port=None if no_broker else mqtt_port)
     run_server(serve, settings)
 
 

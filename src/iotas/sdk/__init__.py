@@ -1,6 +1,8 @@
-"""The operator SDK (asyncio): `Client` over the iotas REST API and event stream."""
+"""The operator SDK (asyncio): `Client` over the iotas REST API and event stream; and the
+device SDK: `Device` on the iotas MQTT convention."""
 
 from iotas.sdk.client import Client, Page
+from iotas.sdk.device import Device
 from iotas.sdk.errors import ApiError, ConnectionFailed
 
-__all__ = ["ApiError", "Client", "ConnectionFailed", "Page"]
+__all__ = ["ApiError", "Client", "ConnectionFailed", "Device", "Page"]

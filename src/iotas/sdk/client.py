@@ -173,6 +173,39 @@ class Client:
             headers=cause_header(cause),
         )
 
+    # -- credentials ---------------------------------------------------------------------
+
+    async def create_credential(
+        self, thing_id: str, *, type: str = "password", cause: str | None = None
+    ) -> Json:
+        """A new credential for the Thing: `{"id", "thing_id", "type", "created_at",
+        "revoked_at", "secret"}`. The secret is in this answer only; keep it now."""
+        return await self._json(
+            "POST",
+            f"{_thing(thing_id)}/credentials",
+            body={"type": type},
+            headers=cause_header(cause),
+        )
+
+    async def list_credentials(self, thing_id: str) -> list[Json]:
+        """The Thing's credentials, revoked ones too (`revoked_at` set); never secrets."""
+        page = await self._page(f"{_thing(thing_id)}/credentials", {})
+        return page.items
+
+    async def revoke_credential(
+        self, thing_id: str, credential_id: str, *, cause: str | None = None
+    ) -> None:
+        await self._request(
+            "DELETE",
+            f"{_thing(thing_id)}/credentials/{quote(credential_id, safe='')}",
+            headers=cause_header(cause),
+        )
+
+    async def broker_credentials(self) -> Json:
+        """Active password hashes of every Thing, for an external broker (admin token):
+        `{"generated_at", "credentials": [{"thing_id", "secret_hash"}]}`."""
+        return await self._json("GET", f"{API}/broker/credentials")
+
     # -- journal -------------------------------------------------------------------------
 
     async def history(

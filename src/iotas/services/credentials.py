@@ -1,10 +1,338 @@
-"""Device credentials (being written in this session; see issue 3)."""
+"""Device credentials: create (the secret is shown once), list, revoke, and check a device's
+password when it connects to the MQTT broker.
+
+Only a `$7$` PBKDF2-SHA512 hash of each secret is stored (see `iotas.domain.secrets`). Each
+create and revoke is one unit of work that also journals `credential_added` or
+`credential_revoked` (the credential's id and type, never a secret or a hash) and folds it
+into the Thing, like every other change.
+
+A credential belongs to the Thing as it was created: one made before the Thing's current
+`created_at` (a deleted and re-created id) is neither listed nor accepted.
+"""
 
 from __future__ import annotations
 
-from iotas.store.store import Store
+import asyncio
+import hashlib
+import logging
+import secrets
+import time
+from typing import Any, Final
+
+from sqlalchemy import Connection
+
+from iotas.domain import clock
+from iotas.domain import journal as ev
+from iotas.domain.errors import Conflict, Forbidden, InvalidInput, NotFound
+from iotas.domain.ids import check_thing_id, namespace_of
+from iotas.domain.merge_patch import JSONObject
+from iotas.domain.secrets import ITERATIONS, MAX_SECRET_LENGTH, hash_secret, new_secret
+from iotas.domain.secrets import verify_secret as _verify_secret
+from iotas.domain.things import Thing
+from iotas.services.context import Actor, Context
+from iotas.store import credentials_repo, things_repo
+from iotas.store.credentials_repo import PASSWORD, CredentialRow
+from iotas.store.store import Store, WriteTx
+
+log = logging.getLogger("iotas.credentials")
+
+# A Thing with more active secrets than this is almost certainly a script that forgot to
+# revoke; it also bounds the hashes a wrong password costs (one per active secret).
+MAX_ACTIVE: Final = 32
+# Verified (Thing, secret) pairs kept at most; beyond this the cache starts over.
+CACHE_LIMIT: Final = 10_000
+WRITE_ROLES: Final = frozenset({"admin", "operator"})
+READ_ROLES: Final = frozenset({"admin", "operator", "viewer"})
+
+# Aliases so annotations inside the class do not name its `list` method.
+Listing = list[dict[str, Any]]
+HashList = list[tuple[str, str]]
 
 
 class CredentialService:
-    def __init__(self, store: Store) -> None:
+    """Credentials of Things, and the password check the embedded broker calls per connect.
+
+    `cache_seconds` is how long a verified (Thing id, secret) pair is trusted without another
+    hash: the price of a revocation reaching other API nodes late (this node forgets a
+    Thing's entries at once when it revokes). `hash_concurrency` bounds the threads hashing
+    at once, so a burst of connections cannot fill the loop's default executor.
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        *,
+        iterations: int = ITERATIONS,
+        cache_seconds: float = 30.0,
+        hash_concurrency: int = 2,
+    ) -> None:
         self.store = store
+        self.iterations = iterations
+        self.cache_seconds = cache_seconds
+        self._hashing = asyncio.Semaphore(hash_concurrency)
+        # Thing id -> {sha256(Thing id, secret): monotonic expiry}.
+        self._verified: dict[str, dict[str, float]] = {}
+        self._cached = 0
+        # Bumped by every revocation: a check that read the database before it must not
+        # cache its (possibly now stale) success.
+        self._epoch = 0
+
+    # -- operator API ------------------------------------------------------------------------
+
+    async def create(self, ctx: Context, thing_id: str, body: object) -> dict[str, Any]:
+        """A new credential; the result holds the secret, which is never available again."""
+        check_thing_id(thing_id)
+        authorize(ctx.actor, thing_id, write=True)
+        type_ = credential_type(body)
+        secret = new_secret()
+        async with self._hashing:
+            hashed = await asyncio.to_thread(hash_secret, secret, iterations=self.iterations)
+        credential_id = secrets.token_hex(8)
+
+        def unit(tx: WriteTx) -> CredentialRow:
+            before = _existing(tx, thing_id)
+            rows = _current(before, credentials_repo.of_thing(tx.conn, thing_id))
+            if sum(row.revoked_us is None for row in rows) >= MAX_ACTIVE:
+                raise Conflict(
+                    f"{thing_id!r} has {MAX_ACTIVE} active credentials already: "
+                    "revoke the ones no longer in use first"
+                )
+            row = CredentialRow(credential_id, thing_id, type_, hashed, tx.ts_us, None)
+            after = _fold(
+                before,
+                _record(tx, ctx, thing_id, ev.CREDENTIAL_ADDED, _patch(credential_id, type_)),
+            )
+            credentials_repo.insert_credential(tx.conn, row)
+            things_repo.update_thing(tx.conn, before, after)
+            tx.wrote(thing_id, after)
+            return row
+
+        row = await self.store.write(unit)
+        return {**to_dict(row), "secret": secret}
+
+    async def list(self, thing_id: str) -> Listing:
+        """The Thing's credentials, oldest first, revoked ones too; no secrets, no hashes."""
+        check_thing_id(thing_id)
+
+        def unit(conn: Connection) -> Listing:
+            thing = things_repo.get(conn, thing_id)
+            if thing is None:
+                raise NotFound(f"there is no Thing {thing_id!r}")
+            return [
+                to_dict(row) for row in _current(thing, credentials_repo.of_thing(conn, thing_id))
+            ]
+
+        return await self.store.read(unit)
+
+    async def revoke(self, ctx: Context, thing_id: str, credential_id: str) -> None:
+        """Revoke one credential; revoking a revoked one again changes (and records) nothing."""
+        check_thing_id(thing_id)
+        authorize(ctx.actor, thing_id, write=True)
+
+        def unit(tx: WriteTx) -> None:
+            before = _existing(tx, thing_id)
+            row = credentials_repo.get(tx.conn, credential_id)
+            if row is None or row.thing_id != thing_id or not _current(before, [row]):
+                raise NotFound(f"{thing_id!r} has no credential {credential_id[:64]!r}")
+            if row.revoked_us is not None:
+                return
+            after = revoke_in(tx, ctx, before, [row])
+            things_repo.update_thing(tx.conn, before, after)
+            tx.wrote(thing_id, after)
+
+        try:
+            await self.store.write(unit)
+        finally:
+            self.forget(thing_id)
+
+    async def revoke_all(self, ctx: Context, thing_id: str) -> int:
+        """Revoke every active credential of the Thing (before deleting it); returns how many."""
+        check_thing_id(thing_id)
+        authorize(ctx.actor, thing_id, write=True)
+
+        def unit(tx: WriteTx) -> int:
+            before = _existing(tx, thing_id)
+            active = [
+                row
+                for row in _current(before, credentials_repo.of_thing(tx.conn, thing_id))
+                if row.revoked_us is None
+            ]
+            if not active:
+                return 0
+            after = revoke_in(tx, ctx, before, active)
+            things_repo.update_thing(tx.conn, before, after)
+            tx.wrote(thing_id, after)
+            return len(active)
+
+        try:
+            return await self.store.write(unit)
+        finally:
+            self.forget(thing_id)
+
+    async def active_hashes(self) -> HashList:
+        """(Thing id, `$7$` hash) of every active password, by Thing id, each Thing's newest
+        last: what an external broker needs (see `iotas broker-config`)."""
+        rows = await self.store.read(credentials_repo.all_active_passwords)
+        return [
+            (row.thing_id, row.secret_hash)
+            for row in rows
+            if row.created_us >= clock.parse_rfc3339(row.thing_created_at)
+        ]
+
+    # -- the broker's check --------------------------------------------------------------------
+
+    async def verify_password(self, thing_id: str, secret: str) -> bool:
+        """Whether `secret` is an active password of the Thing: called on every device connect.
+
+        The PBKDF2 work runs in a thread (at most `hash_concurrency` at once), never on the
+        event loop; a success is remembered for `cache_seconds`. Fails closed: a database
+        error is logged and answered with False.
+        """
+        if not thing_id or not secret or len(secret) > MAX_SECRET_LENGTH:
+            return False
+        key = hashlib.sha256(f"{thing_id}\0{secret}".encode()).hexdigest()
+        now = time.monotonic()
+        expiry = self._verified.get(thing_id, {}).get(key)
+        if expiry is not None and expiry > now:
+            return True
+        epoch = self._epoch
+        try:
+            rows = await self.store.read(
+                lambda conn: credentials_repo.active_passwords(conn, thing_id)
+            )
+        except Exception:
+            log.exception("could not read the credentials of %s; refusing it", thing_id)
+            return False
+        hashes = [
+            row.secret_hash
+            for row in rows
+            if row.created_us >= clock.parse_rfc3339(row.thing_created_at)
+        ]
+        if not hashes:  # no hash to spend: unknown Thing, or nothing active
+            return False
+        async with self._hashing:
+            ok = await asyncio.to_thread(_matches, thing_id, secret, hashes)
+        if ok and epoch == self._epoch and self.cache_seconds > 0:
+            self._remember(thing_id, key, time.monotonic() + self.cache_seconds)
+        return ok
+
+    def forget(self, thing_id: str) -> None:
+        """Drop what this node remembers of the Thing's verified secrets (after a revocation)."""
+        self._epoch += 1
+        dropped = self._verified.pop(thing_id, None)
+        if dropped:
+            self._cached -= len(dropped)
+
+    def _remember(self, thing_id: str, key: str, expiry: float) -> None:
+        if self._cached >= CACHE_LIMIT:
+            self._verified.clear()
+            self._cached = 0
+        entries = self._verified.setdefault(thing_id, {})
+        if key not in entries:
+            self._cached += 1
+        entries[key] = expiry
+
+
+# -- rules shared with other units ------------------------------------------------------------
+
+
+def credential_type(body: object) -> str:
+    """The type asked for in a create body: only `{"type": "password"}` for now."""
+    if not isinstance(body, dict):
+        raise InvalidInput('a credential must be a JSON object such as {"type": "password"}')
+    unknown = sorted(set(body) - {"type"})
+    if unknown:
+        raise InvalidInput(f"unknown member(s) {', '.join(unknown)} in a credential")
+    type_ = body.get("type")
+    if type_ == PASSWORD:
+        return PASSWORD
+    if type_ == "x509":
+        raise InvalidInput(
+            "x509 credentials are not available yet (they come with iotas' certificate "
+            'authority); create {"type": "password"} for now',
+            field="type",
+        )
+    raise InvalidInput(
+        f'the credential type must be "password", not {str(type_)[:40]!r}', field="type"
+    )
+
+
+def authorize(actor: Actor, thing_id: str, *, write: bool) -> None:
+    """Credentials are for operators and admins to change, viewers to list, within the
+    namespaces a token is scoped to."""
+    roles = WRITE_ROLES if write else READ_ROLES
+    if actor.role not in roles:
+        verb = "change" if write else "read"
+        raise Forbidden(f"a {actor.role} token cannot {verb} credentials")
+    if actor.namespaces is not None and namespace_of(thing_id) not in actor.namespaces:
+        raise Forbidden(f"this token is not allowed in namespace {namespace_of(thing_id)!r}")
+
+
+def revoke_in(tx: WriteTx, ctx: Context, thing: Thing, rows: list[CredentialRow]) -> Thing:
+    """Inside a unit: revoke `rows` of `thing` and journal each; returns the Thing folded over
+    the events. The caller writes (or deletes) the Thing and calls
+    `CredentialService.forget(thing.id)` once the unit has committed."""
+    after = thing
+    for row in rows:
+        after = _fold(
+            after, _record(tx, ctx, thing.id, ev.CREDENTIAL_REVOKED, _patch(row.id, row.type))
+        )
+    credentials_repo.revoke(tx.conn, [row.id for row in rows], tx.ts_us)
+    return after
+
+
+def revoke_all_in(tx: WriteTx, ctx: Context, thing: Thing) -> Thing:
+    """For the unit that deletes a Thing: revoke its active credentials first (journaled)."""
+    active = [
+        row
+        for row in _current(thing, credentials_repo.of_thing(tx.conn, thing.id))
+        if row.revoked_us is None
+    ]
+    return revoke_in(tx, ctx, thing, active) if active else thing
+
+
+def to_dict(row: CredentialRow) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "thing_id": row.thing_id,
+        "type": row.type,
+        "created_at": clock.to_rfc3339(row.created_us),
+        "revoked_at": None if row.revoked_us is None else clock.to_rfc3339(row.revoked_us),
+    }
+
+
+def _matches(thing_id: str, secret: str, hashes: list[str]) -> bool:
+    # Runs in a worker thread. Newest first: a device normally uses its newest secret.
+    for hashed in hashes:
+        try:
+            if _verify_secret(secret, hashed):
+                return True
+        except ValueError as exc:
+            log.warning("a stored password hash of %s is damaged (%s); ignored", thing_id, exc)
+    return False
+
+
+def _current(thing: Thing, rows: list[CredentialRow]) -> list[CredentialRow]:
+    born = clock.parse_rfc3339(thing.created_at)
+    return [row for row in rows if row.created_us >= born]
+
+
+def _patch(credential_id: str, type_: str) -> JSONObject:
+    return {"id": credential_id, "type": type_}
+
+
+def _existing(tx: WriteTx, thing_id: str) -> Thing:
+    thing = tx.thing(thing_id)
+    if thing is None:
+        raise NotFound(f"there is no Thing {thing_id!r}")
+    return thing
+
+
+def _record(tx: WriteTx, ctx: Context, thing_id: str, type_: str, patch: JSONObject) -> ev.Event:
+    return tx.record(thing_id, type_, actor=ctx.actor.subject, cause=ctx.cause, patch=patch)
+
+
+def _fold(state: Thing, event: ev.Event) -> Thing:
+    thing = ev.apply(state, event)
+    assert thing is not None
+    return thing

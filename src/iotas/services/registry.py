@@ -36,7 +36,7 @@ class Registry:
     async def get_many(self, ids: list[str]) -> dict[str, Thing]:
         return await self.store.read(lambda conn: things_repo.get_many(conn, ids))
 
-    async def list(self, q: str | None, *, limit: int, after_id: str | None) -> list[Thing]:
+    async def select(self, q: str | None, *, limit: int, after_id: str | None) -> list[Thing]:
         """Up to `limit` Things matching the query, in id order, after `after_id`."""
         where = None
         if q:
@@ -133,6 +133,40 @@ class Registry:
             return after
 
         return await self.store.write(unit)
+
+    async def set_connected(self, ctx: Context, thing_id: str, connected: bool) -> Thing:
+        """Presence from the Thing's birth or last will; journaled only when it changes."""
+        check_thing_id(thing_id)
+        type_ = ev.THING_CONNECTED if connected else ev.THING_DISCONNECTED
+
+        def unit(tx: WriteTx) -> Thing:
+            before = _existing(tx, thing_id)
+            if before.connected == connected:
+                return before
+            after = _fold(before, _record(tx, ctx, thing_id, type_, None))
+            things_repo.update_thing(tx.conn, before, after)
+            tx.wrote(thing_id, after)
+            return after
+
+        return await self.store.write(unit)
+
+    async def record_event(self, ctx: Context, thing_id: str, name: str, data: object) -> None:
+        """Something the Thing says happened (`things/{id}/events/{name}`): journaled as is."""
+        check_thing_id(thing_id)
+        try:
+            merge_patch.check_json(data, "event")
+        except ValueError as exc:
+            raise InvalidInput(str(exc)) from None
+
+        def unit(tx: WriteTx) -> None:
+            _existing(tx, thing_id)
+            _record(tx, ctx, thing_id, ev.THING_EVENT, {"name": name, "data": data})
+
+        await self.store.write(unit)
+
+    async def touch(self, thing_ids: list[str], seen_us: int) -> None:
+        """Record that these Things were heard from (not journaled: every message does it)."""
+        await self.store.write(lambda tx: things_repo.touch(tx.conn, thing_ids, seen_us))
 
 
 def _existing(tx: WriteTx, thing_id: str) -> Thing:

@@ -1,10 +1,239 @@
-"""Telemetry ingest, queries and retention (being written in this session; see issue 3)."""
+"""Telemetry: batched ingest, queries with buckets and aggregates, latest values, retention.
+
+Ingest is not journaled (brief, section 3: too much volume). A call to `ingest` is one
+transaction whatever the number of messages in it, and returns once that has committed: the
+MQTT adapter acknowledges QoS 1 messages only then, so an acknowledged sample is durable.
+"""
 
 from __future__ import annotations
 
-from iotas.store.store import Store
+import asyncio
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
+from typing import Any
+
+import orjson
+from sqlalchemy import Connection
+
+from iotas.domain import clock
+from iotas.domain.errors import InvalidInput, NotFound
+from iotas.domain.ids import check_thing_id
+from iotas.domain.telemetry import (
+    DAY_US,
+    DEFAULT_LIMITS,
+    Aggregate,
+    Limits,
+    Sample,
+    parse_document,
+)
+from iotas.store import telemetry_repo
+from iotas.store.store import Store, WriteTx
+from iotas.store.telemetry_repo import Row
+
+log = logging.getLogger("iotas.telemetry")
+
+MAX_POINTS = 10_000  # per key and query
+
+
+@dataclass(frozen=True, slots=True)
+class IngestResult:
+    stored: int  # samples committed
+    dropped: int  # samples refused because their Thing does not exist
+    unknown: frozenset[str]  # those Things
+
+
+@dataclass(frozen=True, slots=True)
+class Series:
+    """One key's answer: (ts_us, value) points, oldest first; `resume_us` if cut by the limit.
+
+    For bucketed queries `ts_us` is the bucket start and the value the aggregate.
+    """
+
+    points: list[tuple[int, Any]]
+    resume_us: int | None
+
+
+def _decode(num: float | int | None, value: str | None) -> Any:
+    return num if num is not None else None if value is None else orjson.loads(value)
 
 
 class TelemetryService:
-    def __init__(self, store: Store) -> None:
+    def __init__(
+        self,
+        store: Store,
+        *,
+        limits: Limits = DEFAULT_LIMITS,
+        last_seen_resolution_us: int = 1_000_000,
+    ) -> None:
         self.store = store
+        self.limits = limits
+        # A Thing's row is rewritten for last_seen at most once per this long: a device that
+        # sends ten messages a second should not rewrite its (wide) row ten times.
+        self.last_seen_resolution_us = last_seen_resolution_us
+        # Running totals for the operator (metrics will read them).
+        self.stored_samples = 0
+        self.dropped_samples = 0
+
+    async def ingest(self, batch: Sequence[tuple[str, Sequence[Sample]]]) -> IngestResult:
+        """Store every sample of every (Thing id, samples) pair in one transaction.
+
+        Samples of Things that do not exist (checked inside the transaction, so a Thing
+        deleted meanwhile gets nothing) are dropped and counted. Returns after the commit.
+        """
+        by_thing: dict[str, list[Row]] = {}
+        for thing_id, samples in batch:
+            if samples:
+                rows = by_thing.setdefault(thing_id, [])
+                rows.extend((thing_id, *sample) for sample in samples)
+        if not by_thing:
+            return IngestResult(0, 0, frozenset())
+        # Sorted: rows of `things` and `telemetry_latest` are then written in one order by
+        # every transaction, so concurrent ingests cannot deadlock on each other's locks.
+        ids = sorted(by_thing)
+        resolution_us = max(self.last_seen_resolution_us, 0)
+
+        def unit(tx: WriteTx) -> IngestResult:
+            exist = telemetry_repo.existing_things(tx.conn, ids)
+            kept = [tid for tid in ids if tid in exist]
+            rows = [row for tid in kept for row in by_thing[tid]]
+            telemetry_repo.insert_samples(tx.conn, rows)
+            telemetry_repo.upsert_latest(tx.conn, rows)
+            stale_us = tx.ts_us - resolution_us
+            telemetry_repo.touch_things(tx.conn, kept, tx.ts_us, stale_us)
+            _refresh_cached(tx, kept, stale_us)
+            unknown = frozenset(ids) - exist
+            return IngestResult(len(rows), sum(len(by_thing[t]) for t in unknown), unknown)
+
+        result = await self.store.write(unit)
+        self.stored_samples += result.stored
+        self.dropped_samples += result.dropped
+        return result
+
+    async def ingest_document(self, thing_id: str, document: object) -> int:
+        """Check and store one payload of one Thing (the HTTP route); the samples stored."""
+        check_thing_id(thing_id)
+        samples = parse_document(document, clock.now_us(), self.limits)
+        result = await self.ingest([(thing_id, samples)])
+        if result.unknown:
+            raise NotFound(f"there is no Thing {thing_id!r}")
+        return result.stored
+
+    async def query(
+        self,
+        thing_id: str,
+        keys: Sequence[str] | None,
+        *,
+        from_us: int,
+        to_us: int | None,
+        bucket_us: int | None = None,
+        agg: Aggregate = "avg",
+        limit: int = 1000,
+        resume: Mapping[str, int] | None = None,
+    ) -> dict[str, Series]:
+        """Samples (or buckets) of each key in [from, to), oldest first, `limit` per key.
+
+        `keys` None means every key the Thing has sent. `resume` maps keys to where a
+        previous, truncated answer left off; only those keys are read, from there.
+        """
+        check_thing_id(thing_id)
+        if to_us is not None and to_us <= from_us:
+            raise InvalidInput("from must be before to", field="from")
+        if not 1 <= limit <= MAX_POINTS:
+            raise InvalidInput(f"limit must be 1 to {MAX_POINTS}", field="limit")
+
+        def read(conn: Connection) -> dict[str, Series]:
+            if not telemetry_repo.existing_things(conn, [thing_id]):
+                raise NotFound(f"there is no Thing {thing_id!r}")
+            if resume is not None:
+                starts = dict(resume)
+            else:
+                wanted = telemetry_repo.keys(conn, thing_id) if keys is None else keys
+                starts = dict.fromkeys(wanted, from_us)
+            answer: dict[str, Series] = {}
+            for key, start in starts.items():
+                if bucket_us is None:
+                    found = telemetry_repo.raw_samples(conn, thing_id, key, start, to_us, limit)
+                    step = 1
+                else:
+                    found = telemetry_repo.buckets(
+                        conn, thing_id, key, start, to_us, bucket_us, agg, limit
+                    )
+                    step = bucket_us
+                points = [(ts, _decode(num, value)) for ts, num, value in found]
+                # A full page may have more behind it; the next starts just past its end.
+                resume_us = points[-1][0] + step if len(points) == limit else None
+                answer[key] = Series(points, resume_us)
+            return answer
+
+        return await self.store.read(read)
+
+    async def latest(self, thing_id: str) -> dict[str, tuple[int, Any]]:
+        """The newest (ts_us, value) of each key of the Thing."""
+        check_thing_id(thing_id)
+
+        def read(conn: Connection) -> dict[str, tuple[int, Any]]:
+            if not telemetry_repo.existing_things(conn, [thing_id]):
+                raise NotFound(f"there is no Thing {thing_id!r}")
+            rows = telemetry_repo.latest(conn, thing_id)
+            return {key: (ts, _decode(num, value)) for key, ts, num, value in rows}
+
+        return await self.store.read(read)
+
+
+def _refresh_cached(tx: WriteTx, thing_ids: list[str], stale_us: int) -> None:
+    """Keep the embedded store's cached Things' `last_seen` in step with the rows updated.
+
+    Same rule as `touch_things` (RFC 3339 strings of fixed width compare like instants).
+    """
+    if tx.known is None:
+        return
+    seen, stale = clock.to_rfc3339(tx.ts_us), clock.to_rfc3339(stale_us)
+    for thing_id in thing_ids:
+        cached = tx.known.get(thing_id)
+        if cached is not None and (cached.last_seen is None or cached.last_seen < stale):
+            tx.wrote(thing_id, replace(cached, last_seen=seen))
+
+
+class TelemetryRetention:
+    """Deletes samples older than the retention period, a bounded batch per transaction.
+
+    Each batch is its own write, so other writers (ingest, twins) get in between batches
+    and none waits behind a long delete. `retention_days` 0 keeps everything.
+    """
+
+    def __init__(self, store: Store, *, retention_days: float = 30, batch_size: int = 5000) -> None:
+        if retention_days < 0:
+            raise ValueError("retention_days must be 0 (keep forever) or more")
+        if batch_size < 1:
+            raise ValueError("batch_size must be at least 1")
+        self.store = store
+        self.retention_us = round(retention_days * DAY_US)
+        self.batch_size = batch_size
+
+    async def run_once(self, now_us: int) -> int:
+        """Delete everything older than now minus the retention period; the rows deleted."""
+        if self.retention_us == 0:
+            return 0
+        cutoff = now_us - self.retention_us
+        total = 0
+        while True:
+            deleted = await self.store.write(
+                lambda tx: telemetry_repo.delete_older_than(tx.conn, cutoff, self.batch_size)
+            )
+            total += deleted
+            if deleted < self.batch_size:
+                return total
+            await asyncio.sleep(0)  # a turn of the loop for the writes queued meanwhile
+
+    async def run(self, interval: float = 60.0) -> None:
+        """Run until cancelled: once now, then every `interval` seconds."""
+        while True:
+            try:
+                deleted = await self.run_once(clock.now_us())
+            except Exception:  # a failed round is retried at the next; the loop lives on
+                log.exception("telemetry retention failed")
+            else:
+                if deleted:
+                    log.info("telemetry retention deleted %d samples", deleted)
+            await asyncio.sleep(interval)

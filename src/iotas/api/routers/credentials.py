@@ -1,7 +1,75 @@
-"""Credentials routes (being written in this session; see issue 3)."""
+"""Device credentials of a Thing (create, list, revoke), and the export of active password
+hashes that configures an external MQTT broker (`iotas broker-config`)."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
+from starlette.responses import Response
 
-router = APIRouter(prefix="/api/v1/things", tags=["credentials"])
+from iotas.api.bodies import json_body
+from iotas.api.responses import json_response
+from iotas.api.security import Ctx, Rt
+from iotas.domain import clock
+from iotas.domain.errors import Forbidden
+from iotas.services.credentials import authorize
+
+# Every route here takes `ctx: Ctx`, which authenticates (see routers/things.py).
+router = APIRouter(prefix="/api/v1", tags=["credentials"])
+
+# A response holding a secret or hashes must not be kept by any cache on the way.
+NO_STORE = {"Cache-Control": "no-store"}
+
+_CREDENTIAL_BODY = {
+    "content": {
+        "application/json": {
+            "schema": {
+                "type": "object",
+                "required": ["type"],
+                "properties": {"type": {"type": "string", "enum": ["password"]}},
+            }
+        }
+    },
+    "required": True,
+}
+
+
+@router.post(
+    "/things/{thing_id}/credentials",
+    status_code=201,
+    openapi_extra={"requestBody": _CREDENTIAL_BODY},
+    summary="Create a credential; the response is the only place its secret ever appears",
+)
+async def create_credential(thing_id: str, request: Request, ctx: Ctx, rt: Rt) -> Response:
+    created = await rt.credentials.create(ctx, thing_id, await json_body(request))
+    return json_response(created, 201, headers=NO_STORE)
+
+
+@router.get("/things/{thing_id}/credentials")
+async def list_credentials(thing_id: str, ctx: Ctx, rt: Rt) -> Response:
+    authorize(ctx.actor, thing_id, write=False)
+    # A Thing has a handful of credentials: one page, always.
+    return json_response({"items": await rt.credentials.list(thing_id), "next": None})
+
+
+@router.delete("/things/{thing_id}/credentials/{credential_id}", status_code=204)
+async def revoke_credential(thing_id: str, credential_id: str, ctx: Ctx, rt: Rt) -> Response:
+    await rt.credentials.revoke(ctx, thing_id, credential_id)
+    return Response(status_code=204)
+
+
+@router.get(
+    "/broker/credentials",
+    summary="Active password hashes of every Thing, to configure an external broker (admin)",
+)
+async def broker_credentials(ctx: Ctx, rt: Rt) -> Response:
+    """`{"generated_at", "credentials": [{"thing_id", "secret_hash"}]}`, by Thing id, each
+    Thing's newest password last. One consistent read rather than pages: a broker
+    configuration assembled across concurrent changes could revive a revoked secret."""
+    if ctx.actor.role != "admin":
+        raise Forbidden("only an admin token can export credential hashes")
+    hashes = await rt.credentials.active_hashes()
+    body = {
+        "generated_at": clock.to_rfc3339(clock.now_us()),
+        "credentials": [{"thing_id": t, "secret_hash": h} for t, h in hashes],
+    }
+    return json_response(body, headers=NO_STORE)

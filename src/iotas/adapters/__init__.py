@@ -1,0 +1,1 @@
+"""Protocol adapters: each reaches Things over a protocol they already speak."""

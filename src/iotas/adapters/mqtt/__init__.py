@@ -1,0 +1,1 @@
+"""The native MQTT convention (docs/mqtt.md): iotas as a client of an MQTT broker."""

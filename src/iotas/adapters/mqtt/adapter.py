@@ -1,0 +1,156 @@
+"""iotas as an MQTT client of a broker (Mosquitto, EMQX, ... or the embedded one).
+
+The transport only: what a message means is `ingest.DeviceMessages`. QoS 1 messages are
+acknowledged to the broker only after what they carry is committed (MQTT 5, gmqtt with
+optimistic acknowledgement off: the PUBACK goes out when `_on_message` returns), and iotas
+keeps a persistent session, so a crash between receipt and commit means the broker delivers
+the message again. A message that cannot be taken (bad topic, bad payload, unknown Thing) is
+acknowledged too, so the broker does not resend it forever; it is counted and logged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+from gmqtt import Client as GmqttClient
+from gmqtt import Subscription
+from gmqtt.mqtt.constants import MQTTv50
+
+from iotas.adapters.mqtt import topics
+from iotas.adapters.mqtt.desired import mirror_desired
+from iotas.adapters.mqtt.ingest import MAX_PAYLOAD, DeviceMessages
+from iotas.domain.errors import InvalidInput
+from iotas.services.journal import JournalService
+from iotas.services.registry import Registry
+from iotas.services.stats import IngestStats
+from iotas.services.stream import JournalSignal
+from iotas.services.telemetry import TelemetryService
+
+log = logging.getLogger("iotas.mqtt")
+
+SESSION_EXPIRY = 7 * 24 * 3600  # how long the broker keeps iotas' queue while it is away
+
+
+@dataclass(frozen=True, slots=True)
+class BrokerAddress:
+    host: str
+    port: int
+    tls: bool
+    username: str | None
+    password: str | None
+
+    @staticmethod
+    def parse(url: str) -> BrokerAddress:
+        parts = urlsplit(url)
+        if parts.scheme not in ("mqtt", "mqtts"):
+            raise InvalidInput(f"an MQTT URL is mqtt://host:port or mqtts://host:port, not {url!r}")
+        tls = parts.scheme == "mqtts"
+        return BrokerAddress(
+            host=parts.hostname or "127.0.0.1",
+            port=parts.port or (8883 if tls else 1883),
+            tls=tls,
+            username=unquote(parts.username) if parts.username else None,
+            password=unquote(parts.password) if parts.password else None,
+        )
+
+
+class MqttAdapter:
+    def __init__(
+        self,
+        broker: BrokerAddress,
+        *,
+        registry: Registry,
+        telemetry: TelemetryService,
+        journal: JournalService,
+        signal: JournalSignal,
+        stats: IngestStats,
+        client_id: str = "iotas",
+        session_expiry: int = SESSION_EXPIRY,
+        max_payload: int = MAX_PAYLOAD,
+    ) -> None:
+        self.broker = broker
+        self.registry = registry
+        self.journal = journal
+        self.signal = signal
+        self.client_id = client_id
+        self.session_expiry = session_expiry
+        self.messages = DeviceMessages(
+            registry=registry, telemetry=telemetry, stats=stats, max_payload=max_payload
+        )
+        self._client: Any = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self._connected = asyncio.Event()
+
+    async def start(self) -> None:
+        client = GmqttClient(
+            self.client_id,
+            clean_session=False,
+            optimistic_acknowledgement=False,
+            session_expiry_interval=self.session_expiry,
+        )
+        if self.broker.username:
+            client.set_auth_credentials(self.broker.username, self.broker.password)
+        client.on_message = self._on_message
+        client.on_connect = self._on_connect
+        client.on_disconnect = self._on_disconnect
+        self._client = client
+        start_seq = await self.journal.head_seq()
+        await client.connect(
+            self.broker.host, self.broker.port, ssl=self.broker.tls, version=MQTTv50, keepalive=30
+        )
+        await asyncio.wait_for(self._connected.wait(), 10)
+        self._tasks = [
+            asyncio.create_task(
+                mirror_desired(
+                    self.journal, self.registry, self.signal, self._publish, after=start_seq
+                ),
+                name="iotas-mqtt-desired",
+            ),
+            asyncio.create_task(self.messages.touch_seen(), name="iotas-mqtt-seen"),
+        ]
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        await self.messages.drain()
+        if self._client is not None:
+            with contextlib.suppress(Exception):
+                await self._client.disconnect()
+
+    def _publish(self, topic: str, payload: bytes) -> None:
+        self._client.publish(topic, payload, qos=1, retain=True)
+
+    # -- broker callbacks -------------------------------------------------------------
+
+    def _on_connect(self, client: Any, flags: Any, rc: Any, properties: Any) -> None:
+        # Subscriptions live in the persistent session, but subscribing again is harmless and
+        # covers a session the broker dropped (expiry, restart without persistence).
+        client.subscribe([Subscription(topic, qos=1) for topic in topics.SUBSCRIPTIONS])
+        self._connected.set()
+
+    def _on_disconnect(self, client: Any, packet: Any, exc: Any = None) -> None:
+        self._connected.clear()
+        log.warning(
+            "disconnected from the MQTT broker %s:%s (%s); reconnecting",
+            self.broker.host,
+            self.broker.port,
+            exc or getattr(packet, "reason_code", packet),
+        )
+
+    async def _on_message(
+        self, client: Any, topic: str, payload: bytes, qos: int, properties: Any
+    ) -> int:
+        # Returning sends the PUBACK; an exception (the database is down) sends none, so the
+        # broker keeps the message in iotas' session and delivers it again on reconnect.
+        await self.messages.handle(topic, payload)
+        return 0
+
+    # -- background work --------------------------------------------------------------

@@ -1,0 +1,120 @@
+"""What iotas does with a message a Thing published, whatever carried it.
+
+`DeviceMessages.handle` returns once what the message carries is committed (or once it is
+refused, counted and logged); transports acknowledge the message only then. Both the MQTT
+client transport (`adapter.py`) and the embedded broker use it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+import orjson
+
+from iotas.adapters.mqtt import topics
+from iotas.adapters.mqtt.batcher import TelemetryBatcher
+from iotas.domain import clock
+from iotas.domain.errors import InvalidInput, NotFound
+from iotas.domain.telemetry import TelemetryRejected, parse_payload
+from iotas.services.context import Actor, Context
+from iotas.services.registry import Registry
+from iotas.services.stats import IngestStats
+from iotas.services.telemetry import TelemetryService
+
+log = logging.getLogger("iotas.mqtt")
+
+MAX_PAYLOAD = 256 * 1024
+
+
+class DeviceMessages:
+    def __init__(
+        self,
+        *,
+        registry: Registry,
+        telemetry: TelemetryService,
+        stats: IngestStats,
+        max_payload: int = MAX_PAYLOAD,
+    ) -> None:
+        self.registry = registry
+        self.telemetry = telemetry
+        self.stats = stats
+        self.max_payload = max_payload
+        self._batcher = TelemetryBatcher(self._ingest)
+        self._seen: set[str] = set()
+
+    async def handle(self, topic: str, payload: bytes, *, sender: str | None = None) -> None:
+        """Take one message. `sender` is the authenticated client (None: trusted transport)."""
+        try:
+            route = topics.parse(topic)
+        except InvalidInput as exc:
+            self.stats.reject("bad_topic", exc.detail, source=sender or topic[:200])
+            return
+        source = route.thing_id
+        if sender is not None and sender != route.thing_id:
+            self.stats.reject("not_own_topic", f"{sender!r} published on {topic!r}", source=sender)
+            return
+        if len(payload) > self.max_payload:
+            self.stats.reject(
+                "too_large", f"{len(payload)} bytes, at most {self.max_payload}", source=source
+            )
+            return
+        try:
+            await self._dispatch(route, payload)
+        except TelemetryRejected as exc:
+            self.stats.reject(exc.reason, exc.detail, source=source)
+        except NotFound:
+            self.stats.reject("unknown_thing", f"no Thing {source!r} is registered", source=source)
+        except InvalidInput as exc:
+            self.stats.reject(f"bad_{route.channel}", exc.detail, source=source)
+        else:
+            self.stats.accept(route.channel)
+            self._seen.add(route.thing_id)
+        # Anything else (the database is down) propagates: the transport must not acknowledge.
+
+    async def _dispatch(self, route: topics.Route, payload: bytes) -> None:
+        ctx = Context(Actor(route.thing_id, role="device"), f"mqtt {route.channel}")
+        if route.channel == "telemetry":
+            samples = parse_payload(payload, clock.now_us())
+            await self._batcher.add(route.thing_id, samples)
+        elif route.channel == "reported":
+            patch = _json_object(payload, "a reported patch")
+            await self.registry.patch_twin(ctx, route.thing_id, "reported", patch)
+        elif route.channel == "presence":
+            state = payload.decode("utf-8", "replace").strip().strip('"')
+            if state not in ("online", "offline"):
+                raise InvalidInput(f'presence is "online" or "offline", not {state[:40]!r}')
+            await self.registry.set_connected(ctx, route.thing_id, state == "online")
+        elif route.channel == "events":
+            assert route.name is not None
+            await self.registry.record_event(ctx, route.thing_id, route.name, _json(payload))
+
+    async def _ingest(self, batch: list[tuple[str, list[Any]]]) -> None:
+        await self.telemetry.ingest(batch)
+
+    async def touch_seen(self) -> None:
+        """Move last_seen, once a second, for Things heard from on channels other than
+        telemetry (telemetry ingest moves it itself)."""
+        while True:
+            await asyncio.sleep(1.0)
+            if self._seen:
+                seen, self._seen = sorted(self._seen), set()
+                await self.registry.touch(seen, clock.now_us())
+
+    async def drain(self) -> None:
+        await self._batcher.drain()
+
+
+def _json(payload: bytes) -> Any:
+    try:
+        return orjson.loads(payload)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidInput(f"the payload is not JSON: {exc}") from None
+
+
+def _json_object(payload: bytes, what: str) -> dict[str, Any]:
+    value = _json(payload)
+    if not isinstance(value, dict):
+        raise InvalidInput(f"{what} must be a JSON object")
+    return value

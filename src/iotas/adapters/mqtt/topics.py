@@ -1,0 +1,51 @@
+"""The topic convention, parsed and built. Pure: no I/O."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from iotas.domain.errors import InvalidInput
+from iotas.domain.ids import check_thing_id
+
+PREFIX = "things"
+# What iotas subscribes to: everything Things send.
+SUBSCRIPTIONS = (
+    f"{PREFIX}/+/telemetry",
+    f"{PREFIX}/+/reported",
+    f"{PREFIX}/+/presence",
+    f"{PREFIX}/+/events/+",
+)
+INBOUND = frozenset({"telemetry", "reported", "presence", "events"})
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    thing_id: str
+    channel: str
+    name: str | None = None
+
+
+def parse(topic: str) -> Route:
+    """Route an inbound topic, or raise InvalidInput naming what is wrong with it."""
+    parts = topic.split("/")
+    if len(parts) < 3 or parts[0] != PREFIX:
+        raise InvalidInput(f"not a topic of the convention: {topic[:200]!r}")
+    thing_id, channel = parts[1], parts[2]
+    check_thing_id(thing_id)
+    if channel not in INBOUND:
+        raise InvalidInput(f"iotas does not take {channel!r} from Things")
+    if channel == "events":
+        if len(parts) != 4 or not parts[3]:
+            raise InvalidInput("events are published on things/{id}/events/{name}")
+        return Route(thing_id, channel, parts[3])
+    if len(parts) != 3:
+        raise InvalidInput(f"unexpected topic levels after {channel!r}")
+    return Route(thing_id, channel)
+
+
+def desired(thing_id: str) -> str:
+    return f"{PREFIX}/{thing_id}/desired"
+
+
+def presence(thing_id: str) -> str:
+    return f"{PREFIX}/{thing_id}/presence"

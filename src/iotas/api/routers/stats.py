@@ -1,0 +1,22 @@
+"""Counters of ingest: `/api/v1/stats` (JSON) and `/metrics` (Prometheus text format)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+from starlette.responses import Response
+
+from iotas.api.responses import json_response
+from iotas.api.security import Ctx, Rt
+
+router = APIRouter(tags=["stats"])
+
+
+@router.get("/api/v1/stats")
+async def stats(ctx: Ctx, rt: Rt) -> Response:
+    return json_response({"ingest": rt.stats.to_dict()})
+
+
+@router.get("/metrics")
+async def metrics(ctx: Ctx, rt: Rt) -> Response:
+    # Behind the same bearer token as the API: Prometheus sends it with `authorization`.
+    return Response(rt.stats.prometheus(), media_type="text/plain; version=0.0.4")

@@ -1,0 +1,137 @@
+"""The embedded MQTT broker: amqtt in this process, devices authenticated by iotas.
+
+amqtt acknowledges a QoS 1 publish as soon as it has queued it, so if the process died before
+iotas committed the message, the device would have been told "received" about a message that
+is gone. Here the broker's protocol handler hands each device publish to iotas first and sends
+the PUBACK only when iotas has committed it (or refused it); then the broker delivers it to
+other subscribers as usual. That is the same guarantee iotas gives on an external broker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import logging
+from typing import Any
+
+from amqtt.broker import Broker
+from amqtt.mqtt.constants import QOS_0, QOS_1
+from amqtt.mqtt.protocol.broker_handler import BrokerProtocolHandler
+from amqtt.mqtt.protocol.handler import INCOMING
+
+from iotas.broker.gate import BrokerGate
+
+log = logging.getLogger("iotas.broker")
+
+_PLUGINS = "iotas.broker.plugins"
+
+
+class PortInUse(RuntimeError):
+    pass
+
+
+class _GatedHandler(BrokerProtocolHandler):
+    gate: BrokerGate
+
+    async def _handle_qos0_message_flow(self, app_message: Any) -> None:
+        if app_message.direction == INCOMING:
+            await self._take(app_message)
+        await super()._handle_qos0_message_flow(app_message)
+
+    async def _handle_qos1_message_flow(self, app_message: Any) -> None:
+        if app_message.direction == INCOMING:
+            # An exception here (the database is away) means no PUBACK: the device sends again.
+            await self._take(app_message)
+        await super()._handle_qos1_message_flow(app_message)
+
+    async def _take(self, app_message: Any) -> None:
+        username = self.session.username if self.session is not None else None
+        await self.gate.take(username, app_message.topic, bytes(app_message.data))
+
+
+class _GatedBroker(Broker):
+    gate: BrokerGate
+
+    async def _initialize_client_session(
+        self, reader: Any, writer: Any, remote_address: str, remote_port: int
+    ) -> tuple[BrokerProtocolHandler, Any]:
+        # amqtt builds the handler with the BrokerProtocolHandler class itself (a classmethod
+        # reading the CONNECT), so it is turned into the gated one here, before any PUBLISH.
+        handler, session = await super()._initialize_client_session(
+            reader, writer, remote_address, remote_port
+        )
+        _gated(handler, self.gate)
+        return handler, session
+
+    async def _init_handler(self, session: Any, reader: Any, writer: Any) -> BrokerProtocolHandler:
+        handler = await super()._init_handler(session, reader, writer)
+        _gated(handler, self.gate)
+        return handler
+
+
+def _gated(handler: BrokerProtocolHandler, gate: BrokerGate) -> None:
+    handler.__class__ = _GatedHandler
+    handler.gate = gate
+
+
+class EmbeddedBroker:
+    def __init__(self, gate: BrokerGate, *, host: str = "127.0.0.1", port: int = 1883) -> None:
+        self.gate = gate
+        self.host = host
+        self.port = port
+        self._broker: _GatedBroker | None = None
+
+    async def start(self) -> None:
+        config: dict[str, Any] = {
+            "listeners": {"default": {"type": "tcp", "bind": f"{self.host}:{self.port}"}},
+            "plugins": {
+                f"{_PLUGINS}.IotasAuthPlugin": {"gate": self.gate},
+                f"{_PLUGINS}.IotasTopicPlugin": {"gate": self.gate},
+                f"{_PLUGINS}.IotasPresencePlugin": {"gate": self.gate},
+            },
+        }
+        broker = _GatedBroker(config)
+        broker.gate = self.gate
+        try:
+            await broker.start()
+        except Exception as exc:
+            if _address_in_use(exc):
+                raise PortInUse(
+                    f"the MQTT port {self.host}:{self.port} is taken (another broker?): choose "
+                    "another with --mqtt-port, or use that broker with --mqtt-url mqtt://host:port"
+                ) from None
+            raise
+        self._broker = broker
+
+    def publish_retained(self, topic: str, payload: bytes) -> None:
+        """Publish as iotas itself (desired state): retained, QoS 1."""
+        broker = self._broker
+        if broker is None:
+            return
+        task = asyncio.ensure_future(_retain_and_send(broker, topic, payload))
+        task.add_done_callback(_log_failure)
+
+    async def stop(self) -> None:
+        if self._broker is not None:
+            await self._broker.shutdown()
+            self._broker = None
+
+
+async def _retain_and_send(broker: Broker, topic: str, payload: bytes) -> None:
+    await broker.retain_message(None, topic, payload, QOS_1)
+    await broker.internal_message_broadcast(topic, payload, QOS_1 if payload else QOS_0)
+
+
+def _log_failure(task: asyncio.Future[None]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.error("could not publish to the embedded broker", exc_info=task.exception())
+
+
+def _address_in_use(exc: BaseException) -> bool:
+    while exc is not None:
+        if isinstance(exc, OSError) and exc.errno == errno.EADDRINUSE:
+            return True
+        if "address already in use" in str(exc).lower():
+            return True
+        exc = exc.__cause__ or exc.__context__  # type: ignore[assignment]
+    return False

@@ -1,0 +1,85 @@
+"""What the embedded broker asks iotas: who may connect, subscribe and publish, and what to
+do with a device's message before it is acknowledged.
+
+The broker is amqtt in this process; the gate is the only thing it knows of iotas.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from iotas.adapters.mqtt import topics
+from iotas.adapters.mqtt.ingest import DeviceMessages
+from iotas.domain.errors import InvalidInput
+from iotas.domain.ids import check_thing_id
+from iotas.services.context import Actor, Context
+from iotas.services.credentials import CredentialService
+from iotas.services.registry import Registry
+from iotas.services.stats import IngestStats
+
+log = logging.getLogger("iotas.broker")
+
+
+class BrokerGate:
+    def __init__(
+        self,
+        *,
+        credentials: CredentialService,
+        messages: DeviceMessages,
+        registry: Registry,
+        stats: IngestStats,
+    ) -> None:
+        self.credentials = credentials
+        self.messages = messages
+        self.registry = registry
+        self.stats = stats
+
+    async def authenticate(
+        self, client_id: str | None, username: str | None, password: str | None
+    ) -> bool:
+        """A device logs in with its Thing id as client id and username and its secret."""
+        if not username or password is None:
+            self.stats.reject("auth_failed", "no username or password", source=client_id or "?")
+            return False
+        if client_id != username:
+            self.stats.reject(
+                "auth_failed", f"client id {client_id!r} is not the username", source=username
+            )
+            return False
+        try:
+            check_thing_id(username)
+        except InvalidInput:
+            self.stats.reject("auth_failed", "the username is not a Thing id", source=username)
+            return False
+        if not await self.credentials.verify_password(username, password):
+            self.stats.reject("auth_failed", "wrong or revoked secret", source=username)
+            return False
+        return True
+
+    def may_use(self, username: str | None, topic: str, action: str) -> bool:
+        """A device reaches only its own `things/<id>/...` (its id is a literal level, so no
+        wildcard after it can reach another Thing's topics)."""
+        allowed = username is not None and topic.startswith(f"{topics.PREFIX}/{username}/")
+        if not allowed:
+            self.stats.reject(
+                "acl_denied", f"{action} on {topic[:200]!r} refused", source=username or "?"
+            )
+        return allowed
+
+    async def take(self, username: str | None, topic: str, payload: bytes) -> None:
+        """A device published: returns once it is committed (or refused and counted)."""
+        if username is None or not self.may_use(username, topic, "publish"):
+            return
+        await self.messages.handle(topic, payload, sender=username)
+
+    async def presence(self, username: str | None, connected: bool) -> None:
+        """The broker knows exactly when a device connects and drops; that is presence."""
+        if username is None:
+            return
+        ctx = Context(
+            Actor(username, role="device"), "mqtt connect" if connected else "mqtt disconnect"
+        )
+        try:
+            await self.registry.set_connected(ctx, username, connected)
+        except Exception:  # a Thing deleted while connected, or the database away: log only
+            log.exception("could not record presence of %s", username)

@@ -1,0 +1,298 @@
+"""`iotas broker-config mosquitto`: configure an external Mosquitto for iotas' devices.
+
+Mosquitto's password file cannot hold a user name with `:` (every Thing id has one), so the
+configuration uses its dynamic security plugin instead, whose JSON file accepts any user
+name and stores the same PBKDF2-SHA512 values iotas keeps (iterations, salt, key). iotas
+therefore writes it from the hashes the server exports, without knowing any device secret.
+docs/deployment.md ("External MQTT brokers") says why and how to run it.
+
+Written to the output directory:
+
+- `dynamic-security.json` (0600, hashes): one client per Thing (user name and client id
+  are the Thing id) with a role that reaches only `things/<id>/#`, and the service user
+  `iotas` with `things/#` and `$share/iotas/things/#`;
+- `mosquitto.conf`: the listener, `allow_anonymous false` and the plugin;
+- `iotas.secret` (0600): the service user's secret, kept across runs so that regenerating
+  (to apply a revocation) does not change it; `--rotate-service-secret` makes a new one;
+- `iotas-mqtt-url` (0600): `mqtt://iotas:<secret>@host:port`, for `iotas up --mqtt-url`.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import pwd
+import string
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Annotated, Any
+
+import orjson
+import typer
+
+from iotas.cli.context import ExitCode, cli_of
+from iotas.cli.options import JsonFlag
+from iotas.domain.secrets import PasswordHash, hash_secret, new_secret
+
+app = typer.Typer(no_args_is_help=True, help="Configure an external MQTT broker for iotas.")
+
+SERVICE_USER = "iotas"
+SERVICE_ROLE = "iotas"
+THING_ROLE_PREFIX = "thing/"
+DYNSEC_FILE = "dynamic-security.json"
+CONF_FILE = "mosquitto.conf"
+SECRET_FILE = "iotas.secret"  # noqa: S105 (a file name)
+URL_FILE = "iotas-mqtt-url"
+PLUGIN_CANDIDATES = (
+    "/usr/lib/x86_64-linux-gnu/mosquitto_dynamic_security.so",  # Debian, Ubuntu
+    "/usr/lib/*-linux-gnu/mosquitto_dynamic_security.so",
+    "/usr/lib/mosquitto_dynamic_security.so",  # the eclipse-mosquitto image, Alpine
+    "/usr/lib64/mosquitto_dynamic_security.so",
+    "/usr/local/lib/mosquitto_dynamic_security.so",
+    "/opt/homebrew/lib/mosquitto_dynamic_security.so",
+)
+SECRET_CHARS = frozenset(string.ascii_letters + string.digits + "-_")
+# Anything not granted by a role is refused; unsubscribing is harmless.
+DEFAULT_ACL_ACCESS = {
+    "publishClientSend": False,
+    "publishClientReceive": False,
+    "subscribe": False,
+    "unsubscribe": True,
+}
+
+
+@app.command("mosquitto")
+def mosquitto(
+    ctx: typer.Context,
+    out: Annotated[
+        Path, typer.Option("--out", help="Directory to write the files to.", metavar="DIR")
+    ],
+    port: Annotated[int, typer.Option("--port", help="Port Mosquitto listens on.")] = 1883,
+    host: Annotated[str, typer.Option("--host", help="Address Mosquitto listens on.")] = (
+        "127.0.0.1"
+    ),
+    plugin: Annotated[
+        str | None,
+        typer.Option(
+            "--plugin",
+            help="Path of mosquitto_dynamic_security.so (found in the usual places if not given).",
+            metavar="PATH",
+        ),
+    ] = None,
+    owner: Annotated[
+        str | None,
+        typer.Option(
+            "--owner",
+            help="Give dynamic-security.json to this user (the one Mosquitto runs as, such as "
+            "mosquitto), since Mosquitto reads it after dropping root.",
+            metavar="USER",
+        ),
+    ] = None,
+    rotate: Annotated[
+        bool,
+        typer.Option("--rotate-service-secret", help="Make a new secret for the iotas user."),
+    ] = False,
+    json_: JsonFlag = False,
+) -> None:
+    """Write a Mosquitto configuration that authenticates every Thing by its credentials.
+
+    Run again and restart Mosquitto after credentials change (it reads them only at start).
+    """
+    cli = cli_of(ctx, json_)
+    if not 0 < port < 65536:
+        raise typer.BadParameter("a port is 1 to 65535", param_hint="--port")
+    uid = None
+    if owner is not None:
+        try:
+            uid = pwd.getpwnam(owner).pw_uid
+        except KeyError:
+            raise typer.BadParameter(f"there is no user {owner!r}", param_hint="--owner") from None
+    plugin_path = plugin or find_plugin()
+    exported = cli.run(lambda client: client.broker_credentials())
+    rows = exported.get("credentials")
+    if not isinstance(rows, list):
+        cli.fail("the server's answer has no credential list", ExitCode.FAILED)
+
+    out.mkdir(parents=True, exist_ok=True)
+    secret = None if rotate else read_secret(out / SECRET_FILE)
+    if secret is None:
+        secret = new_secret()
+    elif not SECRET_CHARS.issuperset(secret):
+        cli.fail(
+            f"{out / SECRET_FILE} must hold letters, digits, '-' and '_' only (it goes into a "
+            "URL); fix it or use --rotate-service-secret",
+            ExitCode.INVALID,
+        )
+    document, things, skipped, several = dynsec_document(rows, hash_secret(secret))
+    directory = out.resolve()
+    try:
+        write_file(out / SECRET_FILE, secret + "\n", mode=0o600)
+        url_host = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host  # noqa: S104
+        write_file(out / URL_FILE, f"mqtt://{SERVICE_USER}:{secret}@{url_host}:{port}\n", 0o600)
+        write_file(
+            out / DYNSEC_FILE,
+            orjson.dumps(document, option=orjson.OPT_INDENT_2).decode() + "\n",
+            mode=0o600,
+            uid=uid,
+        )
+        write_file(
+            out / CONF_FILE,
+            mosquitto_conf(
+                host=host,
+                port=port,
+                plugin=plugin_path,
+                dynsec=directory / DYNSEC_FILE,
+                things=things,
+                generated_at=str(exported.get("generated_at", "")),
+            ),
+            mode=0o644,
+        )
+    except PermissionError as exc:
+        cli.fail(
+            f"cannot write {exc.filename}: {exc.strerror} (is --owner allowed here?)",
+            ExitCode.FAILED,
+        )
+
+    report = {
+        "dir": str(directory),
+        "things": things,
+        "service_user": SERVICE_USER,
+        "files": {
+            "conf": str(directory / CONF_FILE),
+            "dynamic_security": str(directory / DYNSEC_FILE),
+            "service_secret": str(directory / SECRET_FILE),
+            "service_url": str(directory / URL_FILE),
+        },
+        "plugin": plugin_path,
+        "skipped": skipped,
+        "several_passwords": several,
+    }
+    if cli.out.json_mode:
+        cli.out.json(report)
+        return
+    cli.out.info(f"Wrote the Mosquitto configuration for {things} Things to {directory}:")
+    cli.out.info(f"  {CONF_FILE}          run: mosquitto -c {directory / CONF_FILE}")
+    cli.out.info(f"  {DYNSEC_FILE}  devices, their hashes and topics (mode 0600)")
+    cli.out.info(
+        f"  {SECRET_FILE}, {URL_FILE}  the iotas user (mode 0600): iotas up --mqtt-url ..."
+    )
+    if several:
+        cli.out.info(
+            f"[yellow]{several} Things have more than one active password; Mosquitto accepts "
+            "only the newest of each.[/yellow]"
+        )
+    if skipped:
+        cli.out.info(f"[yellow]{skipped} damaged hashes were left out.[/yellow]")
+    if not os.path.exists(plugin_path):
+        cli.out.info(f"[yellow]{plugin_path} does not exist here; pass --plugin.[/yellow]")
+    cli.out.info("Restart Mosquitto to apply (it reads the plugin's file only at start).")
+
+
+def dynsec_document(rows: Iterable[Any], service_hash: str) -> tuple[dict[str, Any], int, int, int]:
+    """The dynamic security plugin's JSON: (document, Things, damaged hashes, Things with
+    more than one active password). `rows` come in Thing order, each Thing's newest last."""
+    newest: dict[str, PasswordHash] = {}
+    seen: dict[str, int] = {}
+    skipped = 0
+    for row in rows:
+        try:
+            thing_id = str(row["thing_id"])
+            parsed = PasswordHash.parse(str(row["secret_hash"]))
+        except (KeyError, TypeError, ValueError):
+            skipped += 1
+            continue
+        newest[thing_id] = parsed  # the last one of a Thing is its newest
+        seen[thing_id] = seen.get(thing_id, 0) + 1
+    clients = [
+        _client(thing_id, h, f"{THING_ROLE_PREFIX}{thing_id}", thing_id)
+        for thing_id, h in newest.items()
+    ]
+    clients.append(_client(SERVICE_USER, PasswordHash.parse(service_hash), SERVICE_ROLE, None))
+    roles = [_role(f"{THING_ROLE_PREFIX}{t}", [f"things/{t}/#"], []) for t in newest]
+    roles.append(_role(SERVICE_ROLE, ["things/#"], ["$share/iotas/things/#"]))
+    document = {
+        "defaultACLAccess": DEFAULT_ACL_ACCESS,
+        "clients": clients,
+        "groups": [],
+        "roles": roles,
+    }
+    return document, len(newest), skipped, sum(n > 1 for n in seen.values())
+
+
+def _client(username: str, hashed: PasswordHash, role: str, clientid: str | None) -> Any:
+    client: dict[str, Any] = {
+        "username": username,
+        "password": hashed.b64_key,
+        "salt": hashed.b64_salt,
+        "iterations": hashed.iterations,
+        "roles": [{"rolename": role}],
+    }
+    if clientid is not None:
+        # Binding the client id stops one device from taking over another's session.
+        client["clientid"] = clientid
+    return client
+
+
+def _role(name: str, topics: list[str], subscribe_only: list[str]) -> dict[str, Any]:
+    # Mosquitto 2.0's plugin does not expand %u in ACL topics, hence a role per Thing.
+    acls = [
+        {"acltype": acltype, "topic": topic, "allow": True}
+        for topic in topics
+        for acltype in ("publishClientSend", "publishClientReceive", "subscribePattern")
+    ]
+    acls += [{"acltype": "subscribePattern", "topic": t, "allow": True} for t in subscribe_only]
+    return {"rolename": name, "acls": acls}
+
+
+def mosquitto_conf(
+    *, host: str, port: int, plugin: str, dynsec: Path, things: int, generated_at: str
+) -> str:
+    return (
+        f"# Written by `iotas broker-config mosquitto` for {things} Things"
+        f" (credentials as of {generated_at}).\n"
+        "# Run it again and restart Mosquitto after adding or revoking credentials: Mosquitto\n"
+        "# 2.0 reads the dynamic security file only when it starts.\n"
+        "per_listener_settings false\n"
+        f"listener {port} {host}\n"
+        "allow_anonymous false\n"
+        f"plugin {plugin}\n"
+        f"plugin_opt_config_file {dynsec}\n"
+    )
+
+
+def find_plugin() -> str:
+    for pattern in PLUGIN_CANDIDATES:
+        found = sorted(glob.glob(pattern))
+        if found:
+            return found[0]
+    return PLUGIN_CANDIDATES[0]
+
+
+def read_secret(path: Path) -> str | None:
+    try:
+        secret = path.read_text(encoding="utf-8").strip()
+    except FileNotFoundError:
+        return None
+    return secret or None
+
+
+def write_file(path: Path, text: str, mode: int, uid: int | None = None) -> None:
+    """Replace `path` at once (a broker starting meanwhile reads the old or the new file,
+    never half of one), created with `mode` so a secret is never readable by others."""
+    temporary = path.with_name(f".{path.name}.tmp")
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    try:
+        os.fchmod(fd, mode)
+        if uid is not None:
+            os.fchown(fd, uid, -1)
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            fd = -1
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, path)
+    finally:
+        if fd != -1:
+            os.close(fd)
+        if temporary.exists():
+            temporary.unlink()

@@ -1,0 +1,80 @@
+"""Starting and stopping how devices reach iotas over MQTT: the embedded broker, or iotas as a
+client of an external one. The composition root for the pieces in `adapters/mqtt` and
+`broker/`; the app's lifespan calls it."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+from iotas.adapters.mqtt.adapter import BrokerAddress, MqttAdapter
+from iotas.adapters.mqtt.desired import mirror_desired, publish_all_desired
+from iotas.adapters.mqtt.ingest import DeviceMessages
+from iotas.api.runtime import Runtime
+from iotas.broker.embedded import EmbeddedBroker
+from iotas.broker.gate import BrokerGate
+
+log = logging.getLogger("iotas.devices")
+
+
+class MqttDevices:
+    """Whatever MQTT transport the settings ask for; `stop()` undoes `start()`."""
+
+    def __init__(self, rt: Runtime) -> None:
+        self.rt = rt
+        self.adapter: MqttAdapter | None = None
+        self.broker: EmbeddedBroker | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self._messages: DeviceMessages | None = None
+
+    async def start(self) -> None:
+        rt, settings = self.rt, self.rt.settings
+        if settings.mqtt_url is not None:
+            self.adapter = MqttAdapter(
+                BrokerAddress.parse(settings.mqtt_url),
+                registry=rt.registry,
+                telemetry=rt.telemetry,
+                journal=rt.journal,
+                signal=rt.signal,
+                stats=rt.stats,
+                client_id=settings.mqtt_client_id,
+                session_expiry=settings.mqtt_session_expiry,
+            )
+            await self.adapter.start()
+            log.info("devices: MQTT via %s", settings.mqtt_url.split("@")[-1])
+            return
+        if settings.mqtt_port is None:
+            return
+        messages = DeviceMessages(registry=rt.registry, telemetry=rt.telemetry, stats=rt.stats)
+        gate = BrokerGate(
+            credentials=rt.credentials, messages=messages, registry=rt.registry, stats=rt.stats
+        )
+        broker = EmbeddedBroker(gate, host=settings.mqtt_host, port=settings.mqtt_port)
+        head = await rt.journal.head_seq()
+        await broker.start()
+        self.broker, self._messages = broker, messages
+        # The embedded broker keeps retained messages in memory only: restore desired state.
+        await publish_all_desired(rt.registry, broker.publish_retained)
+        self._tasks = [
+            asyncio.create_task(
+                mirror_desired(
+                    rt.journal, rt.registry, rt.signal, broker.publish_retained, after=head
+                )
+            ),
+            asyncio.create_task(messages.touch_seen()),
+        ]
+        log.info("devices: embedded MQTT broker on %s:%s", settings.mqtt_host, settings.mqtt_port)
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        if self.adapter is not None:
+            await self.adapter.stop()
+        if self._messages is not None:
+            await self._messages.drain()
+        if self.broker is not None:
+            await self.broker.stop()

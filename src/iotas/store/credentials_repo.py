@@ -1,0 +1,125 @@
+"""Reading and writing device credential rows. Repositories never begin or commit.
+
+Reads that decide whether a secret is accepted join the Thing's row and return its
+`created_at`: the service accepts only credentials made since the Thing (this incarnation of
+its id) was created, so a deleted and re-created Thing never inherits old secrets.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import Connection, Row, Select, insert, select, update
+
+from iotas.store.schema import credentials, things
+
+PASSWORD = "password"  # noqa: S105 (the name of a credential type, not a secret)
+
+
+@dataclass(frozen=True, slots=True)
+class CredentialRow:
+    id: str
+    thing_id: str
+    type: str
+    secret_hash: str | None
+    created_us: int
+    revoked_us: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class ActivePassword:
+    """An unrevoked password credential and the creation time of the Thing it belongs to."""
+
+    id: str
+    thing_id: str
+    secret_hash: str
+    created_us: int
+    thing_created_at: str
+
+
+_COLUMNS = (
+    credentials.c.id,
+    credentials.c.thing_id,
+    credentials.c.type,
+    credentials.c.secret_hash,
+    credentials.c.created_us,
+    credentials.c.revoked_us,
+)
+
+
+def insert_credential(conn: Connection, row: CredentialRow) -> None:
+    conn.execute(
+        insert(credentials).values(
+            id=row.id,
+            thing_id=row.thing_id,
+            type=row.type,
+            secret_hash=row.secret_hash,
+            created_us=row.created_us,
+            revoked_us=row.revoked_us,
+        )
+    )
+
+
+def get(conn: Connection, credential_id: str) -> CredentialRow | None:
+    row = conn.execute(select(*_COLUMNS).where(credentials.c.id == credential_id)).first()
+    return None if row is None else CredentialRow(*row)
+
+
+def of_thing(conn: Connection, thing_id: str) -> list[CredentialRow]:
+    """Every credential of the Thing id, revoked ones too, oldest first."""
+    rows = conn.execute(
+        select(*_COLUMNS)
+        .where(credentials.c.thing_id == thing_id)
+        .order_by(credentials.c.created_us, credentials.c.id)
+    )
+    return [CredentialRow(*row) for row in rows]
+
+
+def _active_passwords() -> Select[str, str, str, int, str]:
+    return (
+        select(
+            credentials.c.id,
+            credentials.c.thing_id,
+            credentials.c.secret_hash,
+            credentials.c.created_us,
+            things.c.created_at,
+        )
+        .join(things, things.c.id == credentials.c.thing_id)
+        .where(
+            credentials.c.type == PASSWORD,
+            credentials.c.revoked_us.is_(None),
+            credentials.c.secret_hash.is_not(None),
+        )
+    )
+
+
+def active_passwords(conn: Connection, thing_id: str) -> list[ActivePassword]:
+    """The Thing's unrevoked passwords, newest first (the one a device most likely uses)."""
+    query = (
+        _active_passwords()
+        .where(credentials.c.thing_id == thing_id)
+        .order_by(credentials.c.created_us.desc(), credentials.c.id.desc())
+    )
+    return [_active(row) for row in conn.execute(query)]
+
+
+def all_active_passwords(conn: Connection) -> list[ActivePassword]:
+    """Every unrevoked password of every existing Thing, by Thing id, each Thing's oldest first."""
+    query = _active_passwords().order_by(
+        credentials.c.thing_id, credentials.c.created_us, credentials.c.id
+    )
+    return [_active(row) for row in conn.execute(query)]
+
+
+def _active(row: Row[str, str, str, int, str]) -> ActivePassword:
+    credential_id, thing_id, secret_hash, created_us, thing_created_at = row
+    return ActivePassword(credential_id, thing_id, secret_hash, created_us, thing_created_at)
+
+
+def revoke(conn: Connection, credential_ids: list[str], revoked_us: int) -> None:
+    if credential_ids:
+        conn.execute(
+            update(credentials)
+            .where(credentials.c.id.in_(credential_ids), credentials.c.revoked_us.is_(None))
+            .values(revoked_us=revoked_us)
+        )

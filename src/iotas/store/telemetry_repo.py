@@ -1,0 +1,262 @@
+"""Telemetry samples, latest values and retention. Repositories never begin or commit.
+
+Rows are tuples `(thing_id, key, ts_us, num, value)` (a `Sample` with its Thing in front).
+Ingest is the hottest write path in iotas, so its statements skip SQLAlchemy's per-row work
+where that showed in measurements: on SQLite they go to the sqlite3 connection's executemany
+(the way the store's batch statements do), on PostgreSQL each is one statement over arrays
+(`unnest`), one round trip however many rows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import orjson
+from sqlalchemy import (
+    BigInteger,
+    Connection,
+    Float,
+    Select,
+    Text,
+    bindparam,
+    func,
+    select,
+    text,
+)
+from sqlalchemy.dialects.postgresql import ARRAY
+
+from iotas.store.schema import telemetry, telemetry_latest
+
+Row = tuple[str, str, int, float | None, str | None]
+
+_SQLITE_INSERT = "INSERT INTO telemetry (thing_id, key, ts_us, num, value) VALUES (?, ?, ?, ?, ?)"
+_ON_CONFLICT = (
+    " ON CONFLICT (thing_id, key) DO UPDATE SET "
+    "ts_us = excluded.ts_us, num = excluded.num, value = excluded.value "
+    "WHERE excluded.ts_us > telemetry_latest.ts_us"
+)
+_SQLITE_UPSERT = (
+    "INSERT INTO telemetry_latest (thing_id, key, ts_us, num, value) VALUES (?, ?, ?, ?, ?) "
+    "ON CONFLICT (thing_id, key) DO UPDATE SET "
+    "ts_us = excluded.ts_us, num = excluded.num, value = excluded.value "
+    "WHERE excluded.ts_us > telemetry_latest.ts_us"
+)
+# Five arrays in, one statement: asyncpg sends it once however many rows there are.
+_UNNEST = (
+    " SELECT * FROM unnest(CAST(:thing_id AS TEXT[]), CAST(:key AS TEXT[]), "
+    "CAST(:ts_us AS BIGINT[]), CAST(:num AS DOUBLE PRECISION[]), CAST(:value AS TEXT[]))"
+)
+_ARRAYS = (
+    bindparam("thing_id", type_=ARRAY(Text)),
+    bindparam("key", type_=ARRAY(Text)),
+    bindparam("ts_us", type_=ARRAY(BigInteger)),
+    bindparam("num", type_=ARRAY(Float)),
+    bindparam("value", type_=ARRAY(Text)),
+)
+_PG_INSERT = text("INSERT INTO telemetry (thing_id, key, ts_us, num, value)" + _UNNEST).bindparams(
+    *_ARRAYS
+)
+_PG_UPSERT = text(
+    "INSERT INTO telemetry_latest (thing_id, key, ts_us, num, value)" + _UNNEST + _ON_CONFLICT
+).bindparams(*_ARRAYS)
+# Bounded deletes by physical row id, found through the ts index. PostgreSQL plans
+# `ctid = ANY(ARRAY(...))` as a TID scan; `ctid IN (SELECT ...)` could become a full scan.
+_SQLITE_DELETE = text(
+    "DELETE FROM telemetry WHERE rowid IN "
+    "(SELECT rowid FROM telemetry WHERE ts_us < :cutoff ORDER BY ts_us LIMIT :lim)"
+)
+_PG_DELETE = text(
+    "DELETE FROM telemetry WHERE ctid = ANY(ARRAY("
+    "SELECT ctid FROM telemetry WHERE ts_us < :cutoff ORDER BY ts_us LIMIT :lim))"
+)
+# A list of Thing ids is one parameter (a JSON array on SQLite, an array on PostgreSQL), so
+# the statement is the same for every batch and needs no per-id placeholders.
+_SQLITE_EXISTING = "SELECT id FROM things WHERE id IN (SELECT value FROM json_each(?))"
+_PG_EXISTING = text("SELECT id FROM things WHERE id = ANY(:ids)").bindparams(
+    bindparam("ids", type_=ARRAY(Text))
+)
+_SQLITE_TOUCH = (
+    "UPDATE things SET last_seen_us = ? WHERE id IN (SELECT value FROM json_each(?)) "
+    "AND (last_seen_us IS NULL OR last_seen_us < ?)"
+)
+_PG_TOUCH = text(
+    "UPDATE things SET last_seen_us = :seen WHERE id = ANY(:ids) "
+    "AND (last_seen_us IS NULL OR last_seen_us < :stale)"
+).bindparams(
+    bindparam("ids", type_=ARRAY(Text)),
+    bindparam("seen", type_=BigInteger),
+    bindparam("stale", type_=BigInteger),
+)
+
+
+def _columns(rows: Sequence[Row]) -> dict[str, list[Any]]:
+    thing_ids, keys, stamps, nums, values = zip(*rows, strict=True)
+    return {
+        "thing_id": list(thing_ids),
+        "key": list(keys),
+        "ts_us": list(stamps),
+        "num": list(nums),
+        "value": list(values),
+    }
+
+
+def insert_samples(conn: Connection, rows: Sequence[Row]) -> None:
+    if not rows:
+        return
+    if conn.dialect.name == "sqlite":
+        raw = conn.connection.driver_connection
+        assert raw is not None
+        raw.executemany(_SQLITE_INSERT, rows)
+    else:
+        conn.execute(_PG_INSERT, _columns(rows))
+
+
+def upsert_latest(conn: Connection, rows: Iterable[Row]) -> None:
+    """Make each row the latest value of its (Thing, key) unless a newer one is stored.
+
+    Rows are first reduced to the newest per (Thing, key): PostgreSQL refuses to update one
+    row twice in a statement, and fewer rows is less work on both.
+    """
+    newest: dict[tuple[str, str], Row] = {}
+    for row in rows:
+        seen = newest.get((row[0], row[1]))
+        if seen is None or row[2] > seen[2]:
+            newest[(row[0], row[1])] = row
+    if not newest:
+        return
+    # In (Thing, key) order, so that concurrent upserts lock shared rows in the same order.
+    reduced = [newest[pair] for pair in sorted(newest)]
+    if conn.dialect.name == "sqlite":
+        raw = conn.connection.driver_connection
+        assert raw is not None
+        raw.executemany(_SQLITE_UPSERT, reduced)
+    else:
+        conn.execute(_PG_UPSERT, _columns(reduced))
+
+
+def existing_things(conn: Connection, thing_ids: Sequence[str]) -> set[str]:
+    """Which of these Thing ids exist."""
+    if not thing_ids:
+        return set()
+    if conn.dialect.name == "sqlite":
+        raw = conn.connection.driver_connection
+        assert raw is not None
+        cursor = raw.execute(_SQLITE_EXISTING, (orjson.dumps(list(thing_ids)).decode(),))
+        return {row[0] for row in cursor}
+    return set(conn.execute(_PG_EXISTING, {"ids": list(thing_ids)}).scalars())
+
+
+def touch_things(conn: Connection, thing_ids: Sequence[str], seen_us: int, stale_us: int) -> None:
+    """Set `last_seen_us` to `seen_us` for these Things where it is unset or before `stale_us`.
+
+    `stale_us` <= `seen_us`, so last_seen never moves back; below it, a Thing seen again
+    within the resolution is not rewritten (its row is wide and this runs for every message).
+    """
+    if not thing_ids:
+        return
+    if conn.dialect.name == "sqlite":
+        raw = conn.connection.driver_connection
+        assert raw is not None
+        raw.execute(_SQLITE_TOUCH, (seen_us, orjson.dumps(list(thing_ids)).decode(), stale_us))
+    else:
+        conn.execute(_PG_TOUCH, {"ids": list(thing_ids), "seen": seen_us, "stale": stale_us})
+
+
+def _range(query: Select[Any], thing_id: str, key: str, from_us: int, to_us: int | None) -> Any:
+    query = query.where(
+        telemetry.c.thing_id == thing_id, telemetry.c.key == key, telemetry.c.ts_us >= from_us
+    )
+    return query if to_us is None else query.where(telemetry.c.ts_us < to_us)
+
+
+def raw_samples(
+    conn: Connection, thing_id: str, key: str, from_us: int, to_us: int | None, limit: int
+) -> list[tuple[int, float | None, str | None]]:
+    """Up to `limit` samples of one key in [from, to), oldest first, as (ts_us, num, value)."""
+    query = select(telemetry.c.ts_us, telemetry.c.num, telemetry.c.value)
+    query = _range(query, thing_id, key, from_us, to_us).order_by(telemetry.c.ts_us).limit(limit)
+    return [(row.ts_us, row.num, row.value) for row in conn.execute(query)]
+
+
+def buckets(
+    conn: Connection,
+    thing_id: str,
+    key: str,
+    from_us: int,
+    to_us: int | None,
+    bucket_us: int,
+    agg: str,
+    limit: int,
+) -> list[tuple[int, float | int | None, str | None]]:
+    """Up to `limit` buckets of one key, oldest first, as (bucket start, num, value).
+
+    The bucket start is floor(ts / bucket) * bucket in integer arithmetic on both databases
+    (timestamps are after 2000, so truncating division is flooring). `avg`, `min` and `max`
+    use numeric samples only and skip buckets that have none; `count` counts every sample;
+    `last` is the sample with the greatest ts in the bucket, whatever its type.
+    """
+    width = bindparam("bucket_us", bucket_us, type_=BigInteger)
+    start = ((telemetry.c.ts_us // width) * width).label("bucket")
+    inner = _range(
+        select(start, telemetry.c.ts_us, telemetry.c.num, telemetry.c.value),
+        thing_id,
+        key,
+        from_us,
+        to_us,
+    ).subquery()
+    bucket = inner.c.bucket
+    if agg == "last":
+        rank = func.row_number().over(partition_by=bucket, order_by=inner.c.ts_us.desc())
+        ranked = select(bucket, inner.c.num, inner.c.value, rank.label("rank")).subquery()
+        query = (
+            select(ranked.c.bucket, ranked.c.num, ranked.c.value)
+            .where(ranked.c.rank == 1)
+            .order_by(ranked.c.bucket)
+            .limit(limit)
+        )
+        return [(row.bucket, row.num, row.value) for row in conn.execute(query)]
+    if agg == "count":
+        counted = select(bucket, func.count().label("v")).group_by(bucket)
+    else:
+        value = {
+            "avg": func.avg(inner.c.num),
+            "min": func.min(inner.c.num),
+            "max": func.max(inner.c.num),
+        }[agg]
+        counted = select(bucket, value.label("v")).where(inner.c.num.is_not(None)).group_by(bucket)
+    query = counted.order_by(bucket).limit(limit)
+    found = conn.execute(query).all()
+    # Drivers differ in the types they hand back (int, float, Decimal): normalise.
+    if agg == "count":
+        return [(row.bucket, int(row.v), None) for row in found]
+    return [(row.bucket, float(row.v), None) for row in found]
+
+
+def latest(conn: Connection, thing_id: str) -> list[tuple[str, int, float | None, str | None]]:
+    """The newest sample of each key of the Thing, as (key, ts_us, num, value), by key."""
+    t = telemetry_latest
+    query = (
+        select(t.c.key, t.c.ts_us, t.c.num, t.c.value)
+        .where(t.c.thing_id == thing_id)
+        .order_by(t.c.key)
+    )
+    return [(row.key, row.ts_us, row.num, row.value) for row in conn.execute(query)]
+
+
+def keys(conn: Connection, thing_id: str) -> list[str]:
+    """Every key the Thing has sent (the latest table has one row per key), in order."""
+    t = telemetry_latest
+    query = select(t.c.key).where(t.c.thing_id == thing_id).order_by(t.c.key)
+    return list(conn.execute(query).scalars())
+
+
+def delete_older_than(conn: Connection, cutoff_us: int, limit: int) -> int:
+    """Delete at most `limit` samples older than the cutoff, oldest first; the number deleted.
+
+    Latest values are kept whatever their age: "the last thing this sensor said" stays
+    answerable after its history has expired.
+    """
+    statement = _SQLITE_DELETE if conn.dialect.name == "sqlite" else _PG_DELETE
+    result = conn.execute(statement, {"cutoff": cutoff_us, "lim": limit})
+    return int(result.rowcount)

@@ -1,0 +1,200 @@
+"""Telemetry ingest, latest values and retention through the service, on both databases."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pytest
+from sqlalchemy import Connection, func, select
+
+from iotas.api.app import open_runtime
+from iotas.api.runtime import Runtime
+from iotas.domain import clock
+from iotas.domain.telemetry import DAY_US, Sample
+from iotas.services.context import Actor, Context
+from iotas.services.telemetry import TelemetryRetention, TelemetryService
+from iotas.settings import Settings
+from iotas.store import telemetry_repo
+from iotas.store.schema import telemetry
+from iotas.store.store import Store, WriteTx
+
+CTX = Context(Actor("tester"), "test")
+T = TypeVar("T")
+NOW = clock.now_us()
+
+
+@pytest.fixture
+async def rt(database_url: str, tmp_path: Path) -> AsyncIterator[Runtime]:
+    runtime = await open_runtime(Settings(data_dir=tmp_path / "d", database_url=database_url))
+    try:
+        for name in ("a", "b", "c"):
+            await runtime.registry.create(CTX, {"id": f"acme:{name}", "kind": "sensor"})
+        yield runtime
+    finally:
+        await runtime.store.dispose()
+
+
+class CountingStore(Store):
+    """The real store, counting write transactions."""
+
+    def __init__(self, inner: Store) -> None:
+        self.inner = inner
+        self.dialect = inner.dialect
+        self.writes = 0
+
+    async def read(self, unit: Callable[[Connection], T]) -> T:
+        return await self.inner.read(unit)
+
+    async def write(self, unit: Callable[[WriteTx], T]) -> T:
+        self.writes += 1
+        return await self.inner.write(unit)
+
+
+def num(key: str, ts_us: int, value: float) -> Sample:
+    return Sample(key, ts_us, value, None)
+
+
+async def rows(rt: Runtime, thing_id: str | None = None) -> list[tuple[Any, ...]]:
+    def read(conn: Connection) -> list[tuple[Any, ...]]:
+        query = select(telemetry).order_by(telemetry.c.thing_id, telemetry.c.key, telemetry.c.ts_us)
+        if thing_id is not None:
+            query = query.where(telemetry.c.thing_id == thing_id)
+        return [tuple(row) for row in conn.execute(query)]
+
+    return await rt.store.read(read)
+
+
+async def test_ingest_stores_samples_latest_and_last_seen_and_drops_unknown_things(
+    rt: Runtime,
+) -> None:
+    before = clock.now_us()
+    result = await rt.telemetry.ingest(
+        [
+            ("acme:a", [num("temp", NOW - 2000, 20.0), Sample("state", NOW - 2000, None, '"ok"')]),
+            ("acme:ghost", [num("temp", NOW, 1.0)] * 3),
+            ("acme:a", [num("temp", NOW - 1000, 21.0)]),
+            ("acme:b", []),
+        ]
+    )
+    assert (result.stored, result.dropped, result.unknown) == (3, 3, frozenset({"acme:ghost"}))
+    assert (rt.telemetry.stored_samples, rt.telemetry.dropped_samples) == (3, 3)
+    assert await rows(rt) == [
+        ("acme:a", "state", NOW - 2000, None, '"ok"'),
+        ("acme:a", "temp", NOW - 2000, 20.0, None),
+        ("acme:a", "temp", NOW - 1000, 21.0, None),
+    ]
+    assert await rt.telemetry.latest("acme:a") == {
+        "state": (NOW - 2000, "ok"),
+        "temp": (NOW - 1000, 21.0),
+    }
+    thing = await rt.registry.get("acme:a")
+    assert thing.last_seen is not None
+    assert before <= clock.parse_rfc3339(thing.last_seen) <= clock.now_us()
+    assert (await rt.registry.get("acme:b")).last_seen is None
+
+
+async def test_concurrent_ingests_all_land(rt: Runtime) -> None:
+    calls = [
+        rt.telemetry.ingest(
+            [
+                (f"acme:{name}", [num("k", NOW - 100_000 + i * 10 + j, float(i)) for j in range(5)])
+                for name in ("a", "b", "c")
+            ]
+        )
+        for i in range(30)
+    ]
+    results = await asyncio.gather(*calls)
+    assert sum(r.stored for r in results) == 30 * 3 * 5
+    assert len(await rows(rt)) == 450
+    for name in ("a", "b", "c"):
+        assert await rt.telemetry.latest(f"acme:{name}") == {"k": (NOW - 100_000 + 294, 29.0)}
+
+
+async def test_latest_only_moves_forward(rt: Runtime) -> None:
+    await rt.telemetry.ingest([("acme:a", [num("temp", NOW, 5.0)])])
+    # Older (a late backfill) and equally old samples are stored but do not replace it.
+    await rt.telemetry.ingest([("acme:a", [num("temp", NOW - 1, 4.0), num("temp", NOW, 6.0)])])
+    assert await rt.telemetry.latest("acme:a") == {"temp": (NOW, 5.0)}
+    # Within one batch the newest wins, wherever it stands.
+    await rt.telemetry.ingest(
+        [("acme:a", [num("temp", NOW + 9, 9.0), num("temp", NOW + 1, 7.0)]), ("acme:b", [])]
+    )
+    assert await rt.telemetry.latest("acme:a") == {"temp": (NOW + 9, 9.0)}
+    assert len(await rows(rt, "acme:a")) == 5
+
+
+async def test_samples_of_a_thing_deleted_meanwhile_are_dropped(rt: Runtime) -> None:
+    await rt.registry.delete(CTX, "acme:c")
+    result = await rt.telemetry.ingest([("acme:c", [num("x", NOW, 1.0)])])
+    assert result.unknown == frozenset({"acme:c"}) and await rows(rt) == []
+
+
+async def test_last_seen_never_moves_back_and_has_a_resolution(rt: Runtime) -> None:
+    coarse = TelemetryService(rt.store, last_seen_resolution_us=3_600_000_000)
+    await coarse.ingest([("acme:a", [num("x", NOW, 1.0)])])
+    first = (await rt.registry.get("acme:a")).last_seen
+    await coarse.ingest([("acme:a", [num("x", NOW, 2.0)])])
+    assert (await rt.registry.get("acme:a")).last_seen == first  # within the resolution
+    fine = TelemetryService(rt.store, last_seen_resolution_us=0)
+    await fine.ingest([("acme:a", [num("x", NOW, 3.0)])])
+    later = (await rt.registry.get("acme:a")).last_seen
+    assert first is not None and later is not None and later > first
+    # A Thing returned by a twin change (the embedded store answers from its cache) agrees.
+    patched = await rt.registry.patch_twin(CTX, "acme:a", "reported", {"fw": "1"})
+    assert patched.last_seen == later
+
+
+async def test_retention_deletes_only_old_rows_in_bounded_batches(rt: Runtime) -> None:
+    old = NOW - 31 * DAY_US
+    await rt.telemetry.ingest(
+        [
+            ("acme:a", [num("t", old + i, float(i)) for i in range(23)]),
+            ("acme:b", [num("t", NOW - 29 * DAY_US, 1.0), num("t", NOW, 2.0)]),
+            ("acme:c", [num("u", old, 0.0)]),
+        ]
+    )
+    store = CountingStore(rt.store)
+    forever = TelemetryRetention(store, retention_days=0)
+    assert await forever.run_once(NOW) == 0 and store.writes == 0
+
+    retention = TelemetryRetention(store, retention_days=30, batch_size=5)
+    assert await retention.run_once(NOW) == 24
+    assert store.writes == 5  # 5 + 5 + 5 + 5 + 4: every batch bounded, the last one short
+    assert await rows(rt) == [
+        ("acme:b", "t", NOW - 29 * DAY_US, 1.0, None),
+        ("acme:b", "t", NOW, 2.0, None),
+    ]
+    # Latest values outlive the history they came from.
+    assert await rt.telemetry.latest("acme:c") == {"u": (old, 0.0)}
+    assert await retention.run_once(NOW) == 0
+
+
+async def test_delete_older_than_is_bounded(rt: Runtime) -> None:
+    await rt.telemetry.ingest([("acme:a", [num("t", NOW - 1000 + i, 0.0) for i in range(10)])])
+
+    def count(conn: Connection) -> int:
+        return int(conn.execute(select(func.count()).select_from(telemetry)).scalar_one())
+
+    deleted = await rt.store.write(lambda tx: telemetry_repo.delete_older_than(tx.conn, NOW, 4))
+    assert deleted == 4 and await rt.store.read(count) == 6
+    # The oldest go first (found through the ts index), nothing at or after the cutoff.
+    deleted = await rt.store.write(
+        lambda tx: telemetry_repo.delete_older_than(tx.conn, NOW - 1000 + 8, 100)
+    )
+    assert deleted == 4 and await rt.store.read(count) == 2
+
+
+async def test_retention_loop_runs_until_cancelled(rt: Runtime) -> None:
+    await rt.telemetry.ingest([("acme:a", [num("t", NOW - 40 * DAY_US, 0.0)])])
+    task = asyncio.create_task(TelemetryRetention(rt.store).run(interval=3600))
+    for _ in range(200):
+        if not await rows(rt):
+            break
+        await asyncio.sleep(0.01)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert await rows(rt) == []
