@@ -40,13 +40,19 @@ class MqttDevices:
                 stats=rt.stats,
                 client_id=settings.mqtt_client_id,
                 session_expiry=settings.mqtt_session_expiry,
+                max_payload=settings.mqtt_max_payload,
             )
             await self.adapter.start()
             log.info("devices: MQTT via %s", settings.mqtt_url.split("@")[-1])
             return
         if settings.mqtt_port is None:
             return
-        messages = DeviceMessages(registry=rt.registry, telemetry=rt.telemetry, stats=rt.stats)
+        messages = DeviceMessages(
+            registry=rt.registry,
+            telemetry=rt.telemetry,
+            stats=rt.stats,
+            max_payload=settings.mqtt_max_payload,
+        )
         gate = BrokerGate(
             credentials=rt.credentials, messages=messages, registry=rt.registry, stats=rt.stats
         )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -35,28 +36,23 @@ class Settings:
     mqtt_session_expiry: int = 7 * 24 * 3600
     # Telemetry older than this is deleted; 0 keeps it forever.
     telemetry_retention_days: float = 30.0
+    # How often, in seconds, the server deletes telemetry older than that.
+    telemetry_retention_interval: float = 60.0
+    # A device message larger than this is refused (counted as too_large), not parsed.
+    mqtt_max_payload: int = 256 * 1024
+    # A device may send this many messages per second, in bursts of up to `mqtt_device_burst`;
+    # beyond that its messages are refused (`rate_limited`). 0 sets no limit.
+    mqtt_device_rate: float = 100.0
+    mqtt_device_burst: float = 500.0
 
     @classmethod
     def from_env(cls, **overrides: Any) -> Settings:
         """Defaults, then IOTAS_* environment variables, then explicit non-None overrides."""
         env = os.environ
         settings = cls()
-        if "IOTAS_DATA_DIR" in env:
-            settings = replace(settings, data_dir=Path(env["IOTAS_DATA_DIR"]))
-        if env.get("IOTAS_DATABASE_URL"):
-            settings = replace(settings, database_url=env["IOTAS_DATABASE_URL"])
-        if env.get("IOTAS_ADMIN_TOKEN"):
-            settings = replace(settings, admin_token=env["IOTAS_ADMIN_TOKEN"])
-        if env.get("IOTAS_HOST"):
-            settings = replace(settings, host=env["IOTAS_HOST"])
-        if env.get("IOTAS_MQTT_URL"):
-            settings = replace(settings, mqtt_url=env["IOTAS_MQTT_URL"])
-        if env.get("IOTAS_MQTT_PORT"):
-            settings = replace(settings, mqtt_port=int(env["IOTAS_MQTT_PORT"]))
-        if env.get("IOTAS_MQTT_CLIENT_ID"):
-            settings = replace(settings, mqtt_client_id=env["IOTAS_MQTT_CLIENT_ID"])
-        if env.get("IOTAS_PORT"):
-            settings = replace(settings, port=int(env["IOTAS_PORT"]))
+        for name, (field_name, convert) in _ENV.items():
+            if env.get(name):
+                settings = replace(settings, **{field_name: convert(env[name])})
         given = {k: v for k, v in overrides.items() if v is not None}
         if "data_dir" in given:
             given["data_dir"] = Path(given["data_dir"])
@@ -69,3 +65,20 @@ class Settings:
     @property
     def admin_token_path(self) -> Path:
         return self.data_dir / "admin-token"
+
+
+# Environment variables read by `Settings.from_env`: the field each sets and how it is parsed.
+_ENV: dict[str, tuple[str, Callable[[str], Any]]] = {
+    "IOTAS_DATA_DIR": ("data_dir", Path),
+    "IOTAS_DATABASE_URL": ("database_url", str),
+    "IOTAS_ADMIN_TOKEN": ("admin_token", str),
+    "IOTAS_HOST": ("host", str),
+    "IOTAS_PORT": ("port", int),
+    "IOTAS_MQTT_URL": ("mqtt_url", str),
+    "IOTAS_MQTT_PORT": ("mqtt_port", int),
+    "IOTAS_MQTT_CLIENT_ID": ("mqtt_client_id", str),
+    "IOTAS_MQTT_MAX_PAYLOAD": ("mqtt_max_payload", int),
+    "IOTAS_MQTT_DEVICE_RATE": ("mqtt_device_rate", float),
+    "IOTAS_MQTT_DEVICE_BURST": ("mqtt_device_burst", float),
+    "IOTAS_TELEMETRY_RETENTION_DAYS": ("telemetry_retention_days", float),
+}

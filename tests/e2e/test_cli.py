@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import queue
+import re
 import secrets
 import signal
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
@@ -317,7 +319,7 @@ def test_demo_seeds_a_fleet_and_keeps_it_on_the_next_run(tmp_path: Path) -> None
         port = free_port()
         command = [sys.executable, "-m", "iotas", "demo", "--port", str(port)]
         with subprocess.Popen(
-            [*command, "--data-dir", str(data_dir)],
+            [*command, "--data-dir", str(data_dir), "--devices", "12", "--rate", "30"],
             env=clean_env(),
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,
@@ -326,12 +328,19 @@ def test_demo_seeds_a_fleet_and_keeps_it_on_the_next_run(tmp_path: Path) -> None
             assert demo.stdout is not None
             banner = read_until(demo.stdout, "Ctrl-C to stop")
             token = (data_dir / "admin-token").read_text().strip()
-            assert token in banner and f"http://127.0.0.1:{port}" in banner
-            assert ("created 8 example Things" if run == 1 else "already there") in banner
             url = f"http://127.0.0.1:{port}"
-            things = ok_json(
-                CliRunner().invoke(app, ["--url", url, "--token", token, "things", "ls", "--json"])
+            assert token in banner and url in banner
+            assert ("created 8 example Things" if run == 1 else "already there") in banner
+            mqtt = re.search(r"mqtt://127\.0\.0\.1:(\d+)", banner)
+            assert mqtt is not None and "12 simulated devices" in banner
+            things = ok_json(_cli(url, token, "things", "ls", "-q", 'namespace == "demo"'))
+            # The simulated fleet connects to the embedded broker with its credentials and
+            # its telemetry lands: the demo's parts work together.
+            online = _wait_for(
+                functools.partial(_cli_json, url, token, "things", "ls", "-q", "connected == true"),
+                lambda items: len(items) >= 6,
             )
+            assert all(t["namespace"] == "sim" for t in online)
             demo.send_signal(signal.SIGINT)
             assert demo.wait(15) == 0
         assert len(things) == 8
@@ -341,3 +350,21 @@ def test_demo_seeds_a_fleet_and_keeps_it_on_the_next_run(tmp_path: Path) -> None
         assert {"rel": "hosted-by", "target": "demo:gw-1"} in by_id["demo:temp-1"]["links"]
         twins.append({t["id"]: t["twin"] for t in things})
     assert twins[0] == twins[1]
+
+
+def _cli(url: str, token: str, *args: str) -> Any:
+    return CliRunner().invoke(app, ["--url", url, "--token", token, *args, "--json"])
+
+
+def _cli_json(url: str, token: str, *args: str) -> Any:
+    return ok_json(_cli(url, token, *args))
+
+
+def _wait_for(fetch: Callable[[], Any], done: Callable[[Any], bool], timeout: float = 30) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = fetch()
+        if done(value) or time.monotonic() > deadline:
+            assert done(value), f"not reached in {timeout} s: {value!r}"
+            return value
+        time.sleep(0.3)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -19,7 +21,7 @@ from iotas.services.journal import JournalService
 from iotas.services.registry import Registry
 from iotas.services.stats import IngestStats
 from iotas.services.stream import JournalSignal
-from iotas.services.telemetry import TelemetryService
+from iotas.services.telemetry import TelemetryRetention, TelemetryService
 from iotas.settings import Settings
 from iotas.store.engine import database_url, open_store
 
@@ -59,9 +61,16 @@ def create_app(settings: Settings) -> FastAPI:
         app.state.runtime = rt
         devices = MqttDevices(rt)
         await devices.start()
+        retention = TelemetryRetention(rt.store, retention_days=settings.telemetry_retention_days)
+        retention_task = asyncio.create_task(
+            retention.run(settings.telemetry_retention_interval), name="iotas-telemetry-retention"
+        )
         try:
             yield
         finally:
+            retention_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await retention_task
             await devices.stop()
             await rt.store.dispose()
 

@@ -13,15 +13,16 @@ import shlex
 import socket
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
 
 from iotas.cli.up import DataDir, Host, Port, run_server
 from iotas.sdk import ApiError, Client, ConnectionFailed
+from iotas.sim.fleet import Fleet
 
 READY_TIMEOUT = 30.0
 CAUSE = "iotas demo"
@@ -123,32 +124,55 @@ def read_token(data_dir: Path, given: str | None, timeout: float) -> str:
     return path.read_text(encoding="utf-8").strip()
 
 
-def banner(url: str, token: str, data_dir: Path, created: int) -> str:
+def banner(demo: DemoPorts, token: str, data_dir: Path, created: int) -> str:
+    url = demo.url
     quoted = shlex.quote(token)
     fleet_note = f"created {created} example Things" if created else "example Things already there"
     return f"""
 [bold green]iotas demo is running[/bold green] ({fleet_note})
 
-  API       {url}/api/v1   (OpenAPI: {url}/api/v1/openapi.json)
+  API       {url}/api/v1   (docs: {url}/api/v1/docs)
+  MQTT      {demo.mqtt_url}   (embedded broker; devices log in with their Thing id)
+  Metrics   {url}/metrics   (and {url}/api/v1/stats)
   Token     {token}
   Data      {data_dir}
+  Fleet     {demo.devices} simulated devices (sim:...), {demo.rate:g} telemetry messages/s
 
 Try:
   export IOTAS_URL={url} IOTAS_TOKEN={quoted}
-  iotas things ls
+  iotas things ls -q 'connected == true' --limit 10
   iotas things ls -q 'kind == "pump"'
   iotas things get demo:pump-2
   iotas twin set demo:pump-2 '{{"speed": 1600}}' --cause "tuning"
   iotas history demo:pump-2
   iotas watch
-  curl -H "Authorization: Bearer $IOTAS_TOKEN" {url}/api/v1/things/demo:pump-1
+  curl -H "Authorization: Bearer $IOTAS_TOKEN" "$IOTAS_URL/api/v1/things/sim:pump-00002/telemetry"
 
 Ctrl-C to stop.
 """
 
 
-def prepare(url: str, data_dir: Path, given_token: str | None, console: Console) -> None:
-    """Wait for the server, seed the fleet and print the banner (runs in a helper thread)."""
+@dataclass(frozen=True, slots=True)
+class DemoPorts:
+    host: str
+    port: int
+    mqtt_port: int
+    devices: int
+    rate: float
+
+    @property
+    def url(self) -> str:
+        return f"http://{_url_host(self.host)}:{self.port}"
+
+    @property
+    def mqtt_url(self) -> str:
+        return f"mqtt://{_url_host(self.host)}:{self.mqtt_port}"
+
+
+def prepare(demo: DemoPorts, data_dir: Path, given_token: str | None, console: Console) -> None:
+    """Wait for the server, seed the example Things, print the banner, then run the simulated
+    fleet until the process ends (runs in a helper thread)."""
+    url = demo.url
 
     async def run() -> None:
         async with Client(url, "") as probe, asyncio.timeout(READY_TIMEOUT):
@@ -156,7 +180,14 @@ def prepare(url: str, data_dir: Path, given_token: str | None, console: Console)
         token = await asyncio.to_thread(read_token, data_dir, given_token, READY_TIMEOUT)
         async with Client(url, token) as client:
             created = await seed(client)
-        console.print(banner(url, token, data_dir, created), highlight=False, soft_wrap=True)
+            fleet = Fleet(
+                client, devices=demo.devices, rate=demo.rate, mqtt_url=demo.mqtt_url, seed=7
+            )
+            if demo.devices:
+                await fleet.provision()
+            console.print(banner(demo, token, data_dir, created), highlight=False, soft_wrap=True)
+            if demo.devices:
+                await fleet.run()
 
     try:
         asyncio.run(run())
@@ -164,6 +195,23 @@ def prepare(url: str, data_dir: Path, given_token: str | None, console: Console)
         console.print(f"[bold red]Demo setup failed:[/bold red] no answer from {url}")
     except (ApiError, OSError) as exc:
         console.print(f"[bold red]Demo setup failed:[/bold red] {exc}")
+
+
+def choose_port(host: str, wanted: int, *, strict: bool, what: str, console: Console) -> int:
+    """`wanted` if it is free; otherwise, unless the user asked for exactly it, a free one."""
+    if port_free(host, wanted):
+        return wanted
+    if strict:
+        console.print(
+            f"[bold red]Error:[/bold red] {host}:{wanted} is in use; stop what runs there or "
+            f"pick another {what}"
+        )
+        raise typer.Exit(1)
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+        probe.bind((host, 0))
+        port: int = probe.getsockname()[1]
+    console.print(f"{host}:{wanted} is in use; the demo takes {port} instead of it ({what}).")
+    return port
 
 
 def port_free(host: str, port: int) -> bool:
@@ -182,23 +230,45 @@ def demo(
     port: Port = None,
     data_dir: DataDir = None,
     host: Host = None,
+    mqtt_port: Annotated[
+        int | None,
+        typer.Option("--mqtt-port", help="Port of the embedded MQTT broker (default 1883)."),
+    ] = None,
+    devices: Annotated[
+        int, typer.Option("--devices", min=0, help="Simulated devices (0: none).")
+    ] = 200,
+    rate: Annotated[
+        float, typer.Option("--rate", min=0.001, help="Their telemetry messages/s, in total.")
+    ] = 20.0,
 ) -> None:
-    """Run the server with an example fleet (SQLite in the data dir) until Ctrl-C."""
+    """Run the server, the embedded MQTT broker, example Things and a simulated fleet (SQLite
+    in the data dir) until Ctrl-C. Default ports that are taken are replaced by free ones."""
     from iotas.server import serve
     from iotas.settings import Settings
 
     settings = Settings.from_env(data_dir=data_dir, port=port, host=host)
     console = Console(highlight=False)
-    if not port_free(settings.host, settings.port):
-        console.print(
-            f"[bold red]Error:[/bold red] {settings.host}:{settings.port} is in use; "
-            "stop what runs there or pick another --port"
-        )
-        raise typer.Exit(1)
-    url = f"http://{_url_host(settings.host)}:{settings.port}"
+    demo_ports = DemoPorts(
+        settings.host,
+        choose_port(
+            settings.host, settings.port, strict=port is not None, what="--port", console=console
+        ),
+        choose_port(
+            settings.host,
+            mqtt_port or 1883,
+            strict=mqtt_port is not None,
+            what="--mqtt-port",
+            console=console,
+        ),
+        devices,
+        rate,
+    )
+    settings = replace(
+        settings, port=demo_ports.port, mqtt_host=settings.host, mqtt_port=demo_ports.mqtt_port
+    )
     helper = threading.Thread(
         target=prepare,
-        args=(url, settings.data_dir, settings.admin_token, console),
+        args=(demo_ports, settings.data_dir, settings.admin_token, console),
         name="iotas-demo-seed",
         daemon=True,
     )

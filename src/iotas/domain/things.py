@@ -6,7 +6,7 @@ import re
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from iotas.domain import merge_patch
+from iotas.domain import clock, merge_patch
 from iotas.domain.errors import InvalidInput
 from iotas.domain.ids import check_thing_id, namespace_of
 from iotas.domain.merge_patch import JSONObject
@@ -62,14 +62,37 @@ class Thing:
             description=record.get("description"),
         )
 
-    def to_dict(self) -> dict[str, Any]:
+    def unreachable(self, now_us: int) -> bool:
+        """Not connected and silent for longer than its `expected_interval` attribute (in
+        seconds): how a Thing that only transmits, and so has no session, is known to be gone.
+        A Thing never heard from (or read as of a past instant, which has no `last_seen`) is
+        not judged."""
+        interval = self.attributes.get("expected_interval")
+        if (
+            self.connected
+            or self.last_seen is None
+            or isinstance(interval, bool)
+            or not isinstance(interval, int | float)
+            or interval <= 0
+        ):
+            return False
+        return now_us - clock.parse_rfc3339(self.last_seen) > interval * 1_000_000
+
+    def twin_dict(self, now_us: int | None = None) -> dict[str, Any]:
+        """The twin as the API shows it: its status is `unreachable` while the Thing is."""
+        doc = self.twin.to_dict()
+        if self.unreachable(clock.now_us() if now_us is None else now_us):
+            doc["status"] = "unreachable"
+        return doc
+
+    def to_dict(self, now_us: int | None = None) -> dict[str, Any]:
         doc: dict[str, Any] = {"id": self.id, "namespace": self.namespace, **self.record()}
         doc["revision"] = self.revision
         doc["created_at"] = self.created_at
         doc["updated_at"] = self.updated_at
         doc["connected"] = self.connected
         doc["last_seen"] = self.last_seen
-        doc["twin"] = self.twin.to_dict()
+        doc["twin"] = self.twin_dict(now_us)
         return doc
 
 

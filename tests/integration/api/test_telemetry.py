@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import math
 from collections import defaultdict
 from typing import Any
@@ -225,3 +226,20 @@ async def test_bad_bodies_and_queries_are_400(server: LiveServer) -> None:
         response = await c.get(TELEMETRY, params=params)
         assert response.status_code == 400, (params, response.text)
         assert response.headers["content-type"] == "application/problem+json"
+
+
+async def test_a_silent_transmit_only_thing_turns_unreachable(server: LiveServer) -> None:
+    c = server.client
+    thing = {"id": "acme:beacon", "kind": "beacon", "attributes": {"expected_interval": 1}}
+    assert (await c.post("/api/v1/things", json=thing)).status_code == 201
+    # Never heard from: not judged.
+    assert (await c.get("/api/v1/things/acme:beacon/twin")).json()["status"] == "in_sync"
+    assert (await c.post("/api/v1/things/acme:beacon/telemetry", json={"v": 1})).status_code == 202
+    fresh = (await c.get("/api/v1/things/acme:beacon")).json()
+    assert fresh["last_seen"] is not None and fresh["twin"]["status"] == "in_sync"
+    await asyncio.sleep(1.3)  # last_seen moves at most once a second: the interval is 1 s
+    assert (await c.get("/api/v1/things/acme:beacon/twin")).json()["status"] == "unreachable"
+    listed = (await c.get("/api/v1/things", params={"q": 'kind == "beacon"'})).json()
+    assert listed["items"][0]["twin"]["status"] == "unreachable"
+    assert (await c.post("/api/v1/things/acme:beacon/telemetry", json={"v": 2})).status_code == 202
+    assert (await c.get("/api/v1/things/acme:beacon/twin")).json()["status"] == "in_sync"

@@ -198,3 +198,28 @@ async def test_retention_loop_runs_until_cancelled(rt: Runtime) -> None:
     with pytest.raises(asyncio.CancelledError):
         await task
     assert await rows(rt) == []
+
+
+async def test_the_server_enforces_the_retention_setting(database_url: str, tmp_path: Path) -> None:
+    """The app's lifespan runs retention with the configured period and interval."""
+    from iotas.api.app import create_app
+
+    settings = Settings(
+        data_dir=tmp_path / "d",
+        database_url=database_url,
+        telemetry_retention_days=1,
+        telemetry_retention_interval=0.05,
+    )
+    app = create_app(settings)
+    async with app.router.lifespan_context(app):
+        runtime: Runtime = app.state.runtime
+        await runtime.registry.create(CTX, {"id": "acme:a", "kind": "sensor"})
+        now = clock.now_us()
+        await runtime.telemetry.ingest(
+            [("acme:a", [num("t", now - 2 * DAY_US, 1.0), num("t", now, 2.0)])]
+        )
+        for _ in range(400):
+            if len(await rows(runtime)) == 1:
+                break
+            await asyncio.sleep(0.01)
+        assert [row[2:4] for row in await rows(runtime)] == [(now, 2.0)]

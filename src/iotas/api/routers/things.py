@@ -58,7 +58,7 @@ def _thing(thing: Thing, status: int = 200) -> Response:
 
 
 def _twin(thing: Thing) -> Response:
-    return json_response(thing.twin.to_dict(), headers={"ETag": f'"{thing.twin.version}"'})
+    return json_response(thing.twin_dict(), headers={"ETag": f'"{thing.twin.version}"'})
 
 
 @router.post("", status_code=201, openapi_extra={"requestBody": _THING_BODY})
