@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import random
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -11,6 +12,18 @@ from urllib.parse import urlsplit
 import gmqtt
 
 PORTS = {"mqtt": 1883, "mqtts": 8883}
+
+
+class _ExpectedLoss(logging.Filter):
+    """gmqtt logs every lost connection as a warning with a traceback; for a device that
+    reconnects on its own a lost connection is routine (the device counts it), so only that
+    record is dropped, and only from gmqtt's protocol logger."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.msg != "[EXC: CONN LOST]"
+
+
+logging.getLogger("gmqtt.mqtt.protocol").addFilter(_ExpectedLoss())
 # MQTT 3.1.1 CONNACK codes no retry can fix on a first connect: bad protocol, client id
 # rejected, bad user name or password, not authorised. (3, "server unavailable", is transient.)
 REFUSALS = {

@@ -212,28 +212,53 @@ class PostgresStore(Store):
 def _run_batch_portable(
     conn: Connection, units: list[Callable[[WriteTx], Any]]
 ) -> tuple[list[tuple[bool, Any]], int | None]:
-    """One transaction for a batch of units, each in a savepoint (SQLAlchemy's, so it runs on
-    any database); the SQLite store has a leaner version of this in `_run_batch`."""
+    """One transaction for a batch of units (SQLAlchemy's savepoints, so it runs on any
+    database; the SQLite store has a leaner version of this in `_run_batch`).
+
+    Optimistic: the batch runs first without savepoints, which cost two round trips per unit.
+    If a unit fails, that attempt is rolled back and the batch runs again with each unit in
+    its own savepoint, so only the failing unit is undone. Units are functions of the
+    database state, so running one twice is safe."""
+    try:
+        return _attempt(conn, units, savepoints=False)
+    except _Retry:
+        return _attempt(conn, units, savepoints=True)
+
+
+class _Retry(Exception):
+    """A unit failed in a batch run without savepoints."""
+
+
+def _attempt(
+    conn: Connection, units: list[Callable[[WriteTx], Any]], *, savepoints: bool
+) -> tuple[list[tuple[bool, Any]], int | None]:
     outcomes: list[tuple[bool, Any]] = []
     try:
         with conn.begin():
             head = start = lock_head(conn)
             for unit in units:
                 tx = WriteTx(conn, head, max(clock.now_us(), head.ts_us))
-                savepoint = conn.begin_nested()
+                savepoint = conn.begin_nested() if savepoints else None
                 try:
                     result = unit(tx)
                     tx.flush()
-                except Exception as exc:  # the unit's own failure: only it is undone
-                    savepoint.rollback()
+                except Exception as exc:
+                    if savepoint is None:
+                        if len(units) > 1:
+                            raise _Retry from exc
+                        raise  # the only unit: the whole (rolled back) batch is its failure
+                    savepoint.rollback()  # the unit's own failure: only it is undone
                     outcomes.append((False, exc))
                     continue
-                savepoint.commit()
+                if savepoint is not None:
+                    savepoint.commit()
                 head = tx.head
                 outcomes.append((True, result))
             if head.seq == start.seq:
                 return outcomes, None
             save_head(conn, head)
+    except _Retry:
+        raise
     except Exception as exc:  # the batch could not commit: every unit in it failed
         return [(False, exc) for _ in units], None
     return outcomes, head.seq
