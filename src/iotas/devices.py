@@ -14,8 +14,11 @@ from iotas.adapters.mqtt.ingest import DeviceMessages
 from iotas.api.runtime import Runtime
 from iotas.broker.embedded import EmbeddedBroker
 from iotas.broker.gate import BrokerGate
+from iotas.services.context import Actor, Context
 
 log = logging.getLogger("iotas.devices")
+
+SYSTEM = Actor("iotas", role="system")
 
 
 class MqttDevices:
@@ -57,6 +60,12 @@ class MqttDevices:
             credentials=rt.credentials, messages=messages, registry=rt.registry, stats=rt.stats
         )
         broker = EmbeddedBroker(gate, host=settings.mqtt_host, port=settings.mqtt_port)
+        # No device connection outlives the process that held it: whoever the journal still
+        # shows connected (after a crash nothing recorded the drop) is not any more. Before
+        # the broker starts, so no new connection is undone.
+        stale = await rt.registry.disconnect_all(Context(SYSTEM, "embedded broker started"))
+        if stale:
+            log.info("devices: %d Things were still marked connected; now disconnected", stale)
         head = await rt.journal.head_seq()
         await broker.start()
         self.broker, self._messages = broker, messages

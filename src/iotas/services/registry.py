@@ -6,6 +6,8 @@ store, holding the read, the event and the write together.
 
 from __future__ import annotations
 
+import asyncio
+
 from iotas.domain import clock, merge_patch
 from iotas.domain import journal as ev
 from iotas.domain.errors import Conflict, InvalidInput, NotFound, PreconditionFailed
@@ -149,6 +151,16 @@ class Registry:
             return after
 
         return await self.store.write(unit)
+
+    async def disconnect_all(self, ctx: Context) -> int:
+        """Mark every connected Thing disconnected (journaled): what the embedded broker does
+        when it starts, since no connection survives the process that held it (after a crash
+        there was no disconnect to record). Returns how many there were."""
+        count, after_id = 0, None
+        while page := await self.select("connected == true", limit=1000, after_id=after_id):
+            await asyncio.gather(*(self.set_connected(ctx, t.id, False) for t in page))
+            count, after_id = count + len(page), page[-1].id
+        return count
 
     async def record_event(self, ctx: Context, thing_id: str, name: str, data: object) -> None:
         """Something the Thing says happened (`things/{id}/events/{name}`): journaled as is."""

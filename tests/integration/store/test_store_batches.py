@@ -3,31 +3,19 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from iotas.api.app import open_runtime
 from iotas.api.runtime import Runtime
 from iotas.domain import journal as ev
 from iotas.domain.errors import Conflict, NotFound, PreconditionFailed
 from iotas.services.context import Actor, Context
-from iotas.settings import Settings
 from iotas.store.engine import DataFileBusy, database_url, open_store
 from iotas.store.store import WriteTx
 
 CTX = Context(Actor("tester"), "test")
-
-
-@pytest.fixture
-async def rt(database_url: str, tmp_path: Path) -> AsyncIterator[Runtime]:
-    runtime = await open_runtime(Settings(data_dir=tmp_path / "d", database_url=database_url))
-    try:
-        yield runtime
-    finally:
-        await runtime.store.dispose()
 
 
 async def _journal(rt: Runtime) -> list[dict[str, Any]]:

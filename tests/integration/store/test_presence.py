@@ -1,0 +1,24 @@
+"""Presence kept by the registry: connect and disconnect journaled once each, and the reset
+the embedded broker does when it starts."""
+
+from __future__ import annotations
+
+from iotas.api.runtime import Runtime
+from iotas.domain import journal as ev
+from iotas.services.context import Actor, Context
+
+CTX = Context(Actor("tester"), "test")
+
+
+async def test_disconnect_all_undoes_every_stale_connection_once(rt: Runtime) -> None:
+    for i in range(5):
+        await rt.registry.create(CTX, {"id": f"acme:d-{i}", "kind": "sensor"})
+    for i in (1, 3, 4):
+        await rt.registry.set_connected(CTX, f"acme:d-{i}", True)
+        await rt.registry.set_connected(CTX, f"acme:d-{i}", True)  # no change: not journaled
+    assert await rt.registry.disconnect_all(CTX) == 3
+    assert await rt.registry.select("connected == true", limit=10, after_id=None) == []
+    types = [e["type"] for e in await rt.journal.feed(0, 100)]
+    assert types.count(ev.THING_CONNECTED) == 3 and types.count(ev.THING_DISCONNECTED) == 3
+    assert await rt.registry.disconnect_all(CTX) == 0
+    assert (await rt.journal.verify()).ok
