@@ -10,6 +10,7 @@ import logging
 
 from iotas.adapters.mqtt.adapter import BrokerAddress, MqttAdapter
 from iotas.adapters.mqtt.desired import mirror_desired, publish_all_desired
+from iotas.adapters.mqtt.flood import FloodGuard
 from iotas.adapters.mqtt.ingest import DeviceMessages
 from iotas.api.runtime import Runtime
 from iotas.broker.embedded import EmbeddedBroker
@@ -57,7 +58,11 @@ class MqttDevices:
             max_payload=settings.mqtt_max_payload,
         )
         gate = BrokerGate(
-            credentials=rt.credentials, messages=messages, registry=rt.registry, stats=rt.stats
+            credentials=rt.credentials,
+            messages=messages,
+            registry=rt.registry,
+            stats=rt.stats,
+            flood=FloodGuard(settings.mqtt_device_rate, settings.mqtt_device_burst),
         )
         broker = EmbeddedBroker(gate, host=settings.mqtt_host, port=settings.mqtt_port)
         # No device connection outlives the process that held it: whoever the journal still

@@ -40,8 +40,9 @@ class Settings:
     telemetry_retention_interval: float = 60.0
     # A device message larger than this is refused (counted as too_large), not parsed.
     mqtt_max_payload: int = 256 * 1024
-    # A device may send this many messages per second, in bursts of up to `mqtt_device_burst`;
-    # beyond that its messages are refused (`rate_limited`). 0 sets no limit.
+    # On the embedded broker a device may send this many messages per second, in bursts of up
+    # to `mqtt_device_burst`; beyond that its QoS 0 messages are refused (`rate_limited`) and
+    # its QoS 1 and 2 messages wait their turn (`throttled`). 0 sets no limit.
     mqtt_device_rate: float = 100.0
     mqtt_device_burst: float = 500.0
 

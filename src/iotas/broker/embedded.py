@@ -3,8 +3,9 @@
 amqtt acknowledges a QoS 1 publish as soon as it has queued it, so if the process died before
 iotas committed the message, the device would have been told "received" about a message that
 is gone. Here the broker's protocol handler hands each device publish to iotas first and sends
-the PUBACK only when iotas has committed it (or refused it); then the broker delivers it to
-other subscribers as usual. That is the same guarantee iotas gives on an external broker.
+the PUBACK (for QoS 2, the PUBREC) only when iotas has committed it (or refused it); then the
+broker delivers it to other subscribers as usual. That is the same guarantee iotas gives on an
+external broker.
 """
 
 from __future__ import annotations
@@ -44,9 +45,15 @@ class _GatedHandler(BrokerProtocolHandler):
             await self._take(app_message)
         await super()._handle_qos1_message_flow(app_message)
 
+    async def _handle_qos2_message_flow(self, app_message: Any) -> None:
+        if app_message.direction == INCOMING:
+            # Taken before the PUBREC: the device learns "received" only after the commit.
+            await self._take(app_message)
+        await super()._handle_qos2_message_flow(app_message)
+
     async def _take(self, app_message: Any) -> None:
         username = self.session.username if self.session is not None else None
-        await self.gate.take(username, app_message.topic, bytes(app_message.data))
+        await self.gate.take(username, app_message.topic, bytes(app_message.data), app_message.qos)
 
 
 class _GatedBroker(Broker):

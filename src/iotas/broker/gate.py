@@ -6,11 +6,14 @@ The broker is amqtt in this process; the gate is the only thing it knows of iota
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import time
 
 from iotas.adapters.mqtt import topics
+from iotas.adapters.mqtt.flood import FloodGuard
 from iotas.adapters.mqtt.ingest import DeviceMessages
-from iotas.domain.errors import InvalidInput
+from iotas.domain.errors import InvalidInput, NotFound
 from iotas.domain.ids import check_thing_id
 from iotas.services.context import Actor, Context
 from iotas.services.credentials import CredentialService
@@ -28,11 +31,13 @@ class BrokerGate:
         messages: DeviceMessages,
         registry: Registry,
         stats: IngestStats,
+        flood: FloodGuard | None = None,
     ) -> None:
         self.credentials = credentials
         self.messages = messages
         self.registry = registry
         self.stats = stats
+        self.flood = flood
 
     async def authenticate(
         self, client_id: str | None, username: str | None, password: str | None
@@ -56,20 +61,39 @@ class BrokerGate:
             return False
         return True
 
-    def may_use(self, username: str | None, topic: str, action: str) -> bool:
+    @staticmethod
+    def owns(username: str | None, topic: str) -> bool:
         """A device reaches only its own `things/<id>/...` (its id is a literal level, so no
         wildcard after it can reach another Thing's topics)."""
-        allowed = username is not None and topic.startswith(f"{topics.PREFIX}/{username}/")
+        return username is not None and topic.startswith(f"{topics.PREFIX}/{username}/")
+
+    def may_use(self, username: str | None, topic: str, action: str) -> bool:
+        """`owns`, counting and logging a refusal (once per refused packet: the broker asks
+        again about a PUBLISH that `take` already refused, and that must not count twice)."""
+        allowed = self.owns(username, topic)
         if not allowed:
             self.stats.reject(
                 "acl_denied", f"{action} on {topic[:200]!r} refused", source=username or "?"
             )
         return allowed
 
-    async def take(self, username: str | None, topic: str, payload: bytes) -> None:
-        """A device published: returns once it is committed (or refused and counted)."""
+    async def take(self, username: str | None, topic: str, payload: bytes, qos: int = 1) -> None:
+        """A device published: returns once it is committed (or refused and counted). Past
+        the device's budget (see `adapters/mqtt/flood.py`) QoS 0 is refused and QoS 1 and 2
+        wait their turn, which holds back that device's connection only."""
         if username is None or not self.may_use(username, topic, "publish"):
             return
+        if self.flood is not None:
+            now = time.monotonic()
+            if qos == 0:
+                if not self.flood.allow(username, now):
+                    self.stats.reject(
+                        "rate_limited", f"over {self.flood.rate:g} messages/s", source=username
+                    )
+                    return
+            elif (wait := self.flood.reserve(username, now)) > 0:
+                self.stats.throttled += 1
+                await asyncio.sleep(wait)
         await self.messages.handle(topic, payload, sender=username)
 
     async def presence(self, username: str | None, connected: bool) -> None:
@@ -81,5 +105,7 @@ class BrokerGate:
         )
         try:
             await self.registry.set_connected(ctx, username, connected)
-        except Exception:  # a Thing deleted while connected, or the database away: log only
+        except NotFound:  # deleted while connected: nothing to record
+            log.info("presence of %s not recorded: the Thing no longer exists", username)
+        except Exception:  # the database away: log only
             log.exception("could not record presence of %s", username)

@@ -35,8 +35,12 @@ class IotasTopicPlugin(BaseTopicPlugin):
     ) -> bool | None:
         if session is None or topic is None:
             return False
-        name = "subscribe" if action == Action.SUBSCRIBE else "publish"
-        return bool(self.context.config.gate.may_use(session.username, topic, name))
+        gate = self.context.config.gate
+        if action == Action.SUBSCRIBE:
+            return bool(gate.may_use(session.username, topic, "subscribe"))
+        # A device's PUBLISH was refused and counted by `BrokerGate.take` before the broker
+        # asks here; RECEIVE is for subscriptions already checked. Neither counts again.
+        return bool(gate.owns(session.username, topic))
 
 
 class IotasPresencePlugin(BasePlugin[Any]):

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import Counter
+from typing import Any
 
 log = logging.getLogger("iotas.ingest")
 
@@ -20,6 +21,8 @@ class IngestStats:
         self._log_interval = log_interval
         self._last_logged: dict[str, float] = {}
         self._suppressed: Counter[str] = Counter()
+        # Messages held back (not refused) because their device was over its budget.
+        self.throttled = 0
 
     def accept(self, channel: str, count: int = 1) -> None:
         self.accepted[channel] += count
@@ -35,8 +38,12 @@ class IngestStats:
         more = f" ({suppressed} more like it since the last line)" if suppressed else ""
         log.warning("rejected a message from %s: %s: %s%s", source, reason, detail[:300], more)
 
-    def to_dict(self) -> dict[str, dict[str, int]]:
-        return {"accepted": dict(self.accepted), "rejected": dict(self.rejected)}
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "accepted": dict(self.accepted),
+            "rejected": dict(self.rejected),
+            "throttled": self.throttled,
+        }
 
     def prometheus(self) -> str:
         lines = [
@@ -52,5 +59,8 @@ class IngestStats:
                 f'iotas_messages_rejected_total{{reason="{k}"}} {v}'
                 for k, v in sorted(self.rejected.items())
             ),
+            "# HELP iotas_messages_throttled_total Messages held back for their device's budget.",
+            "# TYPE iotas_messages_throttled_total counter",
+            f"iotas_messages_throttled_total {self.throttled}",
         ]
         return "\n".join(lines) + "\n"

@@ -11,7 +11,6 @@ import asyncio
 import os
 import secrets
 import shutil
-import socket
 import subprocess
 import threading
 import time
@@ -24,30 +23,16 @@ import orjson
 import paho.mqtt.client as paho
 import pytest
 
+from integration.mqtt.mqtt_support import IN_CI, MOSQUITTO
+from integration.mqtt.mqtt_support import reachable as _reachable
 from iotas.sdk import Device
 from iotas.sdk.device import ConnectRefused, ConnectTimeout, MessageDropped
 from support import free_port
 
-MOSQUITTO = ("127.0.0.1", 1883)
-IN_CI = os.environ.get("CI", "").lower() == "true"
 WAIT = 5.0  # upper bound of any single wait in these tests
 FAST = {"backoff_initial": 0.1, "backoff_max": 0.4}  # quick reconnects for tests
 
-
-def _reachable(address: tuple[str, int]) -> bool:
-    try:
-        with socket.create_connection(address, timeout=2):
-            return True
-    except OSError:
-        return False
-
-
-@pytest.fixture(autouse=True)
-def _need_mosquitto() -> None:
-    if not _reachable(MOSQUITTO):
-        if IN_CI:
-            pytest.fail("CI requires Mosquitto at 127.0.0.1:1883")
-        pytest.skip("Mosquitto is not running at 127.0.0.1:1883")
+pytestmark = pytest.mark.usefixtures("mosquitto")
 
 
 # -- observing with paho ---------------------------------------------------------------------

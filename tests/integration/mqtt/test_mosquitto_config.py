@@ -25,9 +25,9 @@ import orjson
 import paho.mqtt.client as paho
 import pytest
 
+from integration.mqtt.mqtt_support import IN_CI
 from support import LiveServer, free_port
 
-IN_CI = os.environ.get("CI", "").lower() == "true"
 A, B = "acme:a", "acme:b"
 WAIT = 5.0
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import os
 import secrets
-import socket
 import subprocess
 import sys
 import threading
@@ -17,22 +16,11 @@ import orjson
 import paho.mqtt.client as paho
 import pytest
 
+from integration.mqtt.mqtt_support import MOSQUITTO
 from iotas.sim import Fleet, plan_fleet
 from support import free_port
 
-MOSQUITTO = ("127.0.0.1", 1883)
-IN_CI = os.environ.get("CI", "").lower() == "true"
-
-
-@pytest.fixture(autouse=True)
-def _need_mosquitto() -> None:
-    try:
-        with socket.create_connection(MOSQUITTO, timeout=2):
-            pass
-    except OSError:
-        if IN_CI:
-            pytest.fail("CI requires Mosquitto at 127.0.0.1:1883")
-        pytest.skip("Mosquitto is not running at 127.0.0.1:1883")
+pytestmark = pytest.mark.usefixtures("mosquitto")
 
 
 def _client(prefix: str) -> paho.Client:

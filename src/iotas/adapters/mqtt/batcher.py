@@ -1,17 +1,20 @@
 """Collecting telemetry from many messages into one commit.
 
 Each message waits for the commit of the batch it joined; the adapter acknowledges it to the
-broker only then. Larger batches mean fewer transactions; the window bounds the wait.
+broker only then. Larger batches mean fewer transactions; the window bounds the wait. The
+flush says which Things of the batch do not exist (their samples were not stored), so each
+message learns whether it was stored.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection
 
 from iotas.domain.telemetry import Sample
 
-Flush = Callable[[list[tuple[str, list[Sample]]]], Awaitable[None]]
+# Stores a batch; returns the ids of the Things in it that do not exist.
+Flush = Callable[[list[tuple[str, list[Sample]]]], Awaitable[Collection[str]]]
 
 
 class TelemetryBatcher:
@@ -20,12 +23,13 @@ class TelemetryBatcher:
         self._max = max_messages
         self._window = window
         self._items: list[tuple[str, list[Sample]]] = []
-        self._done: asyncio.Future[None] | None = None
+        self._done: asyncio.Future[Collection[str]] | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._tasks: set[asyncio.Task[None]] = set()
 
-    async def add(self, thing_id: str, samples: list[Sample]) -> None:
-        """Return once these samples are committed (or raise if their batch failed)."""
+    async def add(self, thing_id: str, samples: list[Sample]) -> bool:
+        """Return once these samples are committed (or raise if their batch failed): True,
+        or False if their Thing does not exist, so they were not stored."""
         loop = asyncio.get_running_loop()
         if self._done is None:
             self._done = loop.create_future()
@@ -34,7 +38,8 @@ class TelemetryBatcher:
         self._items.append((thing_id, samples))
         if len(self._items) >= self._max:
             self._cut()
-        await asyncio.shield(done)
+        unknown = await asyncio.shield(done)
+        return thing_id not in unknown
 
     def _cut(self) -> None:
         if self._timer is not None:
@@ -49,14 +54,14 @@ class TelemetryBatcher:
         task.add_done_callback(self._tasks.discard)
 
     async def _commit(
-        self, items: list[tuple[str, list[Sample]]], done: asyncio.Future[None]
+        self, items: list[tuple[str, list[Sample]]], done: asyncio.Future[Collection[str]]
     ) -> None:
         try:
-            await self._flush(items)
+            unknown = await self._flush(items)
         except Exception as exc:
             done.set_exception(exc)
         else:
-            done.set_result(None)
+            done.set_result(unknown)
 
     async def drain(self) -> None:
         if self._items:

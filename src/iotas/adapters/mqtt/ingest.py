@@ -77,7 +77,8 @@ class DeviceMessages:
         ctx = Context(Actor(route.thing_id, role="device"), f"mqtt {route.channel}")
         if route.channel == "telemetry":
             samples = parse_payload(payload, clock.now_us())
-            await self._batcher.add(route.thing_id, samples)
+            if not await self._batcher.add(route.thing_id, samples):
+                raise NotFound(f"there is no Thing {route.thing_id!r}")
         elif route.channel == "reported":
             patch = _json_object(payload, "a reported patch")
             await self.registry.patch_twin(ctx, route.thing_id, "reported", patch)
@@ -90,8 +91,8 @@ class DeviceMessages:
             assert route.name is not None
             await self.registry.record_event(ctx, route.thing_id, route.name, _json(payload))
 
-    async def _ingest(self, batch: list[tuple[str, list[Any]]]) -> None:
-        await self.telemetry.ingest(batch)
+    async def _ingest(self, batch: list[tuple[str, list[Any]]]) -> frozenset[str]:
+        return (await self.telemetry.ingest(batch)).unknown
 
     async def touch_seen(self) -> None:
         """Move last_seen, once a second, for Things heard from on channels other than
