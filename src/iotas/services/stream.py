@@ -22,8 +22,14 @@ class JournalSignal:
         # Everyone waiting has been woken; the next waiters wait for the next commit.
         self._changed = asyncio.Event()
 
-    async def wait(self, within: float) -> None:
-        """Return at the next commit, or after `within` seconds."""
-        changed = self._changed
+    def watch(self) -> asyncio.Event:
+        """Take before reading the journal and pass to `wait`: a commit that lands while the
+        read runs then ends the wait at once instead of being missed."""
+        return self._changed
+
+    async def wait(self, within: float, watched: asyncio.Event | None = None) -> None:
+        """Return at the next commit (or at once if one came since `watched` was taken), or
+        after `within` seconds."""
+        changed = self._changed if watched is None else watched
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(changed.wait(), within)

@@ -31,9 +31,13 @@ async def mirror_desired(
     """Publish the current desired state of every Thing whose desired state changes after
     seq `after` (a deleted Thing's retained message is cleared). Runs until cancelled."""
     while True:
+        watched, seen = signal.watch(), signal.last_seq
         events = await journal.feed(after, 500, [DESIRED_CHANGED, THING_DELETED])
         if not events:
-            await signal.wait(1.0)
+            # Everything up to `seen` was committed before the read, which found nothing
+            # of interest in it: the next read need not look at it again.
+            after = max(after, seen)
+            await signal.wait(1.0, watched)
             continue
         after = events[-1]["seq"]
         ids = sorted({e["thing_id"] for e in events})

@@ -78,6 +78,7 @@ async def _stream(
     yield b"retry: 2000\n\n"
     quiet_since = time.monotonic()
     while True:
+        watched = rt.signal.watch()
         batch = await rt.journal.feed(last, BATCH)
         if batch:
             last = batch[-1]["seq"]
@@ -93,7 +94,7 @@ async def _stream(
         if time.monotonic() - quiet_since >= KEEPALIVE_SECONDS:
             yield b": keepalive\n\n"
             quiet_since = time.monotonic()
-        await rt.signal.wait(POLL_SECONDS)
+        await rt.signal.wait(POLL_SECONDS, watched)
 
 
 async def _matching(rt: Runtime, node: Node, events: list[dict[str, Any]]) -> list[dict[str, Any]]:
