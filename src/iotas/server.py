@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import gc
 
 import uvicorn
 
 from iotas.api.app import create_app
 from iotas.settings import Settings
+
+# How long tasks still running when the server has stopped get to finish once cancelled.
+LEFTOVER_GRACE_S = 3.0
 
 
 def serve(settings: Settings) -> None:
@@ -26,4 +30,32 @@ def serve(settings: Settings) -> None:
         access_log=False,
         proxy_headers=False,
     )
-    uvicorn.Server(config).run()
+    server = uvicorn.Server(config)
+    loop = _new_loop()
+    try:
+        loop.run_until_complete(_serve(server))
+    finally:
+        # Not asyncio.run(): at exit it waits for every cancelled task to finish, and amqtt
+        # can leave a connection task that never does, which hung Ctrl-C. What is left after
+        # `_serve` had its bounded chance to finish is dropped with the loop.
+        loop.close()
+
+
+async def _serve(server: uvicorn.Server) -> None:
+    try:
+        await server.serve()
+    finally:
+        current = asyncio.current_task()
+        leftovers = [task for task in asyncio.all_tasks() if task is not current]
+        for task in leftovers:
+            task.cancel()
+        if leftovers:
+            await asyncio.wait(leftovers, timeout=LEFTOVER_GRACE_S)
+
+
+def _new_loop() -> asyncio.AbstractEventLoop:
+    try:
+        import uvloop
+    except ImportError:  # uvloop is optional; uvicorn uses it when it is there, so do we
+        return asyncio.new_event_loop()
+    return uvloop.new_event_loop()
