@@ -75,7 +75,7 @@ def _for_iotas_only(topic: str) -> bool:
     return len(parts) >= 3 and parts[0] == topics.PREFIX and parts[2] in _IOTAS_ONLY
 
 
-_IOTAS_ONLY = frozenset({"telemetry", "reported", "events"})
+_IOTAS_ONLY = topics.INBOUND - {"presence"}
 
 
 class _GatedBroker(Broker):

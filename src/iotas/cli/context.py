@@ -131,6 +131,11 @@ class Cli:
         except InputError as exc:
             self.fail(str(exc), ExitCode.INVALID)
 
+    def confirm(self, question: str, *, yes: bool) -> None:
+        """Ask before something that cannot be undone, unless `--yes` was given."""
+        if not yes and not typer.confirm(question, err=True):
+            self.fail("not confirmed (use --yes to skip the question)", ExitCode.FAILED)
+
     def fail(
         self, message: str, code: ExitCode, *, problem: dict[str, object] | None = None
     ) -> NoReturn:

@@ -9,7 +9,7 @@ from rich.table import Table
 from rich.text import Text
 
 from iotas.cli import params
-from iotas.cli.context import ExitCode, cli_of
+from iotas.cli.context import cli_of
 from iotas.cli.options import Cause, JsonFlag
 from iotas.cli.output import short_time
 
@@ -85,8 +85,7 @@ def revoke(
     """Revoke a credential: the device can no longer connect with its secret."""
     cli = cli_of(ctx, json_)
     why = cli.check(lambda: params.cause(cause))
-    if not yes and not typer.confirm(f"Revoke {credential_id} of {thing_id}?", err=True):
-        cli.fail("not confirmed (use --yes to skip the question)", ExitCode.FAILED)
+    cli.confirm(f"Revoke {credential_id} of {thing_id}?", yes=yes)
     cli.run(lambda client: client.revoke_credential(thing_id, credential_id, cause=why))
     if cli.out.json_mode:
         cli.out.json({"thing_id": thing_id, "id": credential_id, "revoked": True})

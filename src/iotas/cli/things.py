@@ -7,7 +7,7 @@ from typing import Annotated, Any
 import typer
 
 from iotas.cli import credentials, params
-from iotas.cli.context import ExitCode, InputError, cli_of
+from iotas.cli.context import InputError, cli_of
 from iotas.cli.options import Cause, File, JsonFlag, Limit
 from iotas.sdk import Client
 
@@ -161,8 +161,7 @@ def delete_thing(
     """Delete a Thing (its history stays in the journal)."""
     cli = cli_of(ctx, json_)
     why = cli.check(lambda: params.cause(cause))
-    if not yes and not typer.confirm(f"Delete {thing_id}?", err=True):
-        cli.fail("not confirmed (use --yes to skip the question)", ExitCode.FAILED)
+    cli.confirm(f"Delete {thing_id}?", yes=yes)
     cli.run(lambda client: client.delete_thing(thing_id, cause=why))
     if cli.out.json_mode:
         cli.out.json({"id": thing_id, "deleted": True})
