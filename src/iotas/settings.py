@@ -45,6 +45,13 @@ class Settings:
     # its QoS 1 and 2 messages wait their turn (`throttled`). 0 sets no limit.
     mqtt_device_rate: float = 100.0
     mqtt_device_burst: float = 500.0
+    # The key that encrypts secrets iotas sends on (adopted Things' credentials); None keeps
+    # one in `<data_dir>/secret-key`. Nodes of a cluster must share it.
+    secret_key: str | None = None
+    # How long one exchange with a Web of Things Thing may take, in seconds.
+    wot_timeout: float = 5.0
+    # How many exchanges with WoT Things may run at once (a bulk change of 10,000 Things).
+    wot_concurrency: int = 200
 
     @classmethod
     def from_env(cls, **overrides: Any) -> Settings:
@@ -82,4 +89,6 @@ _ENV: dict[str, tuple[str, Callable[[str], Any]]] = {
     "IOTAS_MQTT_DEVICE_RATE": ("mqtt_device_rate", float),
     "IOTAS_MQTT_DEVICE_BURST": ("mqtt_device_burst", float),
     "IOTAS_TELEMETRY_RETENTION_DAYS": ("telemetry_retention_days", float),
+    "IOTAS_SECRET_KEY": ("secret_key", str),
+    "IOTAS_WOT_TIMEOUT": ("wot_timeout", float),
 }

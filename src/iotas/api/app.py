@@ -11,19 +11,35 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from iotas import __version__
+from iotas.adapters.wot.client import WotClient
 from iotas.api import errors, openapi
-from iotas.api.routers import credentials, events, health, journal, stats, telemetry, things
+from iotas.api.routers import (
+    adoptions,
+    credentials,
+    events,
+    health,
+    journal,
+    stats,
+    tdd,
+    telemetry,
+    things,
+    wellknown,
+)
 from iotas.api.runtime import Runtime
 from iotas.devices import MqttDevices
 from iotas.services.auth import Authenticator
 from iotas.services.credentials import CredentialService
+from iotas.services.directory import Directory
 from iotas.services.journal import JournalService
 from iotas.services.registry import Registry
+from iotas.services.secret_box import SecretBox
 from iotas.services.stats import IngestStats
 from iotas.services.stream import JournalSignal
 from iotas.services.telemetry import TelemetryRetention, TelemetryService
+from iotas.services.wot import WotBindings
 from iotas.settings import Settings
 from iotas.store.engine import database_url, open_store
+from iotas.wot_things import WotThings
 
 log = logging.getLogger("iotas")
 
@@ -33,16 +49,18 @@ async def open_runtime(settings: Settings) -> Runtime:
     signal = JournalSignal()
     url = database_url(settings.database_url, settings.data_dir)
     store = await open_store(url, on_commit=signal.committed)
+    registry = Registry(store)
     return Runtime(
         settings=settings,
         store=store,
-        registry=Registry(store),
+        registry=registry,
         journal=JournalService(store),
         auth=Authenticator(store, cache_seconds=settings.token_cache_seconds),
         signal=signal,
         credentials=CredentialService(store),
         telemetry=TelemetryService(store),
         stats=IngestStats(),
+        directory=Directory(registry, store),
     )
 
 
@@ -61,6 +79,15 @@ def create_app(settings: Settings) -> FastAPI:
         app.state.runtime = rt
         devices = MqttDevices(rt)
         await devices.start()
+        wot = WotThings(
+            rt,
+            WotBindings(
+                rt.store, rt.registry, SecretBox.open(settings.data_dir, settings.secret_key)
+            ),
+            WotClient(timeout=settings.wot_timeout),
+        )
+        await wot.start()
+        app.state.wot = wot
         retention = TelemetryRetention(rt.store, retention_days=settings.telemetry_retention_days)
         retention_task = asyncio.create_task(
             retention.run(settings.telemetry_retention_interval), name="iotas-telemetry-retention"
@@ -71,6 +98,7 @@ def create_app(settings: Settings) -> FastAPI:
             retention_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await retention_task
+            await wot.stop()
             await devices.stop()
             await rt.store.dispose()
 
@@ -88,11 +116,15 @@ def create_app(settings: Settings) -> FastAPI:
     for router in (
         health.router,
         things.router,
+        things.bulk_router,
         journal.router,
         events.router,
         credentials.router,
         telemetry.router,
         stats.router,
+        tdd.router,
+        wellknown.router,
+        adoptions.router,
     ):
         app.include_router(router)
     return app

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from iotas.services.auth import Authenticator
 from iotas.services.credentials import CredentialService
+from iotas.services.directory import Directory
 from iotas.services.journal import JournalService
 from iotas.services.registry import Registry
 from iotas.services.stats import IngestStats
@@ -26,3 +27,4 @@ class Runtime:
     credentials: CredentialService
     telemetry: TelemetryService
     stats: IngestStats
+    directory: Directory

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import sys
 from datetime import UTC, datetime, timedelta
@@ -73,6 +74,29 @@ def json_object(text: str | None, file: Path | None, what: str) -> dict[str, Any
     if not isinstance(value, dict):
         raise InputError(f"the {what} must be a JSON object, got {type(value).__name__}")
     return value
+
+
+def secrets(
+    username: str | None, password_env: str | None, token_env: str | None
+) -> dict[str, str] | None:
+    """Credentials for a Thing's own API. Secrets are named by environment variable, never
+    given on the command line (where `ps` and shell history would keep them)."""
+    out: dict[str, str] = {}
+    if username is not None:
+        out["username"] = username
+    for option, name, key in (
+        ("--password-env", password_env, "password"),
+        ("--token-env", token_env, "token"),
+    ):
+        if name is None:
+            continue
+        value = os.environ.get(name)
+        if not value:
+            raise InputError(f"{option}: the environment variable {name} is not set")
+        out[key] = value
+    if "username" in out and "password" not in out:
+        raise InputError("--username needs --password-env too")
+    return out or None
 
 
 def read_text(file: Path) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -167,6 +168,95 @@ def delete_thing(
         cli.out.json({"id": thing_id, "deleted": True})
     else:
         cli.out.info(f"Deleted [bold]{thing_id}[/bold]")
+
+
+@app.command("adopt")
+def adopt_thing(
+    ctx: typer.Context,
+    source: Annotated[
+        str, typer.Argument(help="The Thing Description's URL (http, https, coap) or a file.")
+    ],
+    thing_id: Annotated[
+        str | None,
+        typer.Option("--id", help="The Thing id (else derived from the TD's id).", metavar="ID"),
+    ] = None,
+    poll: Annotated[
+        float | None,
+        typer.Option("--poll", help="Seconds between reads (default 30).", metavar="SECONDS"),
+    ] = None,
+    username: Annotated[
+        str | None, typer.Option("--username", help="For the TD's basic security.")
+    ] = None,
+    password_env: Annotated[
+        str | None,
+        typer.Option(
+            "--password-env",
+            help="Name of an environment variable holding the password (not the password).",
+            metavar="VAR",
+        ),
+    ] = None,
+    token_env: Annotated[
+        str | None,
+        typer.Option(
+            "--token-env",
+            help="Name of an environment variable holding the bearer token.",
+            metavar="VAR",
+        ),
+    ] = None,
+    cause: Cause = None,
+    json_: JsonFlag = False,
+) -> None:
+    """Manage a third-party Web of Things Thing through its own API, described by its TD."""
+    cli = cli_of(ctx, json_)
+    why = cli.check(lambda: params.cause(cause))
+    credentials = cli.check(lambda: params.secrets(username, password_env, token_env))
+    td_url: str | None = source
+    td: dict[str, Any] | None = None
+    if "://" not in source:
+        td_url, td = None, cli.check(lambda: params.json_object(None, Path(source), "TD"))
+    result = cli.run(
+        lambda client: client.adopt(
+            td_url=td_url,
+            td=td,
+            id=thing_id,
+            poll_interval=poll,
+            credentials=credentials,
+            cause=why,
+        )
+    )
+    if cli.out.json_mode:
+        cli.out.json(result)
+    else:
+        thing = result.get("thing", {})
+        cli.out.info(f"Adopted [bold]{thing.get('id')}[/bold] ({thing.get('kind')})")
+
+
+@app.command("td")
+def show_td(ctx: typer.Context, thing_id: ThingId, json_: JsonFlag = False) -> None:
+    """Show the Thing Description the directory serves for a Thing."""
+    cli = cli_of(ctx, json_)
+    cli.out.document(cli.run(lambda client: client.get_td(thing_id)))
+
+
+@app.command("invoke")
+def invoke_action(
+    ctx: typer.Context,
+    thing_id: ThingId,
+    action: Annotated[str, typer.Argument(help="The action's name in the TD.")],
+    input_: Annotated[
+        str | None, typer.Argument(help="The input, as JSON.", metavar="INPUT")
+    ] = None,
+    cause: Cause = None,
+    json_: JsonFlag = False,
+) -> None:
+    """Invoke an adopted Thing's action through its TD."""
+    cli = cli_of(ctx, json_)
+    why = cli.check(lambda: params.cause(cause))
+    value = cli.check(lambda: params.json_value(input_, "INPUT")) if input_ is not None else None
+    result = cli.run(lambda client: client.invoke(thing_id, action, value, cause=why))
+    cli.out.document(result)
+    if result.get("status") != "succeeded":
+        raise typer.Exit(1)
 
 
 def _merge(body: dict[str, Any], extra: dict[str, Any]) -> None:

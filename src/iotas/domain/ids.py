@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import re
 
 from iotas.domain.errors import InvalidInput
@@ -39,3 +40,21 @@ def check_thing_id(value: object) -> str:
 
 def namespace_of(thing_id: str) -> str:
     return thing_id.split(":", 1)[0]
+
+
+# Thing Descriptions name themselves with any URI (`urn:dev:ops:32473-lamp-1`,
+# `https://example.com/things/lamp`); those that are not Thing ids get one derived from them.
+URI_NAMESPACE = "wot"
+_NAME_CHAR = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+def thing_id_for_uri(uri: str) -> str:
+    """The Thing id of a TD whose `id` is `uri`: the URI itself when it is a Thing id, else
+    `wot:<readable tail>-<10 hex of its sha256>`: stable, so the same URI always finds the same
+    Thing, and distinct for distinct URIs."""
+    if THING_ID_RE.match(uri):
+        return uri
+    tail = uri.rstrip("/").rsplit("/", 1)[-1].rsplit(":", 1)[-1]
+    readable = _NAME_CHAR.sub("-", tail).strip("-._")[:100] or "thing"
+    digest = hashlib.sha256(uri.encode()).hexdigest()[:10]
+    return f"{URI_NAMESPACE}:{readable}-{digest}"

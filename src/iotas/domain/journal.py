@@ -31,6 +31,9 @@ CREDENTIAL_ADDED: Final = "credential_added"
 CREDENTIAL_REVOKED: Final = "credential_revoked"
 # Something the Thing says happened (`things/{id}/events/{name}`); it changes no state.
 THING_EVENT: Final = "thing_event"
+# What an adapter did to a Thing through the Thing's own API (a property written, an action
+# invoked) and how it went; it changes no state (what the Thing then reports does).
+ADAPTER_ATTEMPT: Final = "adapter_attempt"
 EVENT_TYPES: Final = (
     THING_CREATED,
     THING_UPDATED,
@@ -42,6 +45,7 @@ EVENT_TYPES: Final = (
     CREDENTIAL_ADDED,
     CREDENTIAL_REVOKED,
     THING_EVENT,
+    ADAPTER_ATTEMPT,
 )
 
 
@@ -107,7 +111,7 @@ def apply(state: Thing | None, event: Event) -> Thing | None:
         return _touched(replace(state, connected=event.type == THING_CONNECTED), event)
     if event.type in (CREDENTIAL_ADDED, CREDENTIAL_REVOKED):
         return _touched(state, event)
-    if event.type == THING_EVENT:
+    if event.type in (THING_EVENT, ADAPTER_ATTEMPT):
         return state
     raise ValueError(f"unknown event type {event.type!r} at seq {event.seq}")
 

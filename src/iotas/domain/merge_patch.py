@@ -52,6 +52,27 @@ def effective(target: JSONObject, patch: JSONObject) -> JSONObject:
     return out
 
 
+def diff(source: JSONObject, target: JSONObject) -> JSONObject:
+    """The smallest merge patch that turns `source` into `target` (an empty dict when they are
+    the same): how a whole new document, such as a replaced Thing Description, is journaled.
+    `target` must hold no null members (a merge patch cannot write null)."""
+    out: JSONObject = {}
+    for key in source.keys() - target.keys():
+        out[key] = None
+    for key, value in target.items():
+        if key not in source:
+            out[key] = value
+            continue
+        current = source[key]
+        if isinstance(value, dict) and isinstance(current, dict):
+            sub = diff(current, value)
+            if sub:
+                out[key] = sub
+        elif not same(current, value):
+            out[key] = value
+    return out
+
+
 def same(a: JSON, b: JSON) -> bool:
     """JSON equality: `true` is not `1`, and `1` is `1.0`."""
     if isinstance(a, bool) or isinstance(b, bool):

@@ -24,6 +24,10 @@ class Twin:
     reported_meta: dict[str, KeyMeta] = field(default_factory=dict)
     version: int = 0
     pending_since: str | None = None
+    # Set when the Thing moved away from a desired state it had reached (a reported change
+    # made an empty delta non-empty): it changed outside iotas. Cleared by a desired change
+    # (a new target) or when reported catches up again.
+    drifted_since: str | None = None
 
     @property
     def delta(self) -> JSONObject:
@@ -31,7 +35,9 @@ class Twin:
 
     @property
     def status(self) -> str:
-        return "in_sync" if self.pending_since is None else "pending"
+        if self.pending_since is None:
+            return "in_sync"
+        return "pending" if self.drifted_since is None else "drifted"
 
     def patched(self, side: Side, patch: JSONObject, *, ts: str, source: str) -> Twin:
         """Apply an effective merge patch to one side (the event fold calls this)."""
@@ -46,7 +52,13 @@ class Twin:
             twin = replace(self, reported=new_document, reported_meta=meta, version=version)
         in_sync = not delta(twin.desired, twin.reported)
         pending_since = None if in_sync else (self.pending_since or ts)
-        return replace(twin, pending_since=pending_since)
+        if in_sync or side == "desired":
+            drifted_since = None
+        elif self.pending_since is None:
+            drifted_since = ts  # was in sync, and the Thing itself changed
+        else:
+            drifted_since = self.drifted_since
+        return replace(twin, pending_since=pending_since, drifted_since=drifted_since)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -56,6 +68,7 @@ class Twin:
             "version": self.version,
             "status": self.status,
             "pending_since": self.pending_since,
+            "drifted_since": self.drifted_since,
             "metadata": {"desired": self.desired_meta, "reported": self.reported_meta},
         }
 

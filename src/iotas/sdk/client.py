@@ -173,6 +173,51 @@ class Client:
             headers=cause_header(cause),
         )
 
+    # -- Web of Things -------------------------------------------------------------------
+
+    async def adopt(
+        self,
+        *,
+        td_url: str | None = None,
+        td: Json | None = None,
+        id: str | None = None,
+        poll_interval: float | None = None,
+        credentials: dict[str, str] | None = None,
+        cause: str | None = None,
+    ) -> Json:
+        """Manage a third-party WoT Thing through its TD (by URL, or the TD itself):
+        `{"thing": ..., "adoption": ...}`."""
+        body: Json = {"td_url": td_url, "td": td, "id": id, "poll_interval": poll_interval}
+        if credentials:
+            body["credentials"] = credentials
+        return await self._json(
+            "POST",
+            f"{API}/adoptions",
+            body={k: v for k, v in body.items() if v is not None},
+            headers=cause_header(cause),
+        )
+
+    async def get_td(self, id: str) -> Json:
+        """The Thing Description the directory serves for a Thing (or TD id)."""
+        return await self._json("GET", f"/tdd/things/{quote(id, safe=':')}")
+
+    async def graph(
+        self, id: str, *, rel: str | None = None, depth: int = 1, direction: str = "out"
+    ) -> Json:
+        params = {"rel": rel, "depth": depth, "direction": direction}
+        return await self._json("GET", f"{_thing(id)}/graph", params=params)
+
+    async def invoke(
+        self, id: str, action: str, input: Any = None, *, cause: str | None = None
+    ) -> Json:
+        """Invoke an adopted Thing's action through its TD: `{"status", "output"|"error"}`."""
+        return await self._json(
+            "POST",
+            f"{_thing(id)}/actions/{quote(action, safe='')}",
+            body={"input": input},
+            headers=cause_header(cause),
+        )
+
     # -- credentials ---------------------------------------------------------------------
 
     async def create_credential(

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 
-from iotas.domain import clock, merge_patch
+from iotas.domain import clock, merge_patch, td
 from iotas.domain import journal as ev
 from iotas.domain.errors import Conflict, InvalidInput, NotFound, PreconditionFailed
 from iotas.domain.ids import check_thing_id
@@ -54,6 +54,7 @@ class Registry:
             raise InvalidInput(f"unknown member(s) {', '.join(unknown)} in a Thing")
         thing_id = check_thing_id(body.get("id"))
         record = validate_record(body)
+        check_description(thing_id, record["description"])
 
         def unit(tx: WriteTx) -> Thing:
             if tx.thing(thing_id) is not None:
@@ -81,10 +82,43 @@ class Registry:
                     del effective["links"]
             if not effective:
                 return before
+            if "description" in effective:
+                check_description(thing_id, new_record["description"])
             after = _fold(before, _record(tx, ctx, thing_id, ev.THING_UPDATED, effective))
             things_repo.update_thing(tx.conn, before, after)
             tx.wrote(thing_id, after)
             return after
+
+        return await self.store.write(unit)
+
+    async def put_description(
+        self, ctx: Context, thing_id: str, description: JSONObject, *, kind: str
+    ) -> tuple[Thing, bool]:
+        """Create the Thing with this Thing Description, or replace the TD of the existing one
+        (journaled as the merge patch between the two). Returns the Thing and whether it was
+        created. What the directory's PUT does."""
+        check_thing_id(thing_id)
+        record = validate_record({"kind": kind, "description": description})
+        check_description(thing_id, record["description"])
+
+        def unit(tx: WriteTx) -> tuple[Thing, bool]:
+            before = tx.thing(thing_id)
+            if before is None:
+                thing = _fold(None, _record(tx, ctx, thing_id, ev.THING_CREATED, record))
+                things_repo.insert_thing(tx.conn, thing)
+                tx.wrote(thing_id, thing)
+                return thing, True
+            patch = merge_patch.diff(before.description or {}, record["description"])
+            if before.description is None:
+                patch = {"description": record["description"]}
+            elif patch:
+                patch = {"description": patch}
+            if not patch:
+                return before, False
+            after = _fold(before, _record(tx, ctx, thing_id, ev.THING_UPDATED, patch))
+            things_repo.update_thing(tx.conn, before, after)
+            tx.wrote(thing_id, after)
+            return after, False
 
         return await self.store.write(unit)
 
@@ -136,6 +170,32 @@ class Registry:
 
         return await self.store.write(unit)
 
+    async def patch_desired_where(
+        self, ctx: Context, q: str, patch: object, *, page: int = 500
+    ) -> tuple[int, int]:
+        """Apply one desired-state merge patch to every Thing the query selects (each Thing in
+        its own transaction, journaled as usual; the store commits them in groups). Returns
+        how many Things matched and how many changed."""
+        if not q.strip():
+            raise InvalidInput("a bulk change needs a query (q) naming the Things it is for")
+        matched = changed = 0
+        after_id = None
+        while things := await self.select(q, limit=page, after_id=after_id):
+            results = await asyncio.gather(
+                *(self._patch_desired_if_exists(ctx, t, patch) for t in things)
+            )
+            matched += len(things)
+            changed += sum(results)
+            after_id = things[-1].id
+        return matched, changed
+
+    async def _patch_desired_if_exists(self, ctx: Context, before: Thing, patch: object) -> bool:
+        try:
+            after = await self.patch_twin(ctx, before.id, "desired", patch)
+        except NotFound:  # deleted meanwhile
+            return False
+        return after.twin.version != before.twin.version
+
     async def set_connected(self, ctx: Context, thing_id: str, connected: bool) -> Thing:
         """Presence from the Thing's birth or last will; journaled only when it changes."""
         check_thing_id(thing_id)
@@ -164,21 +224,42 @@ class Registry:
 
     async def record_event(self, ctx: Context, thing_id: str, name: str, data: object) -> None:
         """Something the Thing says happened (`things/{id}/events/{name}`): journaled as is."""
+        await self._note(ctx, thing_id, ev.THING_EVENT, {"name": name, "data": data})
+
+    async def record_attempt(self, ctx: Context, thing_id: str, attempt: JSONObject) -> None:
+        """What an adapter did to the Thing through its own API, and how it went."""
+        await self._note(ctx, thing_id, ev.ADAPTER_ATTEMPT, attempt)
+
+    async def _note(self, ctx: Context, thing_id: str, type_: str, body: JSONObject) -> None:
+        """Journal an event that changes no state."""
         check_thing_id(thing_id)
         try:
-            merge_patch.check_json(data, "event")
+            merge_patch.check_json(body, type_)
         except ValueError as exc:
             raise InvalidInput(str(exc)) from None
 
         def unit(tx: WriteTx) -> None:
             _existing(tx, thing_id)
-            _record(tx, ctx, thing_id, ev.THING_EVENT, {"name": name, "data": data})
+            _record(tx, ctx, thing_id, type_, body)
 
         await self.store.write(unit)
 
     async def touch(self, thing_ids: list[str], seen_us: int) -> None:
         """Record that these Things were heard from (not journaled: every message does it)."""
         await self.store.write(lambda tx: things_repo.touch(tx.conn, thing_ids, seen_us))
+
+
+def check_description(thing_id: str, description: JSONObject | None) -> None:
+    """A stored description is a Thing Description with forms of its own (a third-party
+    Thing's, validated as given) or the model of a native Thing (then the TD that iotas
+    generates from it must validate)."""
+    if description is None:
+        return
+    if td.has_own_forms(description):
+        td.validate_td(description)
+        return
+    model = Thing(id=thing_id, kind="thing", description=description)
+    td.validate_td(td.native_td(model, http_base="http://localhost", mqtt_base="mqtt://localhost"))
 
 
 def _existing(tx: WriteTx, thing_id: str) -> Thing:

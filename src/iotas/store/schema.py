@@ -45,6 +45,8 @@ things = Table(
     Column("twin_version", BigInteger, nullable=False),
     Column("revision", BigInteger, nullable=False),
     Column("pending_since", String(32), nullable=True),
+    # Set while the Thing has moved away on its own from a desired state it had reached.
+    Column("drifted_since", String(32), nullable=True),
     Column("created_at", String(32), nullable=False),
     Column("updated_at", String(32), nullable=False),
     # Presence: `connected` follows journaled connect/disconnect events; `last_seen_us` is

@@ -35,6 +35,7 @@ def _from_row(row: Row[Any]) -> Thing:
             reported_meta=m["reported_meta"],
             version=m["twin_version"],
             pending_since=m["pending_since"],
+            drifted_since=m["drifted_since"],
         ),
     )
 
@@ -56,6 +57,7 @@ def _to_row(thing: Thing) -> dict[str, Any]:
         "twin_version": twin.version,
         "revision": thing.revision,
         "pending_since": twin.pending_since,
+        "drifted_since": twin.drifted_since,
         "created_at": thing.created_at,
         "updated_at": thing.updated_at,
         "connected": thing.connected,
@@ -73,6 +75,7 @@ _TWIN_COLUMNS = (
     "twin_version",
     "revision",
     "pending_since",
+    "drifted_since",
     "updated_at",
 )
 _UPDATE_TWIN = (

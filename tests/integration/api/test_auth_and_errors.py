@@ -1,4 +1,5 @@
-"""Every route but /healthz needs a token; malformed input is a 4xx problem+json, never a 500."""
+"""Every route but /healthz and /.well-known/wot needs a token; malformed input is a 4xx
+problem+json, never a 500."""
 
 from __future__ import annotations
 
@@ -24,6 +25,10 @@ async def test_health_needs_no_token(server: LiveServer) -> None:
     assert response.status_code == 200 and response.json()["status"] == "ok"
 
 
+# Liveness, and WoT Discovery's introduction (the directory's own TD: docs/decisions.md 19).
+PUBLIC = {"/healthz", "/.well-known/wot"}
+
+
 async def test_every_route_in_the_openapi_document_refuses_anonymous_callers(
     server: LiveServer,
 ) -> None:
@@ -31,7 +36,7 @@ async def test_every_route_in_the_openapi_document_refuses_anonymous_callers(
     checked = 0
     async with server.anonymous() as anon:
         for path, methods in spec["paths"].items():
-            if path == "/healthz":
+            if path in PUBLIC:
                 continue
             concrete = re.sub(r"\{[^}]+\}", "acme:x", path)
             for method in methods:

@@ -47,6 +47,27 @@ def test_to_dict_shape() -> None:
         "version",
         "status",
         "pending_since",
+        "drifted_since",
         "metadata",
     }
     assert doc["delta"] == {"a": 1}
+
+
+def test_a_thing_that_leaves_its_desired_state_on_its_own_has_drifted() -> None:
+    twin = Twin().patched("desired", {"sp": 20}, ts="t1", source="alice")
+    assert twin.status == "pending" and twin.drifted_since is None
+    # Catching up, on the way through another value: pending, never drifted.
+    twin = twin.patched("reported", {"sp": 18}, ts="t2", source="dev")
+    assert twin.status == "pending" and twin.drifted_since is None
+    twin = twin.patched("reported", {"sp": 20}, ts="t3", source="dev")
+    assert twin.status == "in_sync"
+    # Moved away on its own: drifted since then, and still after further reports.
+    twin = twin.patched("reported", {"sp": 17}, ts="t4", source="dev")
+    assert twin.status == "drifted" and twin.drifted_since == "t4"
+    twin = twin.patched("reported", {"other": 1}, ts="t5", source="dev")
+    assert twin.status == "drifted" and twin.drifted_since == "t4"
+    assert twin.to_dict()["drifted_since"] == "t4"
+    # Put back: in sync. A new desired target clears it too.
+    assert twin.patched("reported", {"sp": 20}, ts="t6", source="dev").status == "in_sync"
+    retarget = twin.patched("desired", {"sp": 25}, ts="t6", source="alice")
+    assert retarget.status == "pending" and retarget.drifted_since is None

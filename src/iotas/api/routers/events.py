@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
@@ -12,16 +11,13 @@ from starlette.responses import StreamingResponse
 
 from iotas.api.runtime import Runtime
 from iotas.api.security import Rt, context
+from iotas.api.sse import KEEPALIVE, PREAMBLE, frame, journal_events, resume_point
 from iotas.domain import clock
 from iotas.domain.errors import InvalidInput
 from iotas.domain.journal import EVENT_TYPES, THING_DELETED
 from iotas.domain.query import Node, matches, parse
 
 router = APIRouter(prefix="/api/v1", tags=["events"], dependencies=[Depends(context)])
-
-BATCH = 500
-POLL_SECONDS = 1.0
-KEEPALIVE_SECONDS = 15.0
 
 
 @router.get(
@@ -41,7 +37,7 @@ async def events(
     # (A long-lived stream: declaring the header costs nothing that matters here.)
     wanted = _types(types)
     node = parse(q) if q else None
-    start = _start(after, last_event_id)
+    start = resume_point(after, last_event_id)
     if start is None:
         start = await rt.journal.head_seq()
     return StreamingResponse(
@@ -63,38 +59,19 @@ def _types(types: str | None) -> list[str] | None:
     return wanted
 
 
-def _start(after: int | None, last_event_id: str | None) -> int | None:
-    if last_event_id is not None:
-        if not last_event_id.strip().isdigit():
-            raise InvalidInput("Last-Event-ID must be the seq of the last event received")
-        return int(last_event_id.strip())
-    return after
-
-
 async def _stream(
     rt: Runtime, last: int, wanted: list[str] | None, node: Node | None
 ) -> AsyncIterator[bytes]:
-    # Tell EventSource clients how soon to reconnect; they resume with Last-Event-ID.
-    yield b"retry: 2000\n\n"
-    quiet_since = time.monotonic()
-    while True:
-        watched = rt.signal.watch()
-        batch = await rt.journal.feed(last, BATCH)
-        if batch:
-            last = batch[-1]["seq"]
-            selected = [e for e in batch if wanted is None or e["type"] in wanted]
-            if node is not None and selected:
-                selected = await _matching(rt, node, selected)
-            for event in selected:
-                yield _frame(event)
-            if selected:
-                quiet_since = time.monotonic()
-            if len(batch) == BATCH:
-                continue
-        if time.monotonic() - quiet_since >= KEEPALIVE_SECONDS:
-            yield b": keepalive\n\n"
-            quiet_since = time.monotonic()
-        await rt.signal.wait(POLL_SECONDS, watched)
+    yield PREAMBLE
+
+    async def select(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        return events if node is None else await _matching(rt, node, events)
+
+    async for event in journal_events(rt, last, wanted, select):
+        if event is None:
+            yield KEEPALIVE
+        else:
+            yield frame(event["seq"], event["type"], orjson.dumps(event))
 
 
 async def _matching(rt: Runtime, node: Node, events: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -112,11 +89,3 @@ async def _matching(rt: Runtime, node: Node, events: list[dict[str, Any]]) -> li
         if doc is not None and matches(node, doc, now_us=now_us):
             out.append(event)
     return out
-
-
-def _frame(event: dict[str, Any]) -> bytes:
-    return b"id: %d\nevent: %s\ndata: %s\n\n" % (
-        event["seq"],
-        event["type"].encode(),
-        orjson.dumps(event),
-    )

@@ -14,6 +14,7 @@ from iotas.api.responses import json_response
 from iotas.api.runtime import Runtime
 from iotas.api.security import Ctx, Rt
 from iotas.domain import cursor as cursors
+from iotas.domain.errors import InvalidInput, NotFound
 from iotas.domain.things import Thing
 from iotas.domain.twin import Side
 
@@ -160,3 +161,55 @@ async def history(
     page = events[:limit]
     next_cursor = cursors.encode({"seq": page[-1]["seq"]}) if more else None
     return json_response({"items": page, "next": next_cursor})
+
+
+# Properties, as the forms of a native Thing's generated TD name them: reading gives the
+# reported value, writing sets the desired one (the Thing follows when it can).
+
+
+@router.get("/{thing_id}/properties")
+async def read_all_properties(thing_id: str, ctx: Ctx, rt: Rt) -> Response:
+    return json_response((await rt.registry.get(thing_id)).twin.reported)
+
+
+@router.get("/{thing_id}/properties/{name}")
+async def read_property(thing_id: str, name: str, ctx: Ctx, rt: Rt) -> Response:
+    reported = (await rt.registry.get(thing_id)).twin.reported
+    if name not in reported:
+        raise NotFound(f"the Thing {thing_id!r} has reported no property {name[:200]!r}")
+    return json_response(reported[name])
+
+
+@router.put(
+    "/{thing_id}/properties/{name}",
+    status_code=204,
+    openapi_extra={"requestBody": {"content": {"application/json": {}}, "required": True}},
+)
+async def write_property(thing_id: str, name: str, request: Request, ctx: Ctx) -> Response:
+    value = await json_body(request)
+    if value is None:
+        raise InvalidInput("a property cannot be set to null; PATCH the desired state to remove it")
+    rt: Runtime = request.app.state.runtime
+    await rt.registry.patch_twin(ctx, thing_id, "desired", {name: value})
+    return Response(status_code=204)
+
+
+bulk_router = APIRouter(prefix="/api/v1/twins", tags=["things"])
+
+
+@bulk_router.patch(
+    "/desired",
+    openapi_extra={"requestBody": _MERGE_PATCH},
+)
+async def patch_desired_where(
+    request: Request,
+    ctx: Ctx,
+    q: Annotated[str, Query(max_length=4096, description="The Things to change (a query)")],
+) -> Response:
+    """One desired-state merge patch for every Thing the query selects."""
+    rt: Runtime = request.app.state.runtime
+    patch = await json_body(request)
+    if not isinstance(patch, dict):
+        raise InvalidInput("a desired patch must be a JSON object (RFC 7396 merge patch)")
+    matched, changed = await rt.registry.patch_desired_where(ctx, q, patch)
+    return json_response({"matched": matched, "changed": changed})

@@ -1,0 +1,238 @@
+"""The W3C WoT Thing Description Directory (WoT Discovery 1.0, section 7.3) under /tdd.
+
+Things API: `GET /tdd/things` (offset paging with `Link: rel=next`), `POST /tdd/things`
+(anonymous TD), `PUT|GET|PATCH|DELETE /tdd/things/{id}`; search: `GET /tdd/search/jsonpath`;
+notification: `GET /tdd/events[/{type}]` (SSE, resumable with Last-Event-ID). The directory's
+own TD is at `/.well-known/wot` (see `wellknown.py`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Annotated, Any, Literal
+from urllib.parse import quote, urlencode
+
+import orjson
+from fastapi import APIRouter, Header, Query, Request
+from starlette.responses import Response, StreamingResponse
+
+from iotas.api.bodies import json_body
+from iotas.api.responses import json_response
+from iotas.api.runtime import Runtime
+from iotas.api.security import Ctx, Rt
+from iotas.api.sse import KEEPALIVE, PREAMBLE, frame, journal_events, resume_point
+from iotas.domain import td
+from iotas.domain.journal import THING_CREATED, THING_DELETED, THING_UPDATED
+from iotas.domain.merge_patch import JSONObject
+from iotas.domain.things import Thing
+from iotas.services.directory import Endpoints, td_id_of
+
+PREFIX = "/tdd"
+router = APIRouter(prefix=PREFIX, tags=["directory"])
+
+TD_TYPE = "application/td+json"
+DISCOVERY_CONTEXT = "https://www.w3.org/2022/wot/discovery"
+DEFAULT_PAGE = 100
+MAX_PAGE = 1000
+# Directory notification names (WoT Discovery 7.3.2.4) are the journal's event types.
+TD_EVENTS = (THING_CREATED, THING_UPDATED, THING_DELETED)
+
+_TD_BODY = {
+    "content": {
+        TD_TYPE: {"schema": {"type": "object"}},
+        "application/json": {"schema": {"type": "object"}},
+    },
+    "required": True,
+}
+
+
+def endpoints(request: Request) -> Endpoints:
+    """Where this iotas is reached: the HTTP base the caller used; the MQTT broker's URL
+    without credentials (the embedded broker on the caller's host)."""
+    rt: Runtime = request.app.state.runtime
+    http_base = str(request.base_url).rstrip("/")
+    settings = rt.settings
+    mqtt_base = None
+    if settings.mqtt_url:
+        scheme, _, rest = settings.mqtt_url.partition("://")
+        mqtt_base = f"{scheme}://{rest.rsplit('@', 1)[-1].split('/', 1)[0]}"
+    elif settings.mqtt_port:
+        mqtt_base = f"mqtt://{request.url.hostname}:{settings.mqtt_port}"
+    return Endpoints(http_base=http_base, mqtt_base=mqtt_base)
+
+
+def render(thing: Thing, where: Endpoints) -> JSONObject:
+    return td.served_td(thing, http_base=where.http_base, mqtt_base=where.mqtt_base)
+
+
+def _td_response(doc: JSONObject, status: int = 200) -> Response:
+    return Response(orjson.dumps(doc), status_code=status, media_type=TD_TYPE)
+
+
+def _location(td_id: str) -> str:
+    return f"{PREFIX}/things/{quote(td_id, safe=':')}"
+
+
+@router.get("/things")
+async def list_tds(
+    request: Request,
+    ctx: Ctx,
+    rt: Rt,
+    offset: Annotated[int, Query(ge=0, le=10**9)] = 0,
+    limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = DEFAULT_PAGE,
+    format: Annotated[Literal["array", "collection"], Query()] = "array",
+) -> Response:
+    things, total = await rt.directory.page(offset, limit)
+    where = endpoints(request)
+    members = [render(t, where) for t in things]
+    headers = {}
+    next_url = None
+    if offset + len(things) < total:
+        query = {"offset": offset + limit, "limit": limit}
+        if format == "collection":
+            query["format"] = format  # type: ignore[assignment]
+        next_url = f"{PREFIX}/things?{urlencode(query)}"
+        headers["Link"] = f'<{next_url}>; rel="next"'
+    if format == "array":
+        body: Any = members
+    else:
+        body = {
+            "@context": DISCOVERY_CONTEXT,
+            "@type": "ThingCollection",
+            "@id": f"{PREFIX}/things?{urlencode({'offset': offset, 'limit': limit})}",
+            "members": members,
+            "total": total,
+        }
+        if next_url:
+            body["next"] = next_url
+    return Response(orjson.dumps(body), media_type="application/ld+json", headers=headers or None)
+
+
+@router.post("/things", status_code=201, openapi_extra={"requestBody": _TD_BODY})
+async def create_anonymous(request: Request, ctx: Ctx, rt: Rt) -> Response:
+    thing = await rt.directory.create_anonymous(ctx, await json_body(request))
+    return Response(status_code=201, headers={"Location": _location(td_id_of(thing))})
+
+
+@router.get("/things/{td_id:path}")
+async def retrieve(td_id: str, request: Request, ctx: Ctx, rt: Rt) -> Response:
+    return _td_response(render(await rt.directory.thing(td_id), endpoints(request)))
+
+
+@router.put("/things/{td_id:path}", openapi_extra={"requestBody": _TD_BODY})
+async def create_or_update(td_id: str, request: Request, ctx: Ctx, rt: Rt) -> Response:
+    _, created = await rt.directory.put(ctx, td_id, await json_body(request))
+    if created:
+        return Response(status_code=201, headers={"Location": _location(td_id)})
+    return Response(status_code=204)
+
+
+@router.patch(
+    "/things/{td_id:path}",
+    openapi_extra={
+        "requestBody": {
+            "content": {"application/merge-patch+json": {"schema": {"type": "object"}}},
+            "required": True,
+        }
+    },
+)
+async def partially_update(td_id: str, request: Request, ctx: Ctx, rt: Rt) -> Response:
+    await rt.directory.patch(ctx, td_id, await json_body(request))
+    return Response(status_code=204)
+
+
+@router.delete("/things/{td_id:path}", status_code=204)
+async def delete(td_id: str, ctx: Ctx, rt: Rt) -> Response:
+    await rt.directory.delete(ctx, td_id)
+    return Response(status_code=204)
+
+
+@router.get("/search/jsonpath")
+async def search_jsonpath(
+    request: Request,
+    ctx: Ctx,
+    rt: Rt,
+    query: Annotated[str, Query(description="An RFC 9535 JSONPath query, run over every TD")],
+) -> Response:
+    where = endpoints(request)
+    values = await rt.directory.search_jsonpath(query, lambda t: render(t, where))
+    return json_response(values)
+
+
+async def _events(
+    request: Request,
+    rt: Runtime,
+    wanted: tuple[str, ...],
+    diff: bool,
+    last_event_id: str | None,
+) -> StreamingResponse:
+    start = resume_point(None, last_event_id)
+    if start is None:
+        start = await rt.journal.head_seq()
+    where = endpoints(request)
+
+    async def frames() -> AsyncIterator[bytes]:
+        yield PREAMBLE
+        async for event in journal_events(rt, start, list(wanted)):
+            if event is None:
+                yield KEEPALIVE
+            else:
+                data = await _notification(rt, event, diff, where)
+                yield frame(event["seq"], event["type"], orjson.dumps(data))
+
+    return StreamingResponse(
+        frames(),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )
+
+
+async def _notification(
+    rt: Runtime, event: dict[str, Any], diff: bool, where: Endpoints
+) -> JSONObject:
+    """`{"id": <TD id>}`, and with `diff=true` the whole TD (created) or the changed
+    members (updated), as WoT Discovery 7.3.2.4 describes."""
+    if event["type"] == THING_DELETED:
+        before = event.get("before") or {}
+        description = before.get("description") or {}
+        given = description.get("id")
+        return {"id": given if isinstance(given, str) else event["thing_id"]}
+    try:
+        thing = await rt.registry.get(event["thing_id"])
+    except Exception:  # deleted since: its deletion follows in the stream
+        return {"id": event["thing_id"]}
+    data: JSONObject = {"id": td_id_of(thing)}
+    if diff and event["type"] == THING_CREATED:
+        data = render(thing, where)
+    elif diff and event["type"] == THING_UPDATED:
+        data["patch"] = (event.get("patch") or {}).get("description")
+    return data
+
+
+_SSE = {
+    "response_class": StreamingResponse,
+    "responses": {200: {"content": {"text/event-stream": {}}}},
+}
+
+
+@router.get("/events", **_SSE)  # type: ignore[arg-type]
+async def all_events(
+    request: Request,
+    ctx: Ctx,
+    rt: Rt,
+    diff: Annotated[bool, Query(description="Send the full TD / changed members")] = False,
+    last_event_id: Annotated[str | None, Header()] = None,
+) -> StreamingResponse:
+    return await _events(request, rt, TD_EVENTS, diff, last_event_id)
+
+
+@router.get("/events/{event_type}", **_SSE)  # type: ignore[arg-type]
+async def typed_events(
+    event_type: Literal["thing_created", "thing_updated", "thing_deleted"],
+    request: Request,
+    ctx: Ctx,
+    rt: Rt,
+    diff: Annotated[bool, Query(description="Send the full TD / changed members")] = False,
+    last_event_id: Annotated[str | None, Header()] = None,
+) -> StreamingResponse:
+    return await _events(request, rt, (event_type,), diff, last_event_id)

@@ -1,0 +1,63 @@
+"""Server-Sent Events over the journal: what /api/v1/events and /tdd/events share.
+
+Events are read in batches after a seq, so a client that resumes with `Last-Event-ID` sees
+every later event exactly once; the stream wakes on each commit (JournalSignal) and sends a
+comment line now and then so proxies keep quiet connections open.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+from iotas.api.runtime import Runtime
+from iotas.domain.errors import InvalidInput
+
+BATCH = 500
+POLL_SECONDS = 1.0
+KEEPALIVE_SECONDS = 15.0
+# Tell EventSource clients how soon to reconnect; they resume with Last-Event-ID.
+PREAMBLE = b"retry: 2000\n\n"
+KEEPALIVE = b": keepalive\n\n"
+
+Event = dict[str, Any]
+Select = Callable[[list[Event]], Awaitable[list[Event]]]
+
+
+def resume_point(after: int | None, last_event_id: str | None) -> int | None:
+    if last_event_id is not None:
+        if not last_event_id.strip().isdigit():
+            raise InvalidInput("Last-Event-ID must be the seq of the last event received")
+        return int(last_event_id.strip())
+    return after
+
+
+async def journal_events(
+    rt: Runtime, last: int, wanted: list[str] | None, select: Select | None = None
+) -> AsyncIterator[Event | None]:
+    """Journal events after seq `last` of the `wanted` types (all if None) that `select`
+    keeps, forever; None now and then when nothing was sent for a while (a keepalive)."""
+    quiet_since = time.monotonic()
+    while True:
+        watched = rt.signal.watch()
+        batch = await rt.journal.feed(last, BATCH)
+        if batch:
+            last = batch[-1]["seq"]
+            chosen = [e for e in batch if wanted is None or e["type"] in wanted]
+            if select is not None and chosen:
+                chosen = await select(chosen)
+            for event in chosen:
+                yield event
+            if chosen:
+                quiet_since = time.monotonic()
+            if len(batch) == BATCH:
+                continue
+        if time.monotonic() - quiet_since >= KEEPALIVE_SECONDS:
+            yield None
+            quiet_since = time.monotonic()
+        await rt.signal.wait(POLL_SECONDS, watched)
+
+
+def frame(seq: int, event_type: str, data: bytes) -> bytes:
+    return b"id: %d\nevent: %s\ndata: %s\n\n" % (seq, event_type.encode(), data)
