@@ -20,12 +20,13 @@ import orjson
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sqlalchemy import delete, event, func, insert, select
+from sqlalchemy import delete, event, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from iotas.domain.clock import parse_rfc3339, to_rfc3339
+from iotas.domain.errors import InvalidInput
 from iotas.domain.query import (
     FIELDS,
     MAX_INT,
@@ -46,9 +47,9 @@ from iotas.domain.query import (
 )
 from iotas.domain.things import Thing
 from iotas.domain.twin import Twin
-from iotas.store import schema
+from iotas.store import schema, things_repo
 from iotas.store.query_sql import compile_query
-from iotas.store.schema import thing_fields, things
+from iotas.store.schema import thing_fields, thing_links, things
 from iotas.store.thing_fields import MAX_PATH, MAX_VALUE_BYTES, field_rows, replace_fields
 
 T = TypeVar("T")
@@ -72,10 +73,15 @@ class Database:
     def load(self, fleet: list[Thing]) -> None:
         async def load() -> None:
             async with self.engine.begin() as conn:
+                await conn.execute(delete(thing_links))
+                await conn.execute(delete(thing_fields))
                 await conn.execute(delete(things))
                 for thing in fleet:
-                    await conn.execute(insert(things).values(_row(thing)))
-                    await conn.run_sync(replace_fields, thing.id, thing.attributes, thing.labels)
+                    # The repository's insert keeps every index table (fields, links) too.
+                    await conn.run_sync(things_repo.insert_thing, thing)
+                    if thing.last_seen is not None:  # written apart, as devices are heard
+                        seen = parse_rfc3339(thing.last_seen)
+                        await conn.run_sync(things_repo.touch, [thing.id], seen)
 
         self.run(load())
 
@@ -87,29 +93,6 @@ class Database:
                 return set((await conn.execute(select(things.c.id).where(where))).scalars())
 
         return self.run(select_ids())
-
-
-def _row(thing: Thing) -> dict[str, Any]:
-    return {
-        "id": thing.id,
-        "namespace": thing.namespace,
-        "kind": thing.kind,
-        "attributes": thing.attributes,
-        "labels": thing.labels,
-        "links": thing.links,
-        "description": None,
-        "desired": thing.twin.desired,
-        "reported": thing.twin.reported,
-        "desired_meta": {},
-        "reported_meta": {},
-        "twin_version": 0,
-        "revision": 0,
-        "pending_since": None,
-        "created_at": "",
-        "updated_at": "",
-        "connected": thing.connected,
-        "last_seen_us": None if thing.last_seen is None else parse_rfc3339(thing.last_seen),
-    }
 
 
 def _engine(url: str, dumps: Callable[[Any], str]) -> AsyncEngine:
@@ -389,12 +372,65 @@ def test_replace_fields_rewrites_a_things_rows(db: Database) -> None:
     assert db.select(parse('attributes.site == "plant-9"')) == {"acme:pump-1"}
 
 
+def _linked_thing(thing_id: str, *edges: tuple[str, str], td_links: Any = None) -> Thing:
+    return Thing(
+        id=thing_id,
+        kind="node",
+        links=[{"rel": rel, "target": target} for rel, target in edges],
+        description=None if td_links is None else {"links": td_links},
+    )
+
+
+GRAPH = [
+    # site <- gw-1 <- pump-1 <- sensor-1, a cycle a <-> b, and a dangling edge to acme:ghost.
+    _linked_thing("acme:site"),
+    _linked_thing("acme:gw-1", ("part-of", "acme:site")),
+    _linked_thing("acme:pump-1", ("part-of", "acme:gw-1"), ("controls", "acme:valve")),
+    # A TD link naming a Thing by its API URL is an edge too.
+    _linked_thing(
+        "acme:sensor-1",
+        td_links=[{"rel": "part-of", "href": "http://h:8080/api/v1/things/acme:pump-1"}],
+    ),
+    _linked_thing("acme:a", ("part-of", "acme:b")),
+    _linked_thing("acme:b", ("part-of", "acme:a"), ("part-of", "acme:ghost")),
+]
+
+
+def test_linked_and_reachable_follow_edges_of_links_and_tds(db: Database) -> None:
+    db.load(GRAPH)
+    cases = {
+        'linked("part-of", "acme:gw-1")': {"acme:pump-1"},
+        'linked("part-of", "acme:pump-1")': {"acme:sensor-1"},
+        'reachable("part-of", "acme:site")': {"acme:gw-1", "acme:pump-1", "acme:sensor-1"},
+        'reachable("part-of", "acme:pump-1")': {"acme:sensor-1"},
+        'reachable("controls", "acme:valve")': {"acme:pump-1"},
+        # A cycle ends; the start is reachable from itself through it.
+        'reachable("part-of", "acme:a")': {"acme:a", "acme:b"},
+        'reachable("part-of", "acme:ghost")': {"acme:a", "acme:b"},
+        'reachable("part-of", "acme:nobody")': set(),
+        'kind == "node" and not reachable("part-of", "acme:site")': {
+            "acme:site",
+            "acme:a",
+            "acme:b",
+        },
+    }
+    for query, expected in cases.items():
+        assert db.select(parse(query)) == expected, query
+    # The document evaluator agrees on linked() (TD links included) and refuses reachable().
+    sensor = GRAPH[3].to_dict()
+    assert matches(parse('linked("part-of", "acme:pump-1")'), sensor, now_us=NOW_US)
+    with pytest.raises(InvalidInput):
+        matches(parse('reachable("part-of", "acme:site")'), sensor, now_us=NOW_US)
+
+
 def test_sqlite_attribute_filters_use_the_index(sqlite_db: Database) -> None:
     sqlite_db.load(FLEET)
     for query, index in [
         ('attributes.site == "plant-7"', "ix_thing_fields_path_value"),
         ('labels.tier in ["edge", "core"]', "ix_thing_fields_path_value"),
         ("attributes.floor >= 3", "ix_thing_fields_path_num"),
+        ('linked("hosted-by", "acme:gw-1")', "ix_thing_links_rel_target"),
+        ('reachable("hosted-by", "acme:gw-1")', "ix_thing_links_rel_target"),
     ]:
         statement = select(things.c.id).where(
             compile_query(parse(query), dialect="sqlite", now_us=NOW_US)

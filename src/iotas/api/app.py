@@ -17,6 +17,7 @@ from iotas.api.routers import (
     adoptions,
     credentials,
     events,
+    graph,
     health,
     journal,
     stats,
@@ -30,6 +31,7 @@ from iotas.devices import MqttDevices
 from iotas.services.auth import Authenticator
 from iotas.services.credentials import CredentialService
 from iotas.services.directory import Directory
+from iotas.services.graph import Graph
 from iotas.services.journal import JournalService
 from iotas.services.registry import Registry
 from iotas.services.secret_box import SecretBox
@@ -61,6 +63,7 @@ async def open_runtime(settings: Settings) -> Runtime:
         telemetry=TelemetryService(store),
         stats=IngestStats(),
         directory=Directory(registry, store),
+        graph=Graph(store),
     )
 
 
@@ -117,6 +120,7 @@ def create_app(settings: Settings) -> FastAPI:
         health.router,
         things.router,
         things.bulk_router,
+        graph.router,
         journal.router,
         events.router,
         credentials.router,

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from iotas.services.auth import Authenticator
 from iotas.services.credentials import CredentialService
 from iotas.services.directory import Directory
+from iotas.services.graph import Graph
 from iotas.services.journal import JournalService
 from iotas.services.registry import Registry
 from iotas.services.stats import IngestStats
@@ -28,3 +29,4 @@ class Runtime:
     telemetry: TelemetryService
     stats: IngestStats
     directory: Directory
+    graph: Graph

@@ -14,6 +14,7 @@ from typing import Any, Literal
 
 from iotas.domain import clock
 from iotas.domain.errors import InvalidInput
+from iotas.domain.links import edges
 from iotas.domain.merge_patch import same
 
 MAX_LENGTH = 4096
@@ -96,8 +97,12 @@ class Exists:
 
 @dataclass(frozen=True, slots=True)
 class Linked:
+    """`linked(rel, id)`: Things with an edge `rel` to `id`; `reachable(rel, id)`
+    (transitive): Things from which `id` is reached by following one or more `rel` edges."""
+
     rel: str
     target: str
+    transitive: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -266,7 +271,7 @@ def _number(text: str, pos: int) -> Token:
 # --- parser --------------------------------------------------------------------------------
 
 _COMPARISON_OPS = ("==", "!=", "<", "<=", ">", ">=")
-_FUNCTIONS = ("exists", "linked")
+_FUNCTIONS = ("exists", "linked", "reachable")
 
 
 def parse(text: str) -> Node:
@@ -412,7 +417,8 @@ class _Parser:
         else:
             rel = self.string('a relation name in quotes, like "hosted-by"')
             self.expect("punct", ",", "','")
-            node = Linked(rel, self.string('a Thing id in quotes, like "acme:gw-1"'))
+            target = self.string('a Thing id in quotes, like "acme:gw-1"')
+            node = Linked(rel, target, transitive=name.text == "reachable")
         self.expect("punct", ")", "')'")
         return node
 
@@ -535,7 +541,11 @@ def matches(node: Node, doc: Mapping[str, Any], *, now_us: int) -> bool:
     if isinstance(node, Not):
         return not matches(node.operand, doc, now_us=now_us)
     if isinstance(node, Linked):
-        return _linked(doc.get("links"), node.rel, node.target)
+        if node.transitive:
+            # One document cannot tell what is reachable from it; callers refuse such
+            # queries where only documents are at hand (see `transitive`).
+            raise InvalidInput("reachable() needs the whole graph: it cannot filter a stream")
+        return (node.rel, node.target) in edges(doc.get("links"), doc.get("description"))
     value = lookup(node.field, doc)
     if isinstance(node, Exists):
         return value is not MISSING
@@ -617,17 +627,13 @@ def glob_match(pattern: str, text: str) -> bool:
     return all(c == "*" for c in pattern[p:])
 
 
-def _linked(links: Any, rel: str, target: str) -> bool:
-    if not isinstance(links, list):
-        return False
-    return any(
-        isinstance(link, dict)
-        and "rel" in link
-        and "target" in link
-        and same(link["rel"], rel)
-        and same(link["target"], target)
-        for link in links
-    )
+def transitive(node: Node) -> bool:
+    """Whether the query uses reachable(), which only the database can evaluate."""
+    if isinstance(node, And | Or):
+        return any(transitive(item) for item in node.operands)
+    if isinstance(node, Not):
+        return transitive(node.operand)
+    return isinstance(node, Linked) and node.transitive
 
 
 # --- printing ------------------------------------------------------------------------------
@@ -643,7 +649,8 @@ def to_text(node: Node) -> str:
     if isinstance(node, Not):
         return f"not {_grouped(node.operand, node)}"
     if isinstance(node, Linked):
-        return f"linked({_literal(node.rel)}, {_literal(node.target)})"
+        name = "reachable" if node.transitive else "linked"
+        return f"{name}({_literal(node.rel)}, {_literal(node.target)})"
     if isinstance(node, Exists):
         return f"exists({_field(node.field)})"
     if isinstance(node, In):

@@ -17,6 +17,7 @@ from typing import Any, Protocol
 from sqlalchemy import (
     Boolean,
     ColumnElement,
+    Select,
     Text,
     and_,
     any_,
@@ -49,7 +50,7 @@ from iotas.domain.query import (
     Or,
     Scalar,
 )
-from iotas.store.schema import thing_fields, things
+from iotas.store.schema import thing_fields, thing_links, things
 from iotas.store.thing_fields import canonical, index_path
 
 
@@ -81,7 +82,7 @@ class _Compiler:
         if isinstance(node, Not):
             return not_(self.node(node.operand))
         if isinstance(node, Linked):
-            return self.documents.linked(things.c.links, node.rel, node.target)
+            return things.c.id.in_(linked_ids(node.rel, node.target, transitive=node.transitive))
         spec = FIELDS[node.field.name]
         if spec.kind == "document":
             return self.document(spec, node)
@@ -232,7 +233,6 @@ class DocumentSql(Protocol):
     def glob(self, col: Column, path: Sequence[str], pattern: str) -> ColumnElement[bool]: ...
     def column_glob(self, col: Column, pattern: str) -> ColumnElement[bool]: ...
     def column_order(self, col: Column, op: str, value: str) -> ColumnElement[bool]: ...
-    def linked(self, links: Column, rel: str, target: str) -> ColumnElement[bool]: ...
 
 
 def _is_number(value: Any) -> bool:
@@ -314,18 +314,6 @@ class SqliteDocuments:
         # SQLite compares text with BINARY collation: UTF-8 bytes, i.e. code point order.
         return col.op(op, is_comparison=True)(literal(value))
 
-    def linked(self, links: Column, rel: str, target: str) -> ColumnElement[bool]:
-        each = func.json_each(links).table_valued("value", "type").alias()
-        link = case((each.c.type == literal("object"), each.c.value))
-        return exists(
-            select(literal(1))
-            .select_from(each)
-            .where(
-                func.json_extract(link, literal('$."rel"')) == literal(rel),
-                func.json_extract(link, literal('$."target"')) == literal(target),
-            )
-        )
-
 
 class PostgresDocuments:
     """jsonb: `->` with a text key reads object members only, never array elements."""
@@ -385,9 +373,24 @@ class PostgresDocuments:
         # The database collation may be linguistic; "C" compares code points, as Python does.
         return col.collate("C").op(op, is_comparison=True)(literal(value))
 
-    def linked(self, links: Column, rel: str, target: str) -> ColumnElement[bool]:
-        wanted = [{"rel": rel, "target": target}]
-        return links.op("@>", return_type=Boolean)(_jsonb(wanted))
+
+def linked_ids(rel: str, target: str, *, transitive: bool) -> Select[Any]:
+    """Ids of the Things with an edge `rel` to `target`, or (transitive) from which `target`
+    is reached along `rel` edges. The recursive query uses UNION, which drops rows already
+    found, so a cycle ends it."""
+    direct = select(thing_links.c.thing_id.label("id")).where(
+        thing_links.c.rel == literal(rel), thing_links.c.target == literal(target)
+    )
+    if not transitive:
+        return direct
+    found = direct.cte("reachable", recursive=True)
+    step = (
+        select(thing_links.c.thing_id)
+        .join(found, thing_links.c.target == found.c.id)
+        .where(thing_links.c.rel == literal(rel))
+    )
+    found = found.union(step)
+    return select(found.c.id)
 
 
 def _jsonb(value: Any) -> Column:

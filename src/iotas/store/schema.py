@@ -76,6 +76,24 @@ thing_fields = Table(
     Index("ix_thing_fields_path_num", "path", "num"),
 )
 
+# A Thing's typed edges (`domain.links.edges`: its own links and those of its TD), so
+# `linked()`, `reachable()` and `/graph` follow an index in both directions. A target need
+# not exist (yet): the registry is eventually consistent, and such an edge is dangling.
+thing_links = Table(
+    "thing_links",
+    metadata,
+    Column(
+        "thing_id",
+        String(200),
+        ForeignKey("things.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column("rel", String(64), primary_key=True),
+    Column("target", String(200), primary_key=True),
+    Index("ix_thing_links_rel_target", "rel", "target"),
+    Index("ix_thing_links_target", "target"),
+)
+
 # The journal. `body` holds the exact canonical bytes that were hashed (text, not JSONB, so
 # nothing normalises them); the other columns are copies for indexing. `hash` =
 # sha256(previous hash + body).

@@ -8,9 +8,10 @@ from sqlalchemy import ColumnElement, Connection, bindparam, delete, insert, sel
 from sqlalchemy.engine import Row
 
 from iotas.domain import clock
+from iotas.domain.links import edges
 from iotas.domain.things import Thing
 from iotas.domain.twin import Twin
-from iotas.store.schema import things
+from iotas.store.schema import thing_links, things
 from iotas.store.thing_fields import replace_fields
 
 
@@ -100,6 +101,18 @@ def get_many(conn: Connection, ids: list[str]) -> dict[str, Thing]:
 def insert_thing(conn: Connection, thing: Thing) -> None:
     conn.execute(insert(things).values(_to_row(thing)))
     replace_fields(conn, thing.id, thing.attributes, thing.labels)
+    _replace_links(conn, thing, fresh=True)
+
+
+def _replace_links(conn: Connection, thing: Thing, *, fresh: bool = False) -> None:
+    if not fresh:
+        conn.execute(delete(thing_links).where(thing_links.c.thing_id == thing.id))
+    rows = [
+        {"thing_id": thing.id, "rel": rel, "target": target}
+        for rel, target in edges(thing.links, thing.description)
+    ]
+    if rows:
+        conn.execute(insert(thing_links), rows)
 
 
 def update_thing(conn: Connection, before: Thing, after: Thing) -> None:
@@ -111,6 +124,8 @@ def update_thing(conn: Connection, before: Thing, after: Thing) -> None:
     conn.execute(update(things).where(things.c.id == after.id).values(row))
     if before.attributes != after.attributes or before.labels != after.labels:
         replace_fields(conn, after.id, after.attributes, after.labels)
+    if before.links != after.links or before.description != after.description:
+        _replace_links(conn, after)
 
 
 def delete_thing(conn: Connection, thing_id: str) -> None:

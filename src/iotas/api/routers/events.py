@@ -15,7 +15,7 @@ from iotas.api.sse import KEEPALIVE, PREAMBLE, frame, journal_events, resume_poi
 from iotas.domain import clock
 from iotas.domain.errors import InvalidInput
 from iotas.domain.journal import EVENT_TYPES, THING_DELETED
-from iotas.domain.query import Node, matches, parse
+from iotas.domain.query import Node, matches, parse, transitive
 
 router = APIRouter(prefix="/api/v1", tags=["events"], dependencies=[Depends(context)])
 
@@ -37,6 +37,11 @@ async def events(
     # (A long-lived stream: declaring the header costs nothing that matters here.)
     wanted = _types(types)
     node = parse(q) if q else None
+    if node is not None and transitive(node):
+        raise InvalidInput(
+            "reachable() cannot filter a live stream (each event is matched against one Thing); "
+            "use linked(), or list the reachable Things and filter on their ids"
+        )
     start = resume_point(after, last_event_id)
     if start is None:
         start = await rt.journal.head_seq()
