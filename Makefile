@@ -8,6 +8,11 @@ LINT_PATHS := src tests $(wildcard bench)
 
 .PHONY: demo test lint bench fmt clean
 
+# Real Web of Things runtimes the tests adopt (tests/peers); node-wot comes from npm, when
+# there is an npm (the tests say so and skip without it, except under CI).
+NPM := $(shell command -v npm 2>/dev/null)
+NODE_PEERS := $(if $(NPM),tests/peers/node-wot/node_modules/.installed)
+
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "iotas needs Python 3.11 or newer")'
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -19,7 +24,11 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/iotas demo
 
-test: $(STAMP)
+tests/peers/node-wot/node_modules/.installed: tests/peers/node-wot/package-lock.json
+	npm ci --prefix tests/peers/node-wot --no-audit --no-fund --loglevel=error
+	@touch $@
+
+test: $(STAMP) $(NODE_PEERS)
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 lint: $(STAMP)
@@ -35,4 +44,4 @@ bench: $(STAMP)
 	$(BIN)/python bench/registry.py
 
 clean:
-	rm -rf $(VENV) iotas-data .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) iotas-data .pytest_cache .mypy_cache .ruff_cache tests/peers/node-wot/node_modules

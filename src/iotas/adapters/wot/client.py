@@ -135,7 +135,11 @@ class WotClient:
                 f"no form of {name!r} offers {op} over a protocol iotas speaks "
                 f"(offered: {', '.join(offered)})"
             )
-        best: Form = min(candidates, key=lambda f: PREFERENCE.index(f.scheme))
+        # By protocol, then JSON before other encodings (node-wot offers CBOR forms too).
+        best: Form = min(
+            candidates,
+            key=lambda f: (PREFERENCE.index(f.scheme), not f.content_type.endswith("json")),
+        )
         return best
 
     async def _call(
