@@ -29,6 +29,7 @@ from iotas.domain.clock import parse_rfc3339, to_rfc3339
 from iotas.domain.errors import InvalidInput
 from iotas.domain.query import (
     FIELDS,
+    MAX_HOPS,
     MAX_INT,
     And,
     Compare,
@@ -208,6 +209,18 @@ LINKS = st.lists(
     ),
     max_size=2,
 )
+# TD links: hrefs that name a Thing or do not, rels that are kept, folded, dropped or absent.
+TD_LINKS = st.lists(
+    st.builds(
+        lambda href, rel: {"href": href} if rel is None else {"href": href, "rel": rel},
+        st.sampled_from(
+            ["acme:gw-1", "https://d.example/things/beta%3Agw-2", "/things/x", "https://doc"]
+        ),
+        st.sampled_from([None, "hosted-by", "Feeds", "https://r.example/rel#feeds", "x_y"]),
+    ),
+    max_size=2,
+)
+DESCRIPTIONS = st.one_of(st.none(), st.builds(lambda links: {"links": links}, TD_LINKS))
 IDS = ["acme:pump-1", "acme:pump-2", "acme:valve_1", "beta:pump-1", "beta:x[1]", "beta:a%_b"]
 
 
@@ -221,6 +234,7 @@ def fleets(draw: st.DrawFn) -> list[Thing]:
             attributes=draw(DOCUMENTS),
             labels=draw(LABELS),
             links=draw(LINKS),
+            description=draw(DESCRIPTIONS),
             twin=Twin(desired=draw(DOCUMENTS), reported=draw(DOCUMENTS)),
         )
         for thing_id in ids
@@ -247,7 +261,7 @@ LEAVES = st.one_of(
     st.builds(In, fields(), st.lists(SCALARS, max_size=3).map(tuple)),
     st.builds(Glob, fields(), PATTERNS),
     st.builds(Exists, fields()),
-    st.builds(Linked, st.sampled_from(RELS), st.sampled_from(TARGETS)),
+    st.builds(Linked, st.sampled_from([*RELS, "link", "*"]), st.sampled_from(TARGETS)),
 )
 QUERIES = st.recursive(
     LEAVES,
@@ -413,6 +427,17 @@ def test_linked_and_reachable_follow_edges_of_links_and_tds(db: Database) -> Non
             "acme:a",
             "acme:b",
         },
+        # "*" is any relation.
+        'linked("*", "acme:pump-1")': {"acme:sensor-1"},
+        'linked("*", "acme:valve")': {"acme:pump-1"},
+        'reachable("*", "acme:site")': {"acme:gw-1", "acme:pump-1", "acme:sensor-1"},
+        'reachable("*", "acme:valve")': {"acme:pump-1", "acme:sensor-1"},
+        'reachable("*", "acme:ghost")': {"acme:a", "acme:b"},
+        # Two walks in one statement (each its own recursive CTE).
+        'reachable("part-of", "acme:site") and reachable("*", "acme:valve")': {
+            "acme:pump-1",
+            "acme:sensor-1",
+        },
     }
     for query, expected in cases.items():
         assert db.select(parse(query)) == expected, query
@@ -423,6 +448,26 @@ def test_linked_and_reachable_follow_edges_of_links_and_tds(db: Database) -> Non
         matches(parse('reachable("part-of", "acme:site")'), sensor, now_us=NOW_US)
 
 
+def test_reachable_follows_at_most_max_hops(db: Database) -> None:
+    # A chain c0 <- c1 <- ... <- c40: c(i) reaches c0 in i hops. A cycle on top adds rows at
+    # every depth; the bound still ends it.
+    chain = [_linked_thing("acme:c0")] + [
+        _linked_thing(f"acme:c{i}", ("next", f"acme:c{i - 1}")) for i in range(1, 41)
+    ]
+    chain[0] = _linked_thing("acme:c0", ("loop", "acme:c40"))
+    db.load(chain)
+    within = {f"acme:c{i}" for i in range(1, MAX_HOPS + 1)}
+    assert db.select(parse('reachable("next", "acme:c0")')) == within
+    assert db.select(parse('reachable("next", "acme:c8")')) == {f"acme:c{i}" for i in range(9, 41)}
+    # Along any relation the chain closes into a cycle of 41 Things; each reaches c0 within
+    # 32 hops only if it is at most 32 hops down the chain (c0 itself: 1 + 40 hops, too far).
+    assert db.select(parse('reachable("*", "acme:c0")')) == within
+    assert db.select(parse('reachable("*", "acme:c40")')) == {
+        "acme:c0",
+        *(f"acme:c{i}" for i in range(1, MAX_HOPS)),
+    }
+
+
 def test_sqlite_attribute_filters_use_the_index(sqlite_db: Database) -> None:
     sqlite_db.load(FLEET)
     for query, index in [
@@ -431,6 +476,8 @@ def test_sqlite_attribute_filters_use_the_index(sqlite_db: Database) -> None:
         ("attributes.floor >= 3", "ix_thing_fields_path_num"),
         ('linked("hosted-by", "acme:gw-1")', "ix_thing_links_rel_target"),
         ('reachable("hosted-by", "acme:gw-1")', "ix_thing_links_rel_target"),
+        ('linked("*", "acme:gw-1")', "ix_thing_links_target"),
+        ('reachable("*", "acme:gw-1")', "ix_thing_links_target"),
     ]:
         statement = select(things.c.id).where(
             compile_query(parse(query), dialect="sqlite", now_us=NOW_US)
@@ -511,11 +558,15 @@ def test_no_user_text_reaches_the_sql(dialect: str) -> None:
             f'kind < "{mark}" or id ~ "{mark}?"',
             f"exists(reported.{mark}) or attributes.{mark} >= 1",
             f'reported.{mark} > "{mark}"',
-            f'linked("{mark}", "{mark}:x")',
+            # Relations are lowercase: "zq9-rel" stands for the mark there.
+            f'linked("zq9-rel", "zq9:{mark}")',
+            f'reachable("zq9-rel", "zq9:{mark}") or reachable("*", "zq9:{mark}")',
         ]
     )
     where = compile_query(parse(query), dialect=dialect, now_us=NOW_US)
-    assert mark not in str(select(things.c.id).where(where).compile(dialect=DIALECTS[dialect]))
+    sql = str(select(things.c.id).where(where).compile(dialect=DIALECTS[dialect]))
+    assert mark not in sql
+    assert "zq9-rel" not in sql
 
 
 def test_a_conjunction_has_one_driving_index_lookup() -> None:

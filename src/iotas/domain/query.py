@@ -14,12 +14,17 @@ from typing import Any, Literal
 
 from iotas.domain import clock
 from iotas.domain.errors import InvalidInput
-from iotas.domain.links import edges
+from iotas.domain.ids import THING_ID_RE
+from iotas.domain.links import ANY_REL, edges
 from iotas.domain.merge_patch import same
+from iotas.domain.things import REL_RE
 
 MAX_LENGTH = 4096
 MAX_DEPTH = 32
 MAX_LIST = 1000
+# How far reachable() follows edges: a bound on the work of one query, not a limit anyone
+# should meet (a site's containment tree is a handful of levels deep).
+MAX_HOPS = 32
 # Integers a double holds exactly; beyond this SQLite, PostgreSQL and Python would disagree.
 MAX_INT = 2**53 - 1
 # Far enough for any retention window, small enough that now() +- it stays a 64-bit integer.
@@ -98,7 +103,8 @@ class Exists:
 @dataclass(frozen=True, slots=True)
 class Linked:
     """`linked(rel, id)`: Things with an edge `rel` to `id`; `reachable(rel, id)`
-    (transitive): Things from which `id` is reached by following one or more `rel` edges."""
+    (transitive): Things from which `id` is reached by following one or more `rel` edges,
+    at most `MAX_HOPS`. The rel `"*"` is any relation."""
 
     rel: str
     target: str
@@ -415,9 +421,20 @@ class _Parser:
                 raise self.fail("a field, like exists(desired.setpoint)")
             node: Node = Exists(self.field_rest(self.advance()))
         else:
-            rel = self.string('a relation name in quotes, like "hosted-by"')
+            token = self.token
+            rel = self.string('a relation name in quotes, like "hosted-by", or "*"')
+            if rel != ANY_REL and not REL_RE.match(rel):
+                raise _error(
+                    token.pos,
+                    "invalid relation",
+                    "lowercase letters, digits and '-' starting with a letter, or \"*\"",
+                    _describe(token),
+                )
             self.expect("punct", ",", "','")
+            token = self.token
             target = self.string('a Thing id in quotes, like "acme:gw-1"')
+            if not THING_ID_RE.match(target):
+                raise _error(token.pos, "invalid Thing id", "'namespace:name'", _describe(token))
             node = Linked(rel, target, transitive=name.text == "reachable")
         self.expect("punct", ")", "')'")
         return node
@@ -533,7 +550,12 @@ MISSING = _Missing()
 
 
 def matches(node: Node, doc: Mapping[str, Any], *, now_us: int) -> bool:
-    """Whether the Thing document (Thing.to_dict()) satisfies the query at instant `now_us`."""
+    """Whether the Thing document (Thing.to_dict()) satisfies the query at instant `now_us`.
+
+    One document shows its own edges but no other Thing's: linked() is answered from them
+    (as the edge table would be), reachable() raises InvalidInput; callers that only have
+    documents (the event stream) refuse such queries up front with `transitive`.
+    """
     if isinstance(node, And):
         return all(matches(item, doc, now_us=now_us) for item in node.operands)
     if isinstance(node, Or):
@@ -545,7 +567,10 @@ def matches(node: Node, doc: Mapping[str, Any], *, now_us: int) -> bool:
             # One document cannot tell what is reachable from it; callers refuse such
             # queries where only documents are at hand (see `transitive`).
             raise InvalidInput("reachable() needs the whole graph: it cannot filter a stream")
-        return (node.rel, node.target) in edges(doc.get("links"), doc.get("description"))
+        found = edges(doc.get("links"), doc.get("description"))
+        if node.rel == ANY_REL:
+            return any(target == node.target for _, target in found)
+        return (node.rel, node.target) in found
     value = lookup(node.field, doc)
     if isinstance(node, Exists):
         return value is not MISSING

@@ -13,6 +13,7 @@ from sqlalchemy import Connection
 
 from iotas.domain.errors import InvalidInput, NotFound
 from iotas.domain.ids import check_thing_id
+from iotas.domain.links import ANY_REL
 from iotas.domain.things import REL_RE
 from iotas.store import graph_repo
 from iotas.store.store import Store
@@ -23,22 +24,33 @@ MAX_EDGES = 10_000
 
 
 class Graph:
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, *, max_edges: int = MAX_EDGES) -> None:
         self.store = store
+        self.max_edges = max_edges
 
     async def around(
         self, root: str, *, rel: str | None, depth: int, direction: Direction
     ) -> dict[str, Any]:
+        """The Things within `depth` hops of `root` along edges of `rel` (any when None or
+        "*"), out of it, into it or both; at most `max_edges` edges (then `truncated`)."""
         check_thing_id(root)
+        if rel == ANY_REL:
+            rel = None
         if rel is not None and not REL_RE.match(rel):
-            raise InvalidInput("rel must be a relation name like hosted-by", field="rel")
+            raise InvalidInput(
+                'rel must be a relation name like hosted-by (or "*" for any)', field="rel"
+            )
         if not 1 <= depth <= MAX_DEPTH:
             raise InvalidInput(f"depth must be between 1 and {MAX_DEPTH}", field="depth")
-        return await self.store.read(lambda conn: _walk(conn, root, rel, depth, direction))
+        if direction not in ("out", "in", "both"):
+            raise InvalidInput("direction must be out, in or both", field="direction")
+        return await self.store.read(
+            lambda conn: _walk(conn, root, rel, depth, direction, self.max_edges)
+        )
 
 
 def _walk(
-    conn: Connection, root: str, rel: str | None, depth: int, direction: Direction
+    conn: Connection, root: str, rel: str | None, depth: int, direction: Direction, limit: int
 ) -> dict[str, Any]:
     if root not in graph_repo.kinds(conn, [root]):
         raise NotFound(f"there is no Thing {root!r}")
@@ -53,10 +65,11 @@ def _walk(
         if direction in ("in", "both"):
             found += graph_repo.hop(conn, frontier, outgoing=False, rel=rel)
         following: list[str] = []
-        for edge in found:
+        # Sorted, so that which edges a truncated answer keeps does not depend on the plan.
+        for edge in sorted(found):
             if edge in edges:
                 continue
-            if len(edges) >= MAX_EDGES:
+            if len(edges) >= limit:
                 truncated = True
                 break
             edges[edge] = None
@@ -69,14 +82,20 @@ def _walk(
         frontier = following
     existing = graph_repo.kinds(conn, sorted(seen))
     nodes = [
-        {"id": node, "kind": existing.get(node), "dangling": node not in existing}
+        {
+            "id": node,
+            "kind": existing.get(node),
+            "exists": node in existing,
+            "dangling": node not in existing,
+        }
         for node in sorted(seen)
     ]
     return {
         "root": root,
         "nodes": nodes,
         "edges": [
-            {"source": s, "rel": r, "target": t, "dangling": t not in existing} for s, r, t in edges
+            {"source": s, "rel": r, "target": t, "dangling": t not in existing}
+            for s, r, t in sorted(edges)
         ],
         "truncated": truncated,
     }

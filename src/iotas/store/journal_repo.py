@@ -74,8 +74,11 @@ def head_row(conn: Connection) -> tuple[int, str, int]:
     return row.seq, row.hash, row.ts_us
 
 
-def scan(conn: Connection, *, batch: int = 5000) -> Iterator[tuple[int, str, str, str, str]]:
-    """Every row as (seq, thing_id, type, body, hash), in seq order, a batch at a time."""
+def scan(
+    conn: Connection, *, up_to: int | None = None, batch: int = 5000
+) -> Iterator[tuple[int, str, str, str, str]]:
+    """Every row (up to seq `up_to`) as (seq, thing_id, type, body, hash), in seq order, a
+    batch at a time."""
     last = -1
     while True:
         rows = (
@@ -88,6 +91,7 @@ def scan(conn: Connection, *, batch: int = 5000) -> Iterator[tuple[int, str, str
                     journal.c.hash,
                 )
                 .where(journal.c.seq > last)
+                .where(journal.c.seq <= (up_to if up_to is not None else 2**62))
                 .order_by(journal.c.seq)
                 .limit(batch)
             )

@@ -17,6 +17,7 @@ from typing import Any, Protocol
 from sqlalchemy import (
     Boolean,
     ColumnElement,
+    Integer,
     Select,
     Text,
     and_,
@@ -27,6 +28,7 @@ from sqlalchemy import (
     false,
     func,
     literal,
+    literal_column,
     not_,
     or_,
     select,
@@ -34,8 +36,10 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 
+from iotas.domain.links import ANY_REL
 from iotas.domain.query import (
     FIELDS,
+    MAX_HOPS,
     And,
     Compare,
     Exists,
@@ -72,6 +76,8 @@ class _Compiler:
         self.now_us = now_us
         # Index lookups to write as a correlated EXISTS rather than `id IN (...)`.
         self.probes: set[int] = set()
+        # reachable() calls so far: each names its recursive CTE apart (one statement).
+        self.walks = 0
 
     def node(self, node: Node) -> ColumnElement[bool]:
         if isinstance(node, And):
@@ -82,7 +88,10 @@ class _Compiler:
         if isinstance(node, Not):
             return not_(self.node(node.operand))
         if isinstance(node, Linked):
-            return things.c.id.in_(linked_ids(node.rel, node.target, transitive=node.transitive))
+            self.walks += node.transitive
+            name = f"reachable_{self.walks}"
+            ids = linked_ids(node.rel, node.target, transitive=node.transitive, name=name)
+            return things.c.id.in_(ids)
         spec = FIELDS[node.field.name]
         if spec.kind == "document":
             return self.document(spec, node)
@@ -374,20 +383,31 @@ class PostgresDocuments:
         return col.collate("C").op(op, is_comparison=True)(literal(value))
 
 
-def linked_ids(rel: str, target: str, *, transitive: bool) -> Select[Any]:
-    """Ids of the Things with an edge `rel` to `target`, or (transitive) from which `target`
-    is reached along `rel` edges. The recursive query uses UNION, which drops rows already
-    found, so a cycle ends it."""
-    direct = select(thing_links.c.thing_id.label("id")).where(
-        thing_links.c.rel == literal(rel), thing_links.c.target == literal(target)
+def linked_ids(rel: str, target: str, *, transitive: bool, name: str = "reachable") -> Select[Any]:
+    """Ids of the Things with an edge `rel` (any, for "*") to `target`, or (transitive) from
+    which `target` is reached along such edges in at most MAX_HOPS steps.
+
+    The recursive query uses UNION, which drops rows already found, so a cycle ends it even
+    without the bound; the bound caps the number of steps (one join each) that a long chain
+    costs. The rows carry their step, so a Thing found at several depths has several rows
+    (at most MAX_HOPS each): the IN (...) around this does not mind.
+    """
+
+    def about(query: Select[Any]) -> Select[Any]:
+        return query if rel == ANY_REL else query.where(thing_links.c.rel == literal(rel))
+
+    direct = about(
+        select(thing_links.c.thing_id.label("id")).where(thing_links.c.target == literal(target))
     )
     if not transitive:
         return direct
-    found = direct.cte("reachable", recursive=True)
-    step = (
-        select(thing_links.c.thing_id)
+    # Constants of ours, written into the SQL: typed alike in both terms on PostgreSQL.
+    one = literal_column("1", Integer)
+    found = direct.add_columns(one.label("hops")).cte(name, recursive=True)
+    step = about(
+        select(thing_links.c.thing_id, found.c.hops + one)
         .join(found, thing_links.c.target == found.c.id)
-        .where(thing_links.c.rel == literal(rel))
+        .where(found.c.hops < literal_column(str(MAX_HOPS), Integer))
     )
     found = found.union(step)
     return select(found.c.id)

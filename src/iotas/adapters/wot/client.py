@@ -2,45 +2,75 @@
 forms of its TD, whatever protocol they use.
 
 For an operation the client picks a form whose `op` includes it, preferring HTTP(S), then
-CoAP, then MQTT, and applies the TD's security schemes with the Thing's secrets. Every
-exchange is bounded in time and size (see `http_forms`); nothing here can hang its caller.
+CoAP, then MQTT (and JSON before other encodings), and applies the TD's security schemes with
+the Thing's secrets. Every exchange is bounded in time (one total deadline, `timeout`) and size
+(`max_response_bytes`); nothing here can hang its caller. Streams (observe, subscribe) run
+until cancelled: they reopen themselves after a failure, with backoff, and give up with the
+last error after `stream_retries` failures in a row.
+
+Close a stream you stop early with `contextlib.aclosing`, or cancel the task reading it: either
+closes its connection at once.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from dataclasses import dataclass
+import random
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from iotas.adapters.wot.coap_forms import COAP_METHODS, CoapForms
-from iotas.adapters.wot.errors import BadThingResponse, NoUsableForm, WotError
-from iotas.adapters.wot.http_forms import HttpForms, auth_for
+from iotas.adapters.wot.errors import BadThingResponse, NoUsableForm, ThingUnreachable, WotError
+from iotas.adapters.wot.http_forms import HttpForms
 from iotas.adapters.wot.mqtt_forms import MqttForms
+from iotas.adapters.wot.payloads import encode
+from iotas.adapters.wot.security import (
+    ThingSecrets,
+    coap_check,
+    http_auth,
+    mqtt_credentials,
+)
 from iotas.domain import td_model as ops
-from iotas.domain.td_model import Form, Interactions
+from iotas.domain.td_model import (
+    ActionAffordance,
+    EventAffordance,
+    Form,
+    Interactions,
+    PropertyAffordance,
+)
 
-PREFERENCE = ("https", "http", "coaps", "coap", "mqtts", "mqtt")
-HTTP = ("http", "https")
-COAP = ("coap", "coaps")
+__all__ = ["ThingSecrets", "WotClient"]
+
+HTTP = ("https", "http")
+COAP = ("coap",)  # coaps (DTLS) is not spoken yet
 MQTT = ("mqtt", "mqtts")
-TD_SCHEMES = ("http", "https", "coap", "coaps")
-
-
-@dataclass(frozen=True, slots=True)
-class ThingSecrets:
-    username: str | None = None
-    password: str | None = None
-    token: str | None = None
+PREFERENCE = (*HTTP, *COAP, *MQTT)
+TD_SCHEMES = ("http", "https", "coap")
+# Where a stream's backoff starts and stops growing, in seconds.
+RETRY_FIRST = 0.5
+RETRY_CAP = 10.0
 
 
 class WotClient:
     def __init__(
-        self, *, timeout: float = 5.0, max_response_bytes: int = 1_048_576, max_redirects: int = 3
+        self,
+        *,
+        timeout: float = 5.0,
+        max_response_bytes: int = 1_048_576,
+        max_redirects: int = 3,
+        hold_seconds: float = 60.0,
+        stream_retries: int = 3,
     ) -> None:
+        """`timeout` bounds each exchange as a whole; `hold_seconds` is how long a long-poll
+        or event stream may stay silent before it is asked again; `stream_retries` is how many
+        failures in a row a stream survives."""
         self.timeout = timeout
+        self.stream_retries = stream_retries
         self.http = HttpForms(
-            timeout=timeout, max_bytes=max_response_bytes, max_redirects=max_redirects
+            timeout=timeout,
+            max_bytes=max_response_bytes,
+            max_redirects=max_redirects,
+            hold_seconds=hold_seconds,
         )
         self.coap = CoapForms(timeout=timeout, max_bytes=max_response_bytes)
         self.mqtt = MqttForms(timeout=timeout, max_bytes=max_response_bytes)
@@ -50,46 +80,49 @@ class WotClient:
         await self.coap.aclose()
 
     async def fetch_td(self, url: str) -> dict[str, Any]:
-        """GET a TD by URL (http, https or coap), bounded; a JSON object or WotError."""
+        """GET a TD by URL (http, https or coap), bounded; a JSON object or a WotError."""
         scheme = url.split(":", 1)[0].lower()
         if scheme not in TD_SCHEMES:
-            raise NoUsableForm(f"fetch a TD over http, https or coap, not {scheme!r}")
-        form = Form(href=url, op=(ops.READ_PROPERTY,), content_type="application/json")
+            raise NoUsableForm(f"fetch a TD over http, https or coap, not {scheme!r} ({url[:200]})")
+        form = Form(href=url, op=(ops.READ_PROPERTY,), content_type="application/td+json")
         if scheme in HTTP:
-            _, doc = await self.http.exchange(form, method="GET", headers={}, query={})
+            doc = await self.http.exchange(form, method="GET", auth=http_auth((), None))
         else:
             doc = await self.coap.exchange(form, method="GET")
         if not isinstance(doc, dict):
             raise BadThingResponse(f"{url} did not answer a JSON object (a TD)")
         return doc
 
-    # -- operations ---------------------------------------------------------------------
+    # -- operations ---------------------------------------------------------------------------
 
     async def read_property(
         self, things: Interactions, name: str, secrets: ThingSecrets | None = None
     ) -> Any:
-        form = self._form(things, "properties", name, ops.READ_PROPERTY, (*HTTP, *COAP))
-        return await self._call(things, form, ops.READ_PROPERTY, secrets)
+        form = _form(things, "property", name, ops.READ_PROPERTY)
+        return await self._call(things, form, ops.READ_PROPERTY, secrets, None)
 
     async def read_all(
         self, things: Interactions, names: list[str], secrets: ThingSecrets | None = None
     ) -> dict[str, Any]:
-        """Each property's value, or the exception that reading it raised."""
+        """Each property's value, or the WotError that reading it raised; read concurrently,
+        each within the deadline."""
         results = await asyncio.gather(
             *(self.read_property(things, n, secrets) for n in names), return_exceptions=True
         )
         out: dict[str, Any] = {}
         for name, result in zip(names, results, strict=True):
-            if isinstance(result, BaseException) and not isinstance(result, Exception):
-                raise result  # cancellation goes through
+            if isinstance(result, BaseException) and not isinstance(result, WotError):
+                raise result  # a bug or a cancellation is not a Thing's answer
             out[name] = result
         return out
 
     async def write_property(
         self, things: Interactions, name: str, value: Any, secrets: ThingSecrets | None = None
     ) -> None:
-        form = self._form(things, "properties", name, ops.WRITE_PROPERTY, PREFERENCE)
-        await self._call(things, form, ops.WRITE_PROPERTY, secrets, body=value, send_body=True)
+        form = _form(things, "property", name, ops.WRITE_PROPERTY)
+        await self._call(
+            things, form, ops.WRITE_PROPERTY, secrets, encode(value, form.content_type)
+        )
 
     async def invoke_action(
         self,
@@ -98,49 +131,25 @@ class WotClient:
         input: Any = None,
         secrets: ThingSecrets | None = None,
     ) -> Any:
-        form = self._form(things, "actions", name, ops.INVOKE_ACTION, PREFERENCE)
+        form = _form(things, "action", name, ops.INVOKE_ACTION)
         # Always a body, `null` when there is no input: wotpy answers 500 to an empty one.
         return await self._call(
-            things, form, ops.INVOKE_ACTION, secrets, body=input, send_body=True
+            things, form, ops.INVOKE_ACTION, secrets, encode(input, form.content_type)
         )
 
-    async def observe_property(
+    def observe_property(
         self, things: Interactions, name: str, secrets: ThingSecrets | None = None
     ) -> AsyncIterator[Any]:
-        form = self._form(things, "properties", name, ops.OBSERVE_PROPERTY, PREFERENCE)
-        async for value in self._stream(things, form, secrets):
-            yield value
+        form = _form(things, "property", name, ops.OBSERVE_PROPERTY)
+        return self._resilient(lambda: self._stream(things, form, ops.OBSERVE_PROPERTY, secrets))
 
-    async def subscribe_event(
+    def subscribe_event(
         self, things: Interactions, name: str, secrets: ThingSecrets | None = None
     ) -> AsyncIterator[Any]:
-        form = self._form(things, "events", name, ops.SUBSCRIBE_EVENT, PREFERENCE)
-        async for value in self._stream(things, form, secrets):
-            yield value
+        form = _form(things, "event", name, ops.SUBSCRIBE_EVENT)
+        return self._resilient(lambda: self._stream(things, form, ops.SUBSCRIBE_EVENT, secrets))
 
-    # -- plumbing -----------------------------------------------------------------------
-
-    def _form(
-        self, things: Interactions, kind: str, name: str, op: str, schemes: tuple[str, ...]
-    ) -> Form:
-        affordance = getattr(things, kind).get(name)
-        if affordance is None:
-            raise NoUsableForm(
-                f"the TD has no {kind[:-1] if kind != 'properties' else 'property'} {name!r}"
-            )
-        candidates = [f for f in affordance.forms_for(op) if f.scheme in schemes]
-        if not candidates:
-            offered = sorted({f.scheme for f in affordance.forms_for(op)}) or ["none"]
-            raise NoUsableForm(
-                f"no form of {name!r} offers {op} over a protocol iotas speaks "
-                f"(offered: {', '.join(offered)})"
-            )
-        # By protocol, then JSON before other encodings (node-wot offers CBOR forms too).
-        best: Form = min(
-            candidates,
-            key=lambda f: (PREFERENCE.index(f.scheme), not f.content_type.endswith("json")),
-        )
-        return best
+    # -- plumbing -----------------------------------------------------------------------------
 
     async def _call(
         self,
@@ -148,39 +157,83 @@ class WotClient:
         form: Form,
         op: str,
         secrets: ThingSecrets | None,
-        *,
-        body: Any = None,
-        send_body: bool = False,
+        body: bytes | None,
     ) -> Any:
+        schemes = things.schemes_for(form)
         if form.scheme in HTTP:
-            headers, query = auth_for(things.schemes_for(form), secrets)
-            method = form.http_method(op)
-            _, value = await self.http.exchange(
-                form, method=method, body=body, send_body=send_body, headers=headers, query=query
-            )
-            return value
+            auth = http_auth(schemes, secrets)
+            return await self.http.exchange(form, method=form.http_method(op), auth=auth, body=body)
         if form.scheme in COAP:
+            coap_check(schemes)
             method = form.method or COAP_METHODS.get(op, "GET")
-            return await self.coap.exchange(form, method=method, body=body, send_body=send_body)
-        if form.scheme in MQTT and op in (ops.WRITE_PROPERTY, ops.INVOKE_ACTION):
-            await self.mqtt.publish(form, body, secrets)
-            return None
-        raise NoUsableForm(f"iotas cannot {op} over {form.scheme}")
+            return await self.coap.exchange(form, method=method, body=body)
+        credentials = mqtt_credentials(schemes, secrets)
+        if op == ops.READ_PROPERTY:
+            return await self.mqtt.read(form, credentials)
+        await self.mqtt.publish(form, body or b"null", credentials)
+        return None
 
-    async def _stream(
-        self, things: Interactions, form: Form, secrets: ThingSecrets | None
+    def _stream(
+        self, things: Interactions, form: Form, op: str, secrets: ThingSecrets | None
     ) -> AsyncIterator[Any]:
+        schemes = things.schemes_for(form)
         if form.scheme in HTTP:
-            headers, query = auth_for(things.schemes_for(form), secrets)
+            auth = http_auth(schemes, secrets)
             if form.subprotocol == "sse":
-                stream = self.http.sse(form, headers, query)
-            else:
-                stream = self.http.longpoll(form, headers, query)
-        elif form.scheme in COAP:
-            stream = self.coap.observe(form)
-        elif form.scheme in MQTT:
-            stream = self.mqtt.subscribe(form, secrets)
-        else:  # pragma: no cover - _form only returns the schemes above
-            raise WotError(f"cannot observe over {form.scheme}")
-        async for value in stream:
-            yield value
+                return self.http.sse(form, auth)
+            return self.http.longpoll(form, form.http_method(op), auth)
+        if form.scheme in COAP:
+            coap_check(schemes)
+            return self.coap.observe(form)
+        return self.mqtt.subscribe(form, mqtt_credentials(schemes, secrets))
+
+    async def _resilient(self, open_stream: Callable[[], AsyncIterator[Any]]) -> AsyncIterator[Any]:
+        """The values of a stream, reopened when it ends or cannot be reached, with backoff.
+        After `stream_retries` unreachable attempts in a row the last error is raised; other
+        errors (a refusal, a bad answer, missing credentials) are raised at once, since asking
+        again would get the same."""
+        failures = 0
+        quiet = 0  # times in a row the stream ended without a value
+        while True:
+            stream = open_stream()
+            try:
+                async for value in stream:
+                    failures = quiet = 0
+                    yield value
+                quiet += 1
+            except ThingUnreachable:
+                failures += 1
+                if failures > self.stream_retries:
+                    raise
+            finally:
+                await stream.aclose()  # type: ignore[attr-defined]  # our streams are generators
+            attempt = failures + quiet
+            ceiling = min(RETRY_CAP, RETRY_FIRST * 2 ** min(attempt - 1, 10))
+            await asyncio.sleep(random.uniform(ceiling / 2, ceiling))
+
+
+def _form(things: Interactions, kind: str, name: str, op: str) -> Form:
+    """The form to use for `op`: by protocol, then JSON before other encodings (node-wot
+    offers CBOR forms beside its JSON ones)."""
+    affordance: PropertyAffordance | ActionAffordance | EventAffordance | None
+    if kind == "property":
+        affordance = things.properties.get(name)
+    elif kind == "action":
+        affordance = things.actions.get(name)
+    else:
+        affordance = things.events.get(name)
+    if affordance is None:
+        raise NoUsableForm(f"the TD has no {kind} {name!r}")
+    offered = affordance.forms_for(op)
+    candidates = [f for f in offered if f.scheme in PREFERENCE]
+    if not candidates:
+        schemes = sorted({f.scheme for f in offered})
+        raise NoUsableForm(
+            f"no form of the {kind} {name!r} offers {op} over a protocol iotas speaks "
+            f"({', '.join(PREFERENCE)}); the TD offers "
+            + (", ".join(schemes) if schemes else "no form for it")
+        )
+    return min(
+        candidates,
+        key=lambda f: (PREFERENCE.index(f.scheme), not f.content_type.lower().endswith("json")),
+    )

@@ -1,15 +1,15 @@
-"""HTTP(S) forms: one bounded exchange at a time, and long-poll or SSE streams.
+"""HTTP(S) forms: one bounded exchange, and long-poll and Server-Sent Events streams.
 
 httpx's timeouts are per phase (connect, each read), so a server that drips a byte a second
 never trips them: every exchange also runs under one total deadline. Bodies are read as a
-stream up to a byte cap; redirects are followed by hand, and only to the same scheme, host and
-port (a TD's form must not send iotas, with its credentials, somewhere else).
+stream up to a byte cap. Redirects are followed by hand, and only to the same scheme, host and
+port: a TD's form must not send iotas, with the Thing's credentials, somewhere else.
 """
 
 from __future__ import annotations
 
 import asyncio
-import base64
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 from urllib.parse import urljoin, urlsplit
@@ -17,87 +17,32 @@ from urllib.parse import urljoin, urlsplit
 import httpx
 import orjson
 
-from iotas.adapters.wot.errors import (
-    BadThingResponse,
-    NoUsableForm,
-    ThingRefused,
-    ThingUnreachable,
-)
-from iotas.domain.td_model import Form, SecurityScheme
+from iotas.adapters.wot.errors import BadThingResponse, ThingRefused, ThingUnreachable
+from iotas.adapters.wot.payloads import decode, excerpt
+from iotas.adapters.wot.security import HttpAuth
+from iotas.domain.td_model import Form
 
 REDIRECTS = (301, 302, 303, 307, 308)
 IDEMPOTENT = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS"})
-# A long-poll request is held open by the Thing until something changes: it gets this long.
-LONGPOLL_SECONDS = 60.0
-
-
-def auth_for(
-    schemes: tuple[SecurityScheme, ...], secrets: Any
-) -> tuple[dict[str, str], dict[str, str]]:
-    """Headers and query parameters that satisfy every scheme in force (TD security lists
-    are conjunctive)."""
-    headers: dict[str, str] = {}
-    query: dict[str, str] = {}
-    for scheme in schemes:
-        kind = scheme.scheme
-        if kind == "nosec":
-            continue
-        if kind == "basic":
-            if secrets is None or not secrets.username or secrets.password is None:
-                raise NoUsableForm(
-                    f"the TD's {scheme.name!r} scheme is basic: adopt the Thing with a user "
-                    "name and password"
-                )
-            pair = f"{secrets.username}:{secrets.password}".encode()
-            headers["Authorization"] = "Basic " + base64.b64encode(pair).decode()
-        elif kind in ("bearer", "apikey"):
-            if secrets is None or not secrets.token:
-                raise NoUsableForm(
-                    f"the TD's {scheme.name!r} scheme is {kind}: adopt the Thing with a token"
-                )
-            name = scheme.key or "Authorization"
-            value = secrets.token
-            if kind == "bearer" and name.lower() == "authorization":
-                value = f"Bearer {value}"
-            if scheme.in_ == "query":
-                query[name] = value
-            elif scheme.in_ in ("header", "auto"):
-                headers[name] = value
-            else:
-                raise NoUsableForm(f"the TD puts its {kind} credential in {scheme.in_!r}")
-        else:
-            raise NoUsableForm(
-                f"the TD's security scheme {kind!r} ({scheme.name!r}) is not supported; "
-                "iotas speaks nosec, basic, bearer and apikey"
-            )
-    return headers, query
-
-
-def decode(body: bytes, content_type: str, where: str) -> Any:
-    if not body:
-        return None
-    kind = content_type.split(";")[0].strip().lower()
-    if kind == "application/json" or kind.endswith("+json"):
-        try:
-            return orjson.loads(body)
-        except orjson.JSONDecodeError:
-            excerpt = body[:80].decode(errors="replace")
-            raise BadThingResponse(f"{where} promised JSON but sent {excerpt!r}") from None
-    if kind.startswith("text/"):
-        return body.decode(errors="replace")
-    raise BadThingResponse(f"{where} sent {kind or 'an untyped body'}, which iotas cannot read")
+# A Thing that answers a long-poll at once every time (it does not really hold the request)
+# is asked at most this often, not in a tight loop.
+LONGPOLL_MIN_SPACING = 0.25
 
 
 class HttpForms:
-    def __init__(self, *, timeout: float, max_bytes: int, max_redirects: int) -> None:
+    def __init__(
+        self, *, timeout: float, max_bytes: int, max_redirects: int, hold_seconds: float
+    ) -> None:
         self.timeout = timeout
         self.max_bytes = max_bytes
         self.max_redirects = max_redirects
+        # How long a long-poll or an event stream may stay silent before it is asked again.
+        self.hold_seconds = hold_seconds
         self.http = httpx.AsyncClient(
             follow_redirects=False,
             timeout=httpx.Timeout(timeout),
             limits=httpx.Limits(max_connections=400, max_keepalive_connections=200),
-            trust_env=False,
+            trust_env=False,  # a proxy from the environment is not the Thing's network
         )
 
     async def aclose(self) -> None:
@@ -108,150 +53,234 @@ class HttpForms:
         form: Form,
         *,
         method: str,
-        body: Any = None,
-        send_body: bool = False,
-        headers: dict[str, str],
-        query: dict[str, str],
-        deadline: float | None = None,
-    ) -> tuple[int, Any]:
-        """One request and its decoded answer, within the deadline. Returns (status, value);
-        raises ThingRefused for an error status."""
-        seconds = self.timeout if deadline is None else deadline
+        auth: HttpAuth,
+        body: bytes | None = None,
+    ) -> Any:
+        """One request and its decoded answer, all within the deadline."""
         try:
-            async with asyncio.timeout(seconds):
-                return await self._follow(form, method, body, send_body, headers, query, seconds)
+            async with asyncio.timeout(self.timeout):
+                return await self._exchange(form, method, auth, body, self.timeout)
         except TimeoutError:
             raise ThingUnreachable(
-                f"{method} {form.href} did not answer within {seconds:g} s"
+                f"{method} {form.href}: the Thing did not answer within {self.timeout:g} s"
             ) from None
 
-    async def _follow(
+    async def _exchange(
+        self, form: Form, method: str, auth: HttpAuth, body: bytes | None, read_timeout: float
+    ) -> Any:
+        response = await self._open(form, method, auth, body, read_timeout)
+        try:
+            raw = await self._read(response)
+        finally:
+            await response.aclose()
+        where = f"{response.request.method} {response.request.url}"
+        if response.status_code >= 400:
+            raise _refused(where, response.status_code, raw)
+        return decode(raw, form.content_type, response.headers.get("content-type"), where)
+
+    async def _open(
         self,
         form: Form,
         method: str,
-        body: Any,
-        send_body: bool,
-        headers: dict[str, str],
-        query: dict[str, str],
-        seconds: float,
-    ) -> tuple[int, Any]:
+        auth: HttpAuth,
+        body: bytes | None,
+        read_timeout: float | None,
+        accept: str | None = None,
+    ) -> httpx.Response:
+        """Send the request and follow same-origin redirects; the answer's body is unread."""
         url = form.href
         origin = _origin(url)
-        content = orjson.dumps(body) if send_body else None
-        request_headers = dict(headers)
-        if content is not None:
-            request_headers["Content-Type"] = form.content_type
+        headers = {**auth.headers, "Accept-Encoding": "identity"}
+        if accept:
+            headers["Accept"] = accept
+        if body is not None:
+            headers["Content-Type"] = form.content_type
+        timeout = httpx.Timeout(self.timeout, read=read_timeout)
         for _ in range(self.max_redirects + 1):
             try:
                 request = self.http.build_request(
                     method,
                     url,
-                    content=content,
-                    headers=request_headers,
-                    params=query or None,
-                    timeout=httpx.Timeout(seconds),
+                    content=body,
+                    headers=headers,
+                    params=auth.query or None,
+                    timeout=timeout,
                 )
-                response = await self._send(request)
             except httpx.InvalidURL as exc:
+                raise BadThingResponse(f"{url[:200]!r} is not a usable URL: {exc}") from None
+            response = await self._send(request)
+            if response.status_code not in REDIRECTS:
+                return response
+            await response.aclose()
+            target = urljoin(url, response.headers.get("location", ""))
+            if _origin(target) != origin:
                 raise BadThingResponse(
-                    f"the form's href {url!r} is not a usable URL: {exc}"
-                ) from None
-            except (httpx.TransportError, OSError) as exc:
-                raise ThingUnreachable(f"{method} {url}: {_reason(exc)}") from None
-            try:
-                if response.status_code in REDIRECTS:
-                    target = urljoin(url, response.headers.get("location", ""))
-                    if _origin(target) != origin:
-                        raise BadThingResponse(
-                            f"{url} redirected to {target[:200]}, another host: refused"
-                        )
-                    url = target
-                    continue
-                raw = await self._read(response, url)
-            finally:
-                await response.aclose()
-            content_type = response.headers.get("content-type", form.content_type)
-            if response.status_code >= 400:
-                excerpt = raw[:200].decode(errors="replace")
-                raise ThingRefused(
-                    f"{method} {url} answered {response.status_code}"
-                    + (f": {excerpt}" if excerpt else ""),
-                    status=response.status_code,
-                    excerpt=excerpt,
+                    f"{method} {url} redirected to {target[:200]}, another scheme, host or port: "
+                    "refused (a form's requests, with the Thing's credentials, stay at its origin)"
                 )
-            return response.status_code, decode(raw, content_type, f"{method} {url}")
-        raise BadThingResponse(f"{form.href} redirected more than {self.max_redirects} times")
+            if response.status_code == 303 or (
+                response.status_code in (301, 302) and method == "POST"
+            ):
+                method, body = "GET", None
+                headers.pop("Content-Type", None)
+            url = target
+        raise BadThingResponse(
+            f"{form.href} redirected more than {self.max_redirects} times: refused"
+        )
 
     async def _send(self, request: httpx.Request) -> httpx.Response:
+        where = f"{request.method} {request.url}"
         try:
-            return await self.http.send(request, stream=True)
-        except httpx.RemoteProtocolError:
-            # A kept-alive connection the Thing closed as we reused it: an idempotent request
-            # is sent once more on a fresh one (as browsers do); a POST is not.
-            if request.method not in IDEMPOTENT:
-                raise
-            return await self.http.send(request, stream=True)
+            try:
+                return await self.http.send(request, stream=True)
+            except httpx.RemoteProtocolError:
+                # A kept-alive connection the Thing closed as we reused it: an idempotent
+                # request is sent once more on a fresh one (as browsers do); a POST is not.
+                if request.method not in IDEMPOTENT:
+                    raise
+                return await self.http.send(request, stream=True)
+        except httpx.UnsupportedProtocol as exc:
+            raise BadThingResponse(f"{where}: {exc}") from None
+        except (httpx.TransportError, OSError) as exc:
+            raise ThingUnreachable(f"{where}: {_reason(exc)}") from None
 
-    async def _read(self, response: httpx.Response, url: str) -> bytes:
+    async def _read(self, response: httpx.Response) -> bytes:
+        where = f"{response.request.method} {response.request.url}"
         declared = response.headers.get("content-length", "")
         if declared.isdigit() and int(declared) > self.max_bytes:
-            raise BadThingResponse(f"{url} sent {declared} bytes, more than {self.max_bytes}")
+            raise BadThingResponse(
+                f"{where} announced {declared} bytes, "
+                f"more than the {self.max_bytes} bytes iotas reads"
+            )
         body = bytearray()
         try:
-            async for chunk in response.aiter_raw():
+            async for chunk in response.aiter_bytes():
                 body += chunk
                 if len(body) > self.max_bytes:
-                    raise BadThingResponse(f"{url} sent more than {self.max_bytes} bytes")
+                    raise BadThingResponse(
+                        f"{where} sent more than the {self.max_bytes} bytes iotas reads"
+                    )
         except (httpx.TransportError, OSError) as exc:
-            raise ThingUnreachable(f"{url}: {_reason(exc)}") from None
+            raise ThingUnreachable(f"{where}: {_reason(exc)}") from None
         return bytes(body)
 
-    async def longpoll(
-        self, form: Form, headers: dict[str, str], query: dict[str, str]
-    ) -> AsyncIterator[Any]:
-        """Each answer of a GET the Thing holds until something changes; an empty answer
-        (204, or the Thing's own timeout) asks again."""
+    # -- streams -----------------------------------------------------------------------------
+
+    async def longpoll(self, form: Form, method: str, auth: HttpAuth) -> AsyncIterator[Any]:
+        """Each answer of a GET the Thing holds until something changes. A request the Thing
+        holds longer than `hold_seconds`, or an empty answer (204), is asked again."""
         while True:
-            status, value = await self.exchange(
-                form,
-                method=form.http_method("observeproperty"),
-                headers=headers,
-                query=query,
-                deadline=LONGPOLL_SECONDS,
-            )
-            if status != 204 and value is not None:
+            started = time.monotonic()
+            value = None
+            try:
+                async with asyncio.timeout(self.hold_seconds):
+                    value = await self._exchange(form, method, auth, None, self.hold_seconds)
+            except TimeoutError:
+                continue  # nothing changed: ask again
+            if value is not None:
                 yield value
+            spent = time.monotonic() - started
+            if spent < LONGPOLL_MIN_SPACING:
+                await asyncio.sleep(LONGPOLL_MIN_SPACING - spent)
 
-    async def sse(
-        self, form: Form, headers: dict[str, str], query: dict[str, str]
-    ) -> AsyncIterator[Any]:
-        """Data of each Server-Sent Event (JSON where it parses, else text)."""
-        from httpx_sse import aconnect_sse
-
+    async def sse(self, form: Form, auth: HttpAuth) -> AsyncIterator[Any]:
+        """The data of each Server-Sent Event (JSON where it parses, else text), until the
+        Thing closes the stream or stays silent for `hold_seconds`. httpx-sse is not used: it
+        reads lines without a bound, and a line that never ends would take all memory."""
         try:
-            async with aconnect_sse(
-                self.http, "GET", form.href, headers=headers, params=query or None
-            ) as source:
-                if source.response.status_code >= 400:
-                    raise ThingRefused(
-                        f"GET {form.href} answered {source.response.status_code}",
-                        status=source.response.status_code,
-                    )
-                async for event in source.aiter_sse():
-                    if len(event.data) > self.max_bytes:
-                        raise BadThingResponse(f"{form.href} sent an event over the size cap")
+            async with asyncio.timeout(self.timeout):
+                response = await self._open(
+                    form, "GET", auth, None, self.timeout, accept="text/event-stream"
+                )
+                if response.status_code >= 400:
                     try:
-                        yield orjson.loads(event.data)
+                        raw = await self._read(response)
+                    finally:
+                        await response.aclose()
+                    raise _refused(f"GET {response.request.url}", response.status_code, raw)
+        except TimeoutError:
+            raise ThingUnreachable(
+                f"GET {form.href}: the Thing did not answer within {self.timeout:g} s"
+            ) from None
+        try:
+            parser = SseParser(self.max_bytes, f"GET {form.href}")
+            chunks = response.aiter_bytes()
+            while True:
+                try:
+                    async with asyncio.timeout(self.hold_seconds):
+                        chunk = await anext(chunks)
+                except (TimeoutError, StopAsyncIteration):
+                    return  # silent or closed: the caller opens it again
+                except (httpx.TransportError, OSError) as exc:
+                    raise ThingUnreachable(f"GET {form.href}: {_reason(exc)}") from None
+                for data in parser.feed(chunk):
+                    try:
+                        yield orjson.loads(data)
                     except orjson.JSONDecodeError:
-                        yield event.data
-        except (httpx.TransportError, OSError) as exc:
-            raise ThingUnreachable(f"GET {form.href}: {_reason(exc)}") from None
+                        yield data
+        finally:
+            await response.aclose()
+
+
+class SseParser:
+    """The `data` of each event in a text/event-stream, with every line and event bounded."""
+
+    def __init__(self, max_bytes: int, where: str) -> None:
+        self.max_bytes = max_bytes
+        self.where = where
+        self.pending = b""
+        self.data: list[bytes] = []
+        self.size = 0
+
+    def feed(self, chunk: bytes) -> list[str]:
+        self.pending += chunk
+        events: list[str] = []
+        while True:
+            cut = min(
+                (i for i in (self.pending.find(b"\n"), self.pending.find(b"\r")) if i >= 0),
+                default=-1,
+            )
+            if cut < 0:
+                break
+            line = self.pending[:cut]
+            skip = 2 if self.pending[cut : cut + 2] == b"\r\n" else 1
+            self.pending = self.pending[cut + skip :]
+            event = self._line(line)
+            if event is not None:
+                events.append(event)
+        if len(self.pending) > self.max_bytes:
+            raise BadThingResponse(f"{self.where} sent a line over {self.max_bytes} bytes")
+        return events
+
+    def _line(self, line: bytes) -> str | None:
+        if not line:  # a blank line dispatches the event
+            data, self.data, self.size = self.data, [], 0
+            return b"\n".join(data).decode(errors="replace") if data else None
+        field, _, value = line.partition(b":")
+        if field == b"data":
+            value = value[1:] if value.startswith(b" ") else value
+            self.data.append(value)
+            self.size += len(value)
+            if self.size > self.max_bytes:
+                raise BadThingResponse(f"{self.where} sent an event over {self.max_bytes} bytes")
+        return None
+
+
+def _refused(where: str, status: int, raw: bytes) -> ThingRefused:
+    text = excerpt(raw).strip()
+    return ThingRefused(
+        f"{where} answered {status}" + (f": {text}" if text else ""), status=status, excerpt=text
+    )
 
 
 def _origin(url: str) -> tuple[str, str, int | None]:
     parts = urlsplit(url)
-    port = parts.port or {"http": 80, "https": 443}.get(parts.scheme)
-    return parts.scheme, (parts.hostname or "").lower(), port
+    try:
+        port = parts.port
+    except ValueError:
+        port = -1
+    port = port or {"http": 80, "https": 443}.get(parts.scheme.lower())
+    return parts.scheme.lower(), (parts.hostname or "").lower(), port
 
 
 def _reason(exc: BaseException) -> str:

@@ -19,11 +19,15 @@ async def graph(
     thing_id: str,
     ctx: Ctx,
     rt: Rt,
-    rel: Annotated[str | None, Query(description="Follow only edges of this relation")] = None,
+    rel: Annotated[
+        str | None, Query(description='Only edges of this relation ("*" or none: any)')
+    ] = None,
     depth: Annotated[int, Query(ge=1, le=MAX_DEPTH, description="Hops from the Thing")] = 1,
     direction: Annotated[
         Literal["out", "in", "both"],
         Query(description="out: the Thing's edges; in: edges to it; both"),
     ] = "out",
 ) -> Response:
+    """The Things around this one: nodes (each `exists`, or `dangling` when no such Thing is
+    registered yet) and edges, to `depth` hops; at most 10,000 edges, else `truncated`."""
     return json_response(await rt.graph.around(thing_id, rel=rel, depth=depth, direction=direction))
