@@ -253,14 +253,27 @@ class ThingWorker:
         period = self.binding.poll_seconds
         # Spread the first reads so a restart does not hit every Thing at once.
         await asyncio.sleep(random.uniform(0, min(period, 2.0)))
+        retry = RETRY_FIRST
         while True:
-            await self.read_once()
-            await asyncio.sleep(period * random.uniform(0.8, 1.2))
+            try:
+                complete = await self.read_once()
+            except Exception:  # a bug must not end the reads of this Thing for good
+                log.exception("wot: reading %s failed", self.thing_id)
+                complete = False
+            if complete:
+                retry = RETRY_FIRST
+                await asyncio.sleep(period * random.uniform(0.8, 1.2))
+            else:
+                # Not every property could be read: try again soon (backing off), not a
+                # whole poll interval later, which may be hours.
+                await asyncio.sleep(min(period, retry) * random.uniform(0.8, 1.2))
+                retry = min(retry * 2, RETRY_MAX)
 
-    async def read_once(self) -> None:
+    async def read_once(self) -> bool:
+        """Read every readable property; True when all of them were read."""
         names = self._readable()
         if not names:
-            return
+            return True
         results: dict[str, Any] = await self.owner.exchange(
             lambda: self.owner.client.read_all(self.things, names, self.secrets)
         )
@@ -273,6 +286,7 @@ class ThingWorker:
         # A Thing that answers, even with an error, is reachable; one that never does is not.
         answered = bool(values) or any(not _unreachable(e) for e in errors.values())
         await self._set_reachable(answered, None if answered else self.last_error)
+        return not errors
 
     async def _report(self, values: dict[str, Any]) -> None:
         values = {k: v for k, v in values.items() if v is not None}

@@ -92,13 +92,21 @@ class Registry:
         return await self.store.write(unit)
 
     async def put_description(
-        self, ctx: Context, thing_id: str, description: JSONObject, *, kind: str
+        self,
+        ctx: Context,
+        thing_id: str,
+        description: JSONObject,
+        *,
+        kind: str,
+        attributes: JSONObject | None = None,
     ) -> tuple[Thing, bool]:
-        """Create the Thing with this Thing Description, or replace the TD of the existing one
-        (journaled as the merge patch between the two). Returns the Thing and whether it was
-        created. What the directory's PUT does."""
+        """Create the Thing with this Thing Description (and, only then, these attributes),
+        or replace the TD of the existing one (journaled as the merge patch between the two).
+        Returns the Thing and whether it was created. What the directory's PUT does."""
         check_thing_id(thing_id)
-        record = validate_record({"kind": kind, "description": description})
+        record = validate_record(
+            {"kind": kind, "description": description, "attributes": attributes}
+        )
         check_description(thing_id, record["description"])
 
         def unit(tx: WriteTx) -> tuple[Thing, bool]:

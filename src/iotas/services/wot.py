@@ -108,12 +108,11 @@ class WotBindings:
                 raise InvalidInput("the TD has no id and came from no URL: give the Thing an id")
             thing_id = thing_id_for_uri(name)
         check_thing_id(thing_id)
-        thing, created = await self.registry.put_description(ctx, thing_id, doc, kind=kind_of(doc))
-        if "expected_interval" not in thing.attributes:
-            interval = poll_seconds * SILENT_INTERVALS
-            thing = await self.registry.patch(
-                ctx, thing_id, {"attributes": {"expected_interval": interval}}
-            )
+        # Silent for three poll intervals: unreachable (an attribute, so people can change it).
+        interval = {"expected_interval": poll_seconds * SILENT_INTERVALS}
+        thing, created = await self.registry.put_description(
+            ctx, thing_id, doc, kind=kind_of(doc), attributes=interval
+        )
         now = clock.now_us()
         sealed = None if secrets is None else self.box.seal(_plain(secrets))
         binding = Binding(thing_id, td_url, poll_seconds, sealed, now, now)
