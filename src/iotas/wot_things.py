@@ -394,7 +394,6 @@ class ThingWorker:
             await self._journal_attempt(cause, "writeproperty", name, value, error=str(exc))
             await self._set_reachable(not _unreachable(exc), self.last_error)
             return False
-        await self._journal_attempt(cause, "writeproperty", name, value, error=None)
         # What the Thing now holds is what it reports: read it back where it can be read.
         reported = value
         prop = self.things.properties[name]
@@ -405,8 +404,21 @@ class ThingWorker:
                 )
             except WotError as exc:
                 self.last_error = f"reading {name} back: {exc}"
+                await self._journal_attempt(cause, "writeproperty", name, value, error=None)
                 return False
-        await self._report({name: reported})
+        attempt = _attempt("writeproperty", name, value, None)
+        try:
+            await self.rt.registry.record_write(
+                Context(ADAPTER, cause),
+                self.thing_id,
+                attempt,
+                reported={} if reported is None else {name: reported},
+                reporter=self.ctx,
+                seen_us=clock.now_us(),
+            )
+        except InvalidInput as exc:  # a value iotas cannot store (NaN, too deep ...)
+            self.last_error = f"a value could not be stored: {exc.detail}"
+            return False
         await self._set_reachable(True, None)
         return True
 
@@ -438,16 +450,20 @@ class ThingWorker:
         error: str | None,
         ctx: Context | None = None,
     ) -> None:
-        record = {
-            "op": op,
-            "name": name,
-            "value": value,
-            "outcome": "failed" if error else "succeeded",
-            "error": error,
-        }
+        record = _attempt(op, name, value, error)
         actor = (ctx or self.ctx).actor
         with contextlib.suppress(IotasError):
             await self.rt.registry.record_attempt(Context(actor, cause), self.thing_id, record)
+
+
+def _attempt(op: str, name: str, value: Any, error: str | None) -> dict[str, Any]:
+    return {
+        "op": op,
+        "name": name,
+        "value": value,
+        "outcome": "failed" if error else "succeeded",
+        "error": error,
+    }
 
 
 def _unreachable(exc: BaseException) -> bool:

@@ -238,6 +238,40 @@ class Registry:
         """What an adapter did to the Thing through its own API, and how it went."""
         await self._note(ctx, thing_id, ev.ADAPTER_ATTEMPT, attempt)
 
+    async def record_write(
+        self,
+        ctx: Context,
+        thing_id: str,
+        attempt: JSONObject,
+        *,
+        reported: JSONObject,
+        reporter: Context,
+        seen_us: int,
+    ) -> Thing:
+        """An adapter wrote to the Thing and read back what it holds: the attempt, the
+        reported change (if any) and `last_seen` in one transaction, not three."""
+        check_thing_id(thing_id)
+        try:
+            merge_patch.check_json(attempt, "attempt")
+            merge_patch.check_json(reported, "reported")
+        except ValueError as exc:
+            raise InvalidInput(str(exc)) from None
+
+        def unit(tx: WriteTx) -> Thing:
+            before = _existing(tx, thing_id)
+            _record(tx, ctx, thing_id, ev.ADAPTER_ATTEMPT, attempt)
+            after = before
+            effective = merge_patch.effective(before.twin.reported, reported)
+            if effective:
+                event = _record(tx, reporter, thing_id, ev.REPORTED_CHANGED, effective)
+                after = _fold(before, event)
+                things_repo.update_thing(tx.conn, before, after)
+                tx.wrote(thing_id, after)
+            things_repo.touch(tx.conn, [thing_id], seen_us)
+            return after
+
+        return await self.store.write(unit)
+
     async def _note(self, ctx: Context, thing_id: str, type_: str, body: JSONObject) -> None:
         """Journal an event that changes no state."""
         check_thing_id(thing_id)
