@@ -6,6 +6,7 @@ import asyncio
 from typing import Any
 from urllib.parse import quote
 
+import pytest
 from httpx_sse import aconnect_sse
 
 from support import LiveServer
@@ -260,3 +261,30 @@ async def test_well_known_wot_is_the_directory_td(server: LiveServer) -> None:
         for path in ("/tdd/things", "/tdd/search/jsonpath?query=$", "/tdd/events"):
             refused = await anon.get(path)
             assert refused.status_code == 401, path
+
+
+async def test_expensive_jsonpath_searches_are_cut_off(
+    server: LiveServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from iotas.services import directory
+
+    c = server.client
+    for i in range(5):
+        await c.put(td_url(f"urn:lamp:{i}"), json=lamp(f"urn:lamp:{i}"))
+    # Every value of every TD: more than the (lowered) cap, refused with a way out.
+    monkeypatch.setattr(directory, "MAX_RESULTS", 50)
+    too_many = await c.get("/tdd/search/jsonpath", params={"query": "$..*"})
+    assert too_many.status_code == 400 and "narrow it" in too_many.json()["detail"]
+    # Out of time (the limit lowered to nothing): refused the same way.
+    monkeypatch.setattr(directory, "MAX_RESULTS", 10_000)
+    monkeypatch.setattr(directory, "SEARCH_SECONDS", 0.0)
+    too_slow = await c.get("/tdd/search/jsonpath", params={"query": "$..*"})
+    assert too_slow.status_code == 400 and "took longer" in too_slow.json()["detail"]
+    # A pathological regular expression ends in its own time limit, not the server's.
+    monkeypatch.setattr(directory, "SEARCH_SECONDS", 5.0)
+    query = "$[?match(@.title, '(a|aa)*b')]"
+    await c.put(td_url("urn:lamp:x"), json=lamp("urn:lamp:x", title="a" * 5000))
+    started = asyncio.get_running_loop().time()
+    answer = await c.get("/tdd/search/jsonpath", params={"query": query})
+    assert answer.status_code in (200, 400)
+    assert asyncio.get_running_loop().time() - started < 5
