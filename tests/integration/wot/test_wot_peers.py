@@ -129,3 +129,46 @@ async def test_wotpy_over_coap(wotpy_lamp: Peer, op: str) -> None:
             assert await wotpy_lamp.value("brightness") == 33
     finally:
         await client.aclose()
+
+
+async def test_wotpy_quirk_a_put_on_a_read_only_property_never_answers(
+    server: LiveServer, wotpy_lamp: Peer
+) -> None:
+    """wotpy's forms offer writeproperty even for its read-only `status`, and a PUT there never
+    answers. iotas does not write read-only properties (the desired key stays in the delta,
+    nothing hangs, the rest is written); and where a write does go out, the client's deadline
+    ends it with a clear error."""
+    c = server.client
+    thing = "/api/v1/things/acme:wotpy-lamp"
+    adopted = await c.post(
+        "/api/v1/adoptions",
+        json={"td_url": wotpy_lamp.td_url, "id": "acme:wotpy-lamp", "poll_interval": 1},
+    )
+    assert adopted.status_code == 201, adopted.text
+    await c.patch(f"{thing}/twin/desired", json={"status": "forced", "brightness": 5})
+
+    async def written() -> bool:
+        return (await c.get(f"{thing}/twin")).json()["reported"].get("brightness") == 5
+
+    await eventually(written)
+    assert await wotpy_lamp.value("brightness") == 5
+    twin = (await c.get(f"{thing}/twin")).json()
+    assert twin["delta"] == {"status": "forced"} and twin["status"] == "pending"
+    items = (await c.get(f"{thing}/history", params={"limit": 500})).json()["items"]
+    assert not [
+        e for e in items if e["type"] == "adapter_attempt" and e["patch"]["name"] == "status"
+    ]
+
+    from iotas.adapters.wot.client import WotClient
+    from iotas.adapters.wot.errors import ThingUnreachable
+    from iotas.domain import td
+
+    client = WotClient(timeout=1.5)
+    try:
+        things = td.interactions(await client.fetch_td(wotpy_lamp.td_url))
+        started = time.monotonic()
+        with pytest.raises(ThingUnreachable, match=r"did not answer within 1\.5 s"):
+            await client.write_property(things, "status", "forced")
+        assert time.monotonic() - started < 3
+    finally:
+        await client.aclose()
