@@ -41,7 +41,9 @@ fmt: $(STAMP)
 	$(BIN)/ruff check --fix $(LINT_PATHS)
 
 bench: $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
 	$(BIN)/python bench/registry.py
+	$(BIN)/python bench/converge.py
 
 clean:
 	rm -rf $(VENV) iotas-data .pytest_cache .mypy_cache .ruff_cache tests/peers/node-wot/node_modules
