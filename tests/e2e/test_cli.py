@@ -368,3 +368,80 @@ def _wait_for(fetch: Callable[[], Any], done: Callable[[Any], bool], timeout: fl
             assert done(value), f"not reached in {timeout} s: {value!r}"
             return value
         time.sleep(0.3)
+
+
+@pytest.fixture
+def lamp_thing() -> Iterator[tuple[str, dict[str, Any]]]:
+    """A third-party HTTP Thing (nosec) served from a thread: its base URL and its values."""
+    import asyncio
+
+    import uvicorn
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.responses import JSONResponse, Response
+    from starlette.routing import Route
+
+    values: dict[str, Any] = {"level": 3}
+
+    async def prop(request: Request) -> Response:
+        if request.method == "PUT":
+            values["level"] = json.loads(await request.body())
+            return Response(status_code=204)
+        return JSONResponse(values["level"])
+
+    async def blink(request: Request) -> Response:
+        return JSONResponse({"blinked": json.loads(await request.body())})
+
+    port = free_port()
+    app_ = Starlette(
+        routes=[
+            Route("/level", prop, methods=["GET", "PUT"]),
+            Route("/blink", blink, methods=["POST"]),
+        ]
+    )
+    server = uvicorn.Server(uvicorn.Config(app_, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=lambda: asyncio.run(server.serve()), daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started and time.monotonic() < deadline:
+        time.sleep(0.02)
+    yield f"http://127.0.0.1:{port}", values
+    server.should_exit = True
+    thread.join(10)
+
+
+def test_things_adopt_td_and_invoke(
+    live: ServerProcess, tmp_path: Path, lamp_thing: tuple[str, dict[str, Any]]
+) -> None:
+    base, values = lamp_thing
+    thing_id = new_id("lamp")
+    td = {
+        "@context": "https://www.w3.org/2022/wot/td/v1.1",
+        "title": "Lamp",
+        "securityDefinitions": {"nosec_sc": {"scheme": "nosec"}},
+        "security": "nosec_sc",
+        "base": base,
+        "properties": {"level": {"type": "integer", "forms": [{"href": "/level"}]}},
+        "actions": {"blink": {"forms": [{"href": "/blink"}]}},
+    }
+    file = tmp_path / "lamp.td.json"
+    file.write_text(json.dumps(td))
+    adopted = ok_json(
+        iotas(live, "things", "adopt", str(file), "--id", thing_id, "--poll", "1", "--json")
+    )
+    assert adopted["thing"]["id"] == thing_id and adopted["adoption"]["poll_interval"] == 1
+    served = ok_json(iotas(live, "things", "td", thing_id, "--json"))
+    assert served["title"] == "Lamp" and served["base"] == base
+
+    ok_json(iotas(live, "twin", "set", thing_id, '{"level": 7}', "--json"))
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline and values["level"] != 7:
+        time.sleep(0.1)
+    assert values["level"] == 7
+
+    result = ok_json(iotas(live, "things", "invoke", thing_id, "blink", "2", "--json"))
+    assert result == {"status": "succeeded", "output": {"blinked": 2}}
+    refused = iotas(live, "things", "adopt", str(tmp_path / "missing.json"))
+    assert refused.exit_code != 0
+    no_password = iotas(live, "things", "adopt", str(file), "--username", "u")
+    assert no_password.exit_code == 7 and "--password-env" in no_password.output
