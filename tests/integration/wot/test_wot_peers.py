@@ -172,3 +172,40 @@ async def test_wotpy_quirk_a_put_on_a_read_only_property_never_answers(
         assert time.monotonic() - started < 3
     finally:
         await client.aclose()
+
+
+async def test_wotpy_lamp_managed_over_coap_alone(server: LiveServer, wotpy_lamp: Peer) -> None:
+    """The same lamp, adopted from its TD with every form but the CoAP ones removed: read,
+    observed and written through CoAP (aiocoap) only."""
+    import httpx
+
+    async with httpx.AsyncClient(timeout=5) as plain:
+        doc = (await plain.get(wotpy_lamp.td_url)).json()
+    for kind in ("properties", "actions", "events"):
+        for affordance in doc.get(kind, {}).values():
+            affordance["forms"] = [f for f in affordance["forms"] if f["href"].startswith("coap")]
+    c = server.client
+    thing = "/api/v1/things/acme:coap-lamp"
+    adopted = await c.post(
+        "/api/v1/adoptions", json={"td": doc, "id": "acme:coap-lamp", "poll_interval": 1}
+    )
+    assert adopted.status_code == 201, adopted.text
+
+    async def read() -> bool:
+        reported = (await c.get(f"{thing}/twin")).json()["reported"]
+        return reported == {"brightness": 50, "on": False, "status": "ok"}
+
+    await eventually(read)
+    await c.patch(f"{thing}/twin/desired", json={"brightness": 64})
+
+    async def synced() -> bool:
+        return (await c.get(f"{thing}/twin")).json()["status"] == "in_sync"
+
+    await eventually(synced)
+    assert await wotpy_lamp.value("brightness") == 64
+    await wotpy_lamp.command('set status "cool"')
+
+    async def seen() -> bool:
+        return (await c.get(f"{thing}/twin")).json()["reported"]["status"] == "cool"
+
+    await eventually(seen)
