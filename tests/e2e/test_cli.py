@@ -325,24 +325,30 @@ def test_demo_seeds_a_fleet_and_keeps_it_on_the_next_run(tmp_path: Path) -> None
             stderr=subprocess.DEVNULL,
             text=True,
         ) as demo:
-            assert demo.stdout is not None
-            banner = read_until(demo.stdout, "Ctrl-C to stop")
-            token = (data_dir / "admin-token").read_text().strip()
-            url = f"http://127.0.0.1:{port}"
-            assert token in banner and url in banner
-            assert ("created 8 example Things" if run == 1 else "already there") in banner
-            mqtt = re.search(r"mqtt://127\.0\.0\.1:(\d+)", banner)
-            assert mqtt is not None and "12 simulated devices" in banner
-            things = ok_json(_cli(url, token, "things", "ls", "-q", 'namespace == "demo"'))
-            # The simulated fleet connects to the embedded broker with its credentials and
-            # its telemetry lands: the demo's parts work together.
-            online = _wait_for(
-                functools.partial(_cli_json, url, token, "things", "ls", "-q", "connected == true"),
-                lambda items: len(items) >= 6,
-            )
-            assert all(t["namespace"] == "sim" for t in online)
-            demo.send_signal(signal.SIGINT)
-            assert demo.wait(15) == 0
+            try:
+                assert demo.stdout is not None
+                banner = read_until(demo.stdout, "Ctrl-C to stop")
+                token = (data_dir / "admin-token").read_text().strip()
+                url = f"http://127.0.0.1:{port}"
+                assert token in banner and url in banner
+                assert ("created 8 example Things" if run == 1 else "already there") in banner
+                mqtt = re.search(r"mqtt://127\.0\.0\.1:(\d+)", banner)
+                assert mqtt is not None and "12 simulated devices" in banner
+                things = ok_json(_cli(url, token, "things", "ls", "-q", 'namespace == "demo"'))
+                # The simulated fleet connects to the embedded broker with its credentials and
+                # its telemetry lands: the demo's parts work together.
+                online = _wait_for(
+                    functools.partial(
+                        _cli_json, url, token, "things", "ls", "-q", "connected == true"
+                    ),
+                    lambda items: len(items) >= 6,
+                )
+                assert all(t["namespace"] == "sim" for t in online)
+                demo.send_signal(signal.SIGINT)
+                assert demo.wait(15) == 0
+            finally:
+                if demo.poll() is None:  # a failure above must not leave it running
+                    demo.kill()
         assert len(things) == 8
         by_id = {t["id"]: t for t in things}
         assert by_id["demo:pump-1"]["twin"]["status"] == "in_sync"
