@@ -60,10 +60,12 @@ def _walk(
     truncated = False
     for _ in range(depth):
         found: list[tuple[str, str, str]] = []
-        if direction in ("out", "both"):
-            found += graph_repo.hop(conn, frontier, outgoing=True, rel=rel)
-        if direction in ("in", "both"):
-            found += graph_repo.hop(conn, frontier, outgoing=False, rel=rel)
+        # Read at most one edge past the limit per direction: enough to know it was hit.
+        for outgoing in (True, False):
+            if direction == "both" or (direction == "out") == outgoing:
+                rows = graph_repo.hop(conn, frontier, outgoing=outgoing, rel=rel, limit=limit + 1)
+                truncated |= len(rows) > limit
+                found += rows
         following: list[str] = []
         # Sorted, so that which edges a truncated answer keeps does not depend on the plan.
         for edge in sorted(found):

@@ -13,9 +13,16 @@ CHUNK = 5000
 
 
 def hop(
-    conn: Connection, ids: Sequence[str], *, outgoing: bool, rel: str | None
+    conn: Connection,
+    ids: Sequence[str],
+    *,
+    outgoing: bool,
+    rel: str | None,
+    limit: int | None = None,
 ) -> list[tuple[str, str, str]]:
-    """(source, rel, target) of every edge leaving (outgoing) or entering `ids`."""
+    """(source, rel, target) of the edges leaving (outgoing) or entering `ids`: every one, or
+    the first `limit` in (source, rel, target) order, so a hub with a million edges costs
+    what the caller can show, not a million rows."""
     side = thing_links.c.thing_id if outgoing else thing_links.c.target
     out: list[tuple[str, str, str]] = []
     for start in range(0, len(ids), CHUNK):
@@ -24,7 +31,13 @@ def hop(
         )
         if rel is not None:
             query = query.where(thing_links.c.rel == rel)
+        if limit is not None:
+            query = query.order_by(
+                thing_links.c.thing_id, thing_links.c.rel, thing_links.c.target
+            ).limit(limit - len(out))
         out.extend((r.thing_id, r.rel, r.target) for r in conn.execute(query))
+        if limit is not None and len(out) >= limit:
+            break
     return out
 
 
