@@ -48,6 +48,11 @@ class Settings:
     # The key that encrypts secrets iotas sends on (adopted Things' credentials); None keeps
     # one in `<data_dir>/secret-key`. Nodes of a cluster must share it.
     secret_key: str | None = None
+    # An operator's own CA (PEM files); None: iotas' CA in `<data_dir>/ca/`, made on first start.
+    ca_cert_file: Path | None = None
+    ca_key_file: Path | None = None
+    # How long device certificates iotas signs are valid, in days.
+    certificate_days: int = 365
     # How long one exchange with a Web of Things Thing may take, in seconds.
     wot_timeout: float = 5.0
     # How many exchanges with WoT Things may run at once (a bulk change of 10,000 Things).
@@ -90,5 +95,8 @@ _ENV: dict[str, tuple[str, Callable[[str], Any]]] = {
     "IOTAS_MQTT_DEVICE_BURST": ("mqtt_device_burst", float),
     "IOTAS_TELEMETRY_RETENTION_DAYS": ("telemetry_retention_days", float),
     "IOTAS_SECRET_KEY": ("secret_key", str),
+    "IOTAS_CA_CERT": ("ca_cert_file", Path),
+    "IOTAS_CA_KEY": ("ca_key_file", Path),
+    "IOTAS_CERTIFICATE_DAYS": ("certificate_days", int),
     "IOTAS_WOT_TIMEOUT": ("wot_timeout", float),
 }

@@ -29,6 +29,7 @@ from iotas.api.routers import (
 from iotas.api.runtime import Runtime
 from iotas.devices import MqttDevices
 from iotas.services.auth import Authenticator
+from iotas.services.ca import CertificateAuthority
 from iotas.services.credentials import CredentialService
 from iotas.services.directory import Directory
 from iotas.services.graph import Graph
@@ -59,7 +60,15 @@ async def open_runtime(settings: Settings) -> Runtime:
         journal=JournalService(store),
         auth=Authenticator(store, cache_seconds=settings.token_cache_seconds),
         signal=signal,
-        credentials=CredentialService(store),
+        credentials=CredentialService(
+            store,
+            ca=CertificateAuthority.open(
+                settings.data_dir,
+                cert_file=settings.ca_cert_file,
+                key_file=settings.ca_key_file,
+            ),
+            certificate_days=settings.certificate_days,
+        ),
         telemetry=TelemetryService(store),
         stats=IngestStats(),
         directory=Directory(registry, store),

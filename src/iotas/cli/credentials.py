@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -9,7 +11,7 @@ from rich.table import Table
 from rich.text import Text
 
 from iotas.cli import params
-from iotas.cli.context import cli_of
+from iotas.cli.context import Cli, cli_of
 from iotas.cli.options import Cause, JsonFlag
 from iotas.cli.output import short_time
 
@@ -29,15 +31,32 @@ def add(
     ctx: typer.Context,
     thing_id: ThingId,
     type_: Annotated[
-        str, typer.Option("--type", help="Credential type (only password for now).")
+        str, typer.Option("--type", help="password, or x509 (a certificate from iotas' CA).")
     ] = "password",
+    csr: Annotated[
+        Path | None,
+        typer.Option("--csr", help="x509: a PEM CSR made on the device (it keeps its key)."),
+    ] = None,
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            "--out",
+            help="x509: write <OUT>.crt, <OUT>-ca.crt and (without --csr) <OUT>.key (0600).",
+        ),
+    ] = None,
     cause: Cause = None,
     json_: JsonFlag = False,
 ) -> None:
     """Create a credential and print its secret: the only time it is ever shown."""
     cli = cli_of(ctx, json_)
     why = cli.check(lambda: params.cause(cause))
-    created = cli.run(lambda client: client.create_credential(thing_id, type=type_, cause=why))
+    request = cli.check(lambda: params.read_text(csr)) if csr is not None else None
+    created = cli.run(
+        lambda client: client.create_credential(thing_id, type=type_, csr=request, cause=why)
+    )
+    if created.get("type") == "x509":
+        _x509_files(cli, thing_id, created, out)
+        return
     if cli.out.json_mode:
         cli.out.json(created)
         return
@@ -48,6 +67,37 @@ def add(
     )
     # The secret alone on stdout, so `secret=$(iotas things credentials add ID)` works.
     cli.out.console.print(Text(str(created.get("secret", ""))), soft_wrap=True)
+
+
+def _x509_files(cli: Cli, thing_id: str, created: dict[str, Any], out: Path | None) -> None:
+    if out is None:
+        if cli.out.json_mode:
+            cli.out.json(created)
+        else:
+            cli.out.console.print(Text(str(created.get("certificate", ""))), soft_wrap=True)
+            if created.get("private_key"):
+                cli.out.console.print(Text(str(created["private_key"])), soft_wrap=True)
+        return
+    files = {
+        Path(f"{out}.crt"): str(created.get("certificate", "")),
+        Path(f"{out}-ca.crt"): str(created.get("ca_certificate", "")),
+    }
+    for path, text in files.items():
+        path.write_text(text)
+    if created.get("private_key"):
+        key = Path(f"{out}.key")
+        fd = os.open(key, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(str(created["private_key"]))
+        files[key] = ""
+    if cli.out.json_mode:
+        cli.out.json({k: v for k, v in created.items() if k != "private_key"})
+    else:
+        names = ", ".join(str(p) for p in files)
+        cli.out.stderr.print(
+            f"Created x509 credential [bold]{created.get('id')}[/bold] for "
+            f"[bold]{thing_id}[/bold]; wrote {names}"
+        )
 
 
 @app.command("ls")

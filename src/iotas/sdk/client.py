@@ -221,16 +221,26 @@ class Client:
     # -- credentials ---------------------------------------------------------------------
 
     async def create_credential(
-        self, thing_id: str, *, type: str = "password", cause: str | None = None
+        self,
+        thing_id: str,
+        *,
+        type: str = "password",
+        csr: str | None = None,
+        cause: str | None = None,
     ) -> Json:
         """A new credential for the Thing: `{"id", "thing_id", "type", "created_at",
-        "revoked_at", "secret"}`. The secret is in this answer only; keep it now."""
+        "revoked_at"}` and `"secret"` (password) or `"certificate"`, `"ca_certificate"` and,
+        without a `csr`, `"private_key"` (x509). Secrets and keys are in this answer only."""
+        body: Json = {"type": type}
+        if csr is not None:
+            body["csr"] = csr
         return await self._json(
-            "POST",
-            f"{_thing(thing_id)}/credentials",
-            body={"type": type},
-            headers=cause_header(cause),
+            "POST", f"{_thing(thing_id)}/credentials", body=body, headers=cause_header(cause)
         )
+
+    async def ca_certificate(self) -> str:
+        """The PEM certificate of iotas' CA."""
+        return (await self._request("GET", f"{API}/ca")).text
 
     async def list_credentials(self, thing_id: str) -> list[Json]:
         """The Thing's credentials, revoked ones too (`revoked_at` set); never secrets."""

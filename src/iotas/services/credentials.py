@@ -29,9 +29,10 @@ from iotas.domain.merge_patch import JSONObject
 from iotas.domain.secrets import ITERATIONS, MAX_SECRET_LENGTH, hash_secret, new_secret
 from iotas.domain.secrets import verify_secret as _verify_secret
 from iotas.domain.things import Thing
+from iotas.services.ca import CertificateAuthority, Issued
 from iotas.services.context import Actor, Context
 from iotas.store import credentials_repo, things_repo
-from iotas.store.credentials_repo import PASSWORD, CredentialRow
+from iotas.store.credentials_repo import PASSWORD, X509, CredentialRow
 from iotas.store.store import Store, WriteTx
 
 log = logging.getLogger("iotas.credentials")
@@ -65,8 +66,12 @@ class CredentialService:
         iterations: int = ITERATIONS,
         cache_seconds: float = 30.0,
         hash_concurrency: int = 2,
+        ca: CertificateAuthority | None = None,
+        certificate_days: int = 365,
     ) -> None:
         self.store = store
+        self.ca = ca
+        self.certificate_days = certificate_days
         self.iterations = iterations
         self.cache_seconds = cache_seconds
         self._hashing = asyncio.Semaphore(hash_concurrency)
@@ -84,9 +89,24 @@ class CredentialService:
         check_thing_id(thing_id)
         authorize(ctx.actor, thing_id, write=True)
         type_ = credential_type(body)
-        secret = new_secret()
-        async with self._hashing:
-            hashed = await asyncio.to_thread(hash_secret, secret, iterations=self.iterations)
+        extra: dict[str, Any] = {}
+        if type_ == X509:
+            issued = await self._certificate(thing_id, body)
+            # Kept: the certificate's fingerprint (to recognise it on connect, and revoke it).
+            hashed = f"sha256:{issued.fingerprint}"
+            extra = {
+                "certificate": issued.certificate_pem,
+                "ca_certificate": self.ca.certificate_pem if self.ca else None,
+                "serial": format(issued.serial, "x"),
+                "not_after": issued.not_after.isoformat().replace("+00:00", "Z"),
+            }
+            if issued.private_key_pem is not None:
+                extra["private_key"] = issued.private_key_pem
+        else:
+            secret = new_secret()
+            async with self._hashing:
+                hashed = await asyncio.to_thread(hash_secret, secret, iterations=self.iterations)
+            extra = {"secret": secret}
         credential_id = secrets.token_hex(8)
 
         def unit(tx: WriteTx) -> CredentialRow:
@@ -108,7 +128,16 @@ class CredentialService:
             return row
 
         row = await self.store.write(unit)
-        return {**to_dict(row), "secret": secret}
+        return {**to_dict(row), **extra}
+
+    async def _certificate(self, thing_id: str, body: object) -> Issued:
+        if self.ca is None:
+            raise InvalidInput("this iotas has no certificate authority configured", field="type")
+        assert isinstance(body, dict)
+        ca, days = self.ca, self.certificate_days
+        if "csr" in body:
+            return await asyncio.to_thread(ca.sign_csr, thing_id, body["csr"], days=days)
+        return await asyncio.to_thread(ca.issue_with_new_key, thing_id, days=days)
 
     async def list(self, thing_id: str) -> Listing:
         """The Thing's credentials, oldest first, revoked ones too; no secrets, no hashes."""
@@ -237,23 +266,20 @@ class CredentialService:
 
 
 def credential_type(body: object) -> str:
-    """The type asked for in a create body: only `{"type": "password"}` for now."""
+    """The type asked for in a create body: `{"type": "password"}`, or `{"type": "x509"}`
+    with an optional `"csr"` (PEM)."""
     if not isinstance(body, dict):
         raise InvalidInput('a credential must be a JSON object such as {"type": "password"}')
-    unknown = sorted(set(body) - {"type"})
+    type_ = body.get("type")
+    allowed = {"type", "csr"} if type_ == X509 else {"type"}
+    unknown = sorted(set(body) - allowed)
     if unknown:
         raise InvalidInput(f"unknown member(s) {', '.join(unknown)} in a credential")
-    type_ = body.get("type")
-    if type_ == PASSWORD:
-        return PASSWORD
-    if type_ == "x509":
-        raise InvalidInput(
-            "x509 credentials are not available yet (they come with iotas' certificate "
-            'authority); create {"type": "password"} for now',
-            field="type",
-        )
+    if type_ in (PASSWORD, X509):
+        return str(type_)
     raise InvalidInput(
-        f'the credential type must be "password", not {str(type_)[:40]!r}', field="type"
+        f'the credential type must be "password" or "x509", not {str(type_)[:40]!r}',
+        field="type",
     )
 
 

@@ -14,6 +14,7 @@ from sqlalchemy import Connection, Row, Select, insert, select, update
 from iotas.store.schema import credentials, things
 
 PASSWORD = "password"  # noqa: S105 (the name of a credential type, not a secret)
+X509 = "x509"
 
 
 @dataclass(frozen=True, slots=True)

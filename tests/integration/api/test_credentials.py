@@ -87,7 +87,7 @@ async def test_secret_and_hash_are_never_listed_or_stored_plainly(server: LiveSe
 @pytest.mark.parametrize(
     ("body", "words"),
     [
-        ({"type": "x509"}, "x509"),
+        ({"type": "x509", "secret": "mine"}, "unknown member"),
         ({"type": "token"}, "password"),
         ({}, "password"),
         ({"type": "password", "secret": "mine"}, "unknown member"),
@@ -315,7 +315,12 @@ async def test_cli_add_ls_rm(server: LiveServer, database_url: str) -> None:
     )
     assert [i["revoked_at"] is None for i in items] == [False, True]
 
-    x509 = await _iotas(server, "things", "credentials", "add", "acme:pump-1", "--type", "x509")
-    assert x509.returncode == 7 and "x509" in x509.stderr
+    out = server.settings.data_dir / "device"
+    x509 = await _iotas(
+        server, "things", "credentials", "add", "acme:pump-1", "--type", "x509", "--out", str(out)
+    )
+    assert x509.returncode == 0, x509.stderr
+    assert f"{out}.crt" in x509.stderr and (out.parent / "device.key").stat().st_mode & 0o077 == 0
+    assert (out.parent / "device.crt").read_text().startswith("-----BEGIN CERTIFICATE-----")
     missing = await _iotas(server, "things", "credentials", "ls", "acme:nope")
     assert missing.returncode == 3

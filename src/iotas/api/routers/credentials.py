@@ -10,7 +10,7 @@ from iotas.api.bodies import json_body
 from iotas.api.responses import json_response
 from iotas.api.security import Ctx, Rt
 from iotas.domain import clock
-from iotas.domain.errors import Forbidden
+from iotas.domain.errors import Forbidden, NotFound
 from iotas.services.credentials import authorize
 
 # Every route here takes `ctx: Ctx`, which authenticates (see routers/things.py).
@@ -25,7 +25,10 @@ _CREDENTIAL_BODY = {
             "schema": {
                 "type": "object",
                 "required": ["type"],
-                "properties": {"type": {"type": "string", "enum": ["password"]}},
+                "properties": {
+                    "type": {"type": "string", "enum": ["password", "x509"]},
+                    "csr": {"type": "string", "description": "PEM CSR (x509 only)"},
+                },
             }
         }
     },
@@ -73,3 +76,14 @@ async def broker_credentials(ctx: Ctx, rt: Rt) -> Response:
         "credentials": [{"thing_id": t, "secret_hash": h} for t, h in hashes],
     }
     return json_response(body, headers=NO_STORE)
+
+
+@router.get(
+    "/ca",
+    summary="The certificate of iotas' CA (PEM), for devices and brokers to trust",
+    responses={200: {"content": {"application/x-pem-file": {}}}},
+)
+async def ca_certificate(ctx: Ctx, rt: Rt) -> Response:
+    if rt.credentials.ca is None:
+        raise NotFound("this iotas has no certificate authority")
+    return Response(rt.credentials.ca.certificate_pem, media_type="application/x-pem-file")

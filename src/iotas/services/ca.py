@@ -1,0 +1,213 @@
+"""iotas' certificate authority: signs device certificates whose subject and SAN carry the
+Thing id.
+
+On first start the CA's key and self-signed certificate are made in `<data-dir>/ca/` (the key
+mode 0600); an operator's own CA is used instead when `IOTAS_CA_CERT` and `IOTAS_CA_KEY` name
+its files. Device keys are made on the device (it sends a CSR) or, for convenience, here,
+returned once and never kept. Keys are ECDSA P-256: small certificates for small devices, and
+what every TLS stack of the last decade speaks.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from iotas.domain.errors import InvalidInput
+
+CA_DIR = "ca"
+CA_KEY = "ca.key"
+CA_CERT = "ca.crt"
+CA_YEARS = 10
+MAX_CSR_BYTES = 16 * 1024
+MIN_RSA_BITS = 2048
+EC_CURVES = (ec.SECP256R1, ec.SECP384R1)
+
+
+@dataclass(frozen=True, slots=True)
+class Issued:
+    certificate_pem: str
+    serial: int
+    fingerprint: str  # sha256 of the DER certificate, hex
+    not_before: dt.datetime
+    not_after: dt.datetime
+    private_key_pem: str | None = None  # only when iotas made the key
+
+
+class CertificateAuthority:
+    def __init__(self, key: ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey, cert: x509.Certificate):
+        self.key = key
+        self.cert = cert
+
+    @classmethod
+    def open(
+        cls, data_dir: Path, *, cert_file: Path | None = None, key_file: Path | None = None
+    ) -> CertificateAuthority:
+        """The operator's CA (both files given), or the one in the data directory, made on
+        first use."""
+        if (cert_file is None) != (key_file is None):
+            raise ValueError("an operator CA needs both its certificate and its key file")
+        if cert_file is not None and key_file is not None:
+            return cls._load(cert_file, key_file)
+        folder = data_dir / CA_DIR
+        if not (folder / CA_KEY).exists():
+            cls._create(folder)
+        return cls._load(folder / CA_CERT, folder / CA_KEY)
+
+    @classmethod
+    def _load(cls, cert_file: Path, key_file: Path) -> CertificateAuthority:
+        cert = x509.load_pem_x509_certificate(cert_file.read_bytes())
+        key = serialization.load_pem_private_key(key_file.read_bytes(), password=None)
+        if not isinstance(key, ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey):
+            raise ValueError("the CA key must be an EC or RSA private key")
+        return cls(key, cert)
+
+    @staticmethod
+    def _create(folder: Path) -> None:
+        folder.mkdir(parents=True, exist_ok=True)
+        key = ec.generate_private_key(ec.SECP256R1())
+        name = x509.Name(
+            [
+                x509.NameAttribute(NameOID.ORGANIZATION_NAME, "iotas"),
+                x509.NameAttribute(NameOID.COMMON_NAME, f"iotas CA {os.urandom(4).hex()}"),
+            ]
+        )
+        now = dt.datetime.now(dt.UTC)
+        cert = (
+            x509.CertificateBuilder()
+            .subject_name(name)
+            .issuer_name(name)
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - dt.timedelta(minutes=5))
+            .not_valid_after(now + dt.timedelta(days=365 * CA_YEARS))
+            .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+            .add_extension(
+                x509.KeyUsage(
+                    digital_signature=False,
+                    content_commitment=False,
+                    key_encipherment=False,
+                    data_encipherment=False,
+                    key_agreement=False,
+                    key_cert_sign=True,
+                    crl_sign=True,
+                    encipher_only=False,
+                    decipher_only=False,
+                ),
+                critical=True,
+            )
+            .add_extension(
+                x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False
+            )
+            .sign(key, hashes.SHA256())
+        )
+        key_path = folder / CA_KEY
+        # Created 0600 from the start (not chmod-ed after): the key is never readable by others.
+        fd = os.open(key_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(
+                key.private_bytes(
+                    serialization.Encoding.PEM,
+                    serialization.PrivateFormat.PKCS8,
+                    serialization.NoEncryption(),
+                )
+            )
+        (folder / CA_CERT).write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+
+    @property
+    def certificate_pem(self) -> str:
+        return self.cert.public_bytes(serialization.Encoding.PEM).decode()
+
+    def sign_csr(self, thing_id: str, csr_pem: object, *, days: int) -> Issued:
+        """A client certificate for the key in `csr_pem` (whose signature proves the device
+        holds it); subject and SAN are the Thing id, whatever the CSR asked for."""
+        if not isinstance(csr_pem, str) or not csr_pem.strip():
+            raise InvalidInput("csr must be a PEM certificate signing request", field="csr")
+        if len(csr_pem) > MAX_CSR_BYTES:
+            raise InvalidInput(f"a CSR may be at most {MAX_CSR_BYTES} bytes", field="csr")
+        try:
+            csr = x509.load_pem_x509_csr(csr_pem.encode())
+        except ValueError:
+            raise InvalidInput(
+                "csr is not a PEM certificate signing request "
+                "(-----BEGIN CERTIFICATE REQUEST-----)",
+                field="csr",
+            ) from None
+        if not csr.is_signature_valid:
+            raise InvalidInput("the CSR's signature does not match its key", field="csr")
+        public_key = csr.public_key()
+        _check_key(public_key)
+        return self._issue(thing_id, public_key, days)
+
+    def issue_with_new_key(self, thing_id: str, *, days: int) -> Issued:
+        """A key made here and its certificate: the key is in the answer only."""
+        key = ec.generate_private_key(ec.SECP256R1())
+        issued = self._issue(thing_id, key.public_key(), days)
+        pem = key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        ).decode()
+        return Issued(
+            issued.certificate_pem,
+            issued.serial,
+            issued.fingerprint,
+            issued.not_before,
+            issued.not_after,
+            pem,
+        )
+
+    def _issue(self, thing_id: str, public_key: object, days: int) -> Issued:
+        now = dt.datetime.now(dt.UTC)
+        not_before = now - dt.timedelta(minutes=5)  # clocks of small devices drift
+        not_after = now + dt.timedelta(days=days)
+        if not_after > self.cert.not_valid_after_utc:
+            not_after = self.cert.not_valid_after_utc
+        cert = (
+            x509.CertificateBuilder()
+            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, thing_id)]))
+            .issuer_name(self.cert.subject)
+            .public_key(public_key)  # type: ignore[arg-type]
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(not_before)
+            .not_valid_after(not_after)
+            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+            .add_extension(
+                x509.SubjectAlternativeName([x509.UniformResourceIdentifier(thing_id)]),
+                critical=False,
+            )
+            .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
+            .add_extension(
+                x509.AuthorityKeyIdentifier.from_issuer_public_key(self.key.public_key()),
+                critical=False,
+            )
+            .sign(self.key, hashes.SHA256())
+        )
+        return Issued(
+            cert.public_bytes(serialization.Encoding.PEM).decode(),
+            cert.serial_number,
+            cert.fingerprint(hashes.SHA256()).hex(),
+            not_before,
+            not_after,
+        )
+
+
+def _check_key(key: object) -> None:
+    if isinstance(key, ec.EllipticCurvePublicKey):
+        if not isinstance(key.curve, EC_CURVES):
+            raise InvalidInput("EC keys must be on P-256 or P-384", field="csr")
+        return
+    if isinstance(key, rsa.RSAPublicKey):
+        if key.key_size < MIN_RSA_BITS:
+            raise InvalidInput(f"RSA keys must have at least {MIN_RSA_BITS} bits", field="csr")
+        return
+    if isinstance(key, ed25519.Ed25519PublicKey):
+        return
+    raise InvalidInput("the CSR's key must be EC (P-256, P-384), RSA or Ed25519", field="csr")
