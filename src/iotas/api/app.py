@@ -24,11 +24,12 @@ from iotas.api.routers import (
     tdd,
     telemetry,
     things,
+    tokens,
     wellknown,
 )
 from iotas.api.runtime import Runtime
 from iotas.devices import MqttDevices
-from iotas.services.auth import Authenticator
+from iotas.services.auth import Authenticator, TokenAdmin
 from iotas.services.ca import CertificateAuthority
 from iotas.services.credentials import CredentialService
 from iotas.services.directory import Directory
@@ -53,12 +54,13 @@ async def open_runtime(settings: Settings) -> Runtime:
     url = database_url(settings.database_url, settings.data_dir)
     store = await open_store(url, on_commit=signal.committed)
     registry = Registry(store)
+    auth = Authenticator(store, cache_seconds=settings.token_cache_seconds)
     return Runtime(
         settings=settings,
         store=store,
         registry=registry,
         journal=JournalService(store),
-        auth=Authenticator(store, cache_seconds=settings.token_cache_seconds),
+        auth=auth,
         signal=signal,
         credentials=CredentialService(
             store,
@@ -73,6 +75,7 @@ async def open_runtime(settings: Settings) -> Runtime:
         stats=IngestStats(),
         directory=Directory(registry, store),
         graph=Graph(store),
+        tokens=TokenAdmin(store, auth),
     )
 
 
@@ -138,6 +141,7 @@ def create_app(settings: Settings) -> FastAPI:
         tdd.router,
         wellknown.router,
         adoptions.router,
+        tokens.router,
     ):
         app.include_router(router)
     return app

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from iotas.services.auth import Authenticator
+from iotas.services.auth import Authenticator, TokenAdmin
 from iotas.services.credentials import CredentialService
 from iotas.services.directory import Directory
 from iotas.services.graph import Graph
@@ -30,3 +30,4 @@ class Runtime:
     stats: IngestStats
     directory: Directory
     graph: Graph
+    tokens: TokenAdmin

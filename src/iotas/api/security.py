@@ -14,17 +14,54 @@ from urllib.parse import unquote
 from fastapi import Depends, Request
 
 from iotas.api.runtime import Runtime
-from iotas.domain.errors import InvalidInput
-from iotas.services.context import Context
+from iotas.domain.errors import Forbidden, InvalidInput
+from iotas.services.context import Actor, Context
 
 MAX_CAUSE = 500
 CAUSE_HEADER = "x-iotas-cause"
 
 
+# What an operator may change, besides reading everything: desired state and actions. A
+# viewer only reads; an admin does everything. (route template, method)
+OPERATOR_WRITES = frozenset(
+    {
+        ("/api/v1/things/{thing_id}/twin/desired", "PATCH"),
+        ("/api/v1/twins/desired", "PATCH"),
+        ("/api/v1/things/{thing_id}/properties/{name}", "PUT"),
+        ("/api/v1/things/{thing_id}/actions/{name}", "POST"),
+    }
+)
+# Reads that disclose what only an admin may see.
+ADMIN_READS = frozenset({"/api/v1/tokens", "/api/v1/broker/credentials"})
+READS = frozenset({"GET", "HEAD"})
+
+
 async def context(request: Request) -> Context:
     rt: Runtime = request.app.state.runtime
     actor = await rt.auth.authenticate(request.headers.get("authorization"))
+    _authorize(actor, request)
     return Context(actor, _cause(request) or f"{request.method} {request.scope['path']}")
+
+
+def _authorize(actor: Actor, request: Request) -> None:
+    """Roles, checked once for every route: a route needs no code of its own to be safe."""
+    if actor.role == "admin":
+        return
+    route = request.scope.get("route")
+    template = getattr(route, "path", request.scope["path"])
+    method = request.method
+    if method in READS and template not in ADMIN_READS:
+        return
+    if actor.role == "operator" and (template, method) in OPERATOR_WRITES:
+        return
+    raise Forbidden(
+        f"a {actor.role} token may not {method} {template}"
+        + (
+            " (operators change desired state and invoke actions)"
+            if actor.role == "operator"
+            else ""
+        )
+    )
 
 
 def _cause(request: Request) -> str | None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import Connection, func, insert, select
+from sqlalchemy import Connection, func, insert, select, update
 
 from iotas.store.schema import tokens
 
@@ -54,3 +54,30 @@ def add(
             expires_us=expires_us,
         )
     )
+
+
+def all_tokens(conn: Connection) -> list[dict[str, object]]:
+    """Every token's public record (never its digest), oldest first."""
+    columns = (
+        tokens.c.id,
+        tokens.c.subject,
+        tokens.c.role,
+        tokens.c.namespaces,
+        tokens.c.created_us,
+        tokens.c.expires_us,
+        tokens.c.revoked_us,
+    )
+    rows = conn.execute(select(*columns).order_by(tokens.c.created_us, tokens.c.id))
+    return [dict(row._mapping) for row in rows]
+
+
+def revoke(conn: Connection, token_id: str, now_us: int) -> bool | None:
+    """Revoke a token: True if it was active, False if it was revoked already, None if there is
+    no such token."""
+    row = conn.execute(select(tokens.c.revoked_us).where(tokens.c.id == token_id)).first()
+    if row is None:
+        return None
+    if row.revoked_us is not None:
+        return False
+    conn.execute(update(tokens).where(tokens.c.id == token_id).values(revoked_us=now_us))
+    return True
