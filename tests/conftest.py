@@ -95,6 +95,9 @@ async def server(database_url: str, tmp_path: Path) -> AsyncIterator[LiveServer]
         port=free_port(),
         admin_token=token,
         log_level="warning",
+        # Tests walk every route anonymously from one address: no rate limit on failures
+        # here (tests/integration/store/test_auth_limits.py tests it).
+        auth_failure_burst=1e9,
     )
     config = uvicorn.Config(
         create_app(settings), host="127.0.0.1", port=settings.port, log_level="warning"

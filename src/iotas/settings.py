@@ -22,6 +22,10 @@ class Settings:
     admin_token: str | None = None
     # How long a validated token is trusted before it is looked up again (revocation delay).
     token_cache_seconds: float = 5.0
+    # Failed authentications one source (IP address) may make in a burst, and per second
+    # after it; beyond that it is answered 429 without its tokens being looked at.
+    auth_failure_burst: float = 20.0
+    auth_failure_rate: float = 1.0
     log_level: str = "info"
     # An external MQTT broker iotas connects to as a client (mqtt://host:port, with
     # user:password@ if the broker wants them); None means no MQTT for now.

@@ -54,7 +54,12 @@ async def open_runtime(settings: Settings) -> Runtime:
     url = database_url(settings.database_url, settings.data_dir)
     store = await open_store(url, on_commit=signal.committed)
     registry = Registry(store)
-    auth = Authenticator(store, cache_seconds=settings.token_cache_seconds)
+    auth = Authenticator(
+        store,
+        cache_seconds=settings.token_cache_seconds,
+        failure_burst=settings.auth_failure_burst,
+        failure_refill=settings.auth_failure_rate,
+    )
     return Runtime(
         settings=settings,
         store=store,

@@ -48,6 +48,8 @@ def problem(
 
 def from_error(error: IotasError, instance: str | None = None) -> Response:
     headers = {"WWW-Authenticate": 'Bearer realm="iotas"'} if error.status == 401 else None
+    if error.status == 429 and "retry_after" in error.extra:
+        headers = {"Retry-After": str(error.extra["retry_after"])}
     return problem(
         error.status,
         error.title,

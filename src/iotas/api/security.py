@@ -38,7 +38,8 @@ READS = frozenset({"GET", "HEAD"})
 
 async def context(request: Request) -> Context:
     rt: Runtime = request.app.state.runtime
-    actor = await rt.auth.authenticate(request.headers.get("authorization"))
+    source = request.client.host if request.client else "-"
+    actor = await rt.auth.authenticate(request.headers.get("authorization"), source)
     _authorize(actor, request)
     return Context(actor, _cause(request) or f"{request.method} {request.scope['path']}")
 

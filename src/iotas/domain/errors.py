@@ -62,3 +62,9 @@ class PreconditionFailed(IotasError):
     status = 412
     title = "Precondition failed"
     type_slug = "precondition-failed"
+
+
+class TooManyRequests(IotasError):
+    status = 429
+    title = "Too many requests"
+    type_slug = "too-many-requests"

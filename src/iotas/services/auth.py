@@ -11,12 +11,13 @@ import hashlib
 import os
 import secrets
 import time
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from iotas.domain import clock
-from iotas.domain.errors import InvalidInput, NotFound, Unauthenticated
+from iotas.domain.errors import InvalidInput, NotFound, TooManyRequests, Unauthenticated
 from iotas.services.context import Actor
 from iotas.store import tokens_repo
 from iotas.store.store import Store, WriteTx
@@ -42,11 +43,32 @@ class AdminToken:
     created: bool
 
 
+# Failed authentications a source may make in a burst, and how fast that allowance refills:
+# a person mistyping a token never notices; guessing at 1 token a second is pointless (a
+# token has 256 bits of secret).
+FAILURE_BURST = 20.0
+FAILURE_REFILL_PER_S = 1.0
+MAX_SOURCES = 100_000
+
+
 class Authenticator:
-    def __init__(self, store: Store, *, cache_seconds: float = 5.0) -> None:
+    def __init__(
+        self,
+        store: Store,
+        *,
+        cache_seconds: float = 5.0,
+        failure_burst: float = FAILURE_BURST,
+        failure_refill: float = FAILURE_REFILL_PER_S,
+    ) -> None:
         self.store = store
         self.cache_seconds = cache_seconds
+        self.failure_burst = failure_burst
+        self.failure_refill = failure_refill
         self._cache: dict[str, tuple[float, Actor]] = {}
+        # Failed authentications by reason (`/api/v1/stats`, `/metrics`), and what each
+        # source may still fail: (allowance, monotonic time it was computed).
+        self.failures: Counter[str] = Counter()
+        self._allowance: dict[str, tuple[float, float]] = {}
 
     async def ensure_admin(self, configured: str | None, token_file: Path) -> AdminToken:
         """Make sure an admin can get in: the configured token, or one made on first start."""
@@ -67,12 +89,44 @@ class Authenticator:
 
         return await self.store.write(unit)
 
-    async def authenticate(self, authorization: str | None) -> Actor:
+    async def authenticate(self, authorization: str | None, source: str = "-") -> Actor:
+        """The token's actor; failures are counted, and a source that fails too often is
+        refused (429) before its tokens are even looked at."""
+        allowance = self._allowance_of(source)
+        if allowance < 1.0:
+            self.failures["rate_limited"] += 1
+            wait = int((1.0 - allowance) / self.failure_refill) + 1
+            raise TooManyRequests(
+                f"too many failed authentications from {source}: wait {wait} s",
+                retry_after=wait,
+            )
+        try:
+            return await self._authenticate(authorization)
+        except Unauthenticated:
+            self._allowance[source] = (allowance - 1.0, time.monotonic())
+            raise
+
+    def _allowance_of(self, source: str) -> float:
+        entry = self._allowance.get(source)
+        if entry is None:
+            return self.failure_burst
+        allowance, since = entry
+        refilled = allowance + (time.monotonic() - since) * self.failure_refill
+        allowance = min(self.failure_burst, refilled)
+        if allowance >= self.failure_burst:
+            del self._allowance[source]  # back to full: forget it
+        elif len(self._allowance) > MAX_SOURCES:
+            self._allowance.clear()  # bounded memory under a spray of sources
+        return allowance
+
+    async def _authenticate(self, authorization: str | None) -> Actor:
         if not authorization:
+            self.failures["missing"] += 1
             raise Unauthenticated("send 'Authorization: Bearer <token>'")
         scheme, _, token = authorization.partition(" ")
         token = token.strip()
         if scheme.lower() != "bearer" or not token:
+            self.failures["malformed"] += 1
             raise Unauthenticated("the Authorization header must be 'Bearer <token>'")
         key = digest(token)
         now = time.monotonic()
@@ -87,6 +141,7 @@ class Authenticator:
             or (record.expires_us is not None and record.expires_us <= now_us)
         ):
             self._cache.pop(key, None)
+            self.failures["unknown"] += 1
             raise Unauthenticated("the token is unknown, expired or revoked")
         namespaces = tuple(record.namespaces) if record.namespaces is not None else None
         actor = Actor(record.subject, record.role, namespaces)

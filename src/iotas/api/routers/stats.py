@@ -13,10 +13,21 @@ router = APIRouter(tags=["stats"])
 
 @router.get("/api/v1/stats")
 async def stats(ctx: Ctx, rt: Rt) -> Response:
-    return json_response({"ingest": rt.stats.to_dict()})
+    return json_response(
+        {"ingest": rt.stats.to_dict(), "auth": {"failures": dict(rt.auth.failures)}}
+    )
 
 
 @router.get("/metrics")
 async def metrics(ctx: Ctx, rt: Rt) -> Response:
     # Behind the same bearer token as the API: Prometheus sends it with `authorization`.
-    return Response(rt.stats.prometheus(), media_type="text/plain; version=0.0.4")
+    lines = [
+        "# HELP iotas_auth_failures_total API authentications refused, by reason.",
+        "# TYPE iotas_auth_failures_total counter",
+        *(
+            f'iotas_auth_failures_total{{reason="{k}"}} {v}'
+            for k, v in sorted(rt.auth.failures.items())
+        ),
+    ]
+    text = rt.stats.prometheus() + "\n".join(lines) + "\n"
+    return Response(text, media_type="text/plain; version=0.0.4")
