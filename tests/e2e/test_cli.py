@@ -451,3 +451,14 @@ def test_things_adopt_td_and_invoke(
     assert refused.exit_code != 0
     no_password = iotas(live, "things", "adopt", str(file), "--username", "u")
     assert no_password.exit_code == 7 and "--password-env" in no_password.output
+
+
+def test_ca_init_and_show(live: ServerProcess, tmp_path: Path) -> None:
+    made = iotas(live, "ca", "init", "--data-dir", str(tmp_path), "--json")
+    body = ok_json(made)
+    assert body["created"] is True and body["certificate"].startswith("-----BEGIN CERTIFICATE")
+    assert (tmp_path / "ca" / "ca.key").stat().st_mode & 0o777 == 0o600
+    again = ok_json(iotas(live, "ca", "init", "--data-dir", str(tmp_path), "--json"))
+    assert again["created"] is False and again["certificate"] == body["certificate"]
+    shown = iotas(live, "ca", "show")
+    assert shown.exit_code == 0 and shown.stdout.startswith("-----BEGIN CERTIFICATE-----")
