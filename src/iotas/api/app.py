@@ -20,6 +20,7 @@ from iotas.api.routers import (
     graph,
     health,
     journal,
+    snapshots,
     stats,
     tdd,
     telemetry,
@@ -37,6 +38,7 @@ from iotas.services.graph import Graph
 from iotas.services.journal import JournalService
 from iotas.services.registry import Registry
 from iotas.services.secret_box import SecretBox
+from iotas.services.snapshots import SnapshotService
 from iotas.services.stats import IngestStats
 from iotas.services.stream import JournalSignal
 from iotas.services.telemetry import TelemetryRetention, TelemetryService
@@ -81,6 +83,7 @@ async def open_runtime(settings: Settings) -> Runtime:
         directory=Directory(registry, store),
         graph=Graph(store),
         tokens=TokenAdmin(store, auth),
+        snapshots=SnapshotService(store),
     )
 
 
@@ -147,6 +150,7 @@ def create_app(settings: Settings) -> FastAPI:
         wellknown.router,
         adoptions.router,
         tokens.router,
+        snapshots.router,
     ):
         app.include_router(router)
     return app

@@ -10,6 +10,7 @@ from iotas.services.directory import Directory
 from iotas.services.graph import Graph
 from iotas.services.journal import JournalService
 from iotas.services.registry import Registry
+from iotas.services.snapshots import SnapshotService
 from iotas.services.stats import IngestStats
 from iotas.services.stream import JournalSignal
 from iotas.services.telemetry import TelemetryService
@@ -31,3 +32,4 @@ class Runtime:
     directory: Directory
     graph: Graph
     tokens: TokenAdmin
+    snapshots: SnapshotService

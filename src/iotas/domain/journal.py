@@ -34,6 +34,8 @@ THING_EVENT: Final = "thing_event"
 # What an adapter did to a Thing through the Thing's own API (a property written, an action
 # invoked) and how it went; it changes no state (what the Thing then reports does).
 ADAPTER_ATTEMPT: Final = "adapter_attempt"
+# A forensic snapshot of the Thing was taken: its sha256 and why; it changes no state.
+SNAPSHOT_TAKEN: Final = "snapshot_taken"
 EVENT_TYPES: Final = (
     THING_CREATED,
     THING_UPDATED,
@@ -46,6 +48,7 @@ EVENT_TYPES: Final = (
     CREDENTIAL_REVOKED,
     THING_EVENT,
     ADAPTER_ATTEMPT,
+    SNAPSHOT_TAKEN,
 )
 
 
@@ -111,7 +114,7 @@ def apply(state: Thing | None, event: Event) -> Thing | None:
         return _touched(replace(state, connected=event.type == THING_CONNECTED), event)
     if event.type in (CREDENTIAL_ADDED, CREDENTIAL_REVOKED):
         return _touched(state, event)
-    if event.type in (THING_EVENT, ADAPTER_ATTEMPT):
+    if event.type in (THING_EVENT, ADAPTER_ATTEMPT, SNAPSHOT_TAKEN):
         return state
     raise ValueError(f"unknown event type {event.type!r} at seq {event.seq}")
 

@@ -171,3 +171,15 @@ tokens = Table(
     Column("expires_us", BigInteger, nullable=True),
     Column("revoked_us", BigInteger, nullable=True),
 )
+
+# Forensic snapshots: write-once documents of a Thing's complete state, addressed by the
+# sha256 of their exact bytes (kept as text, as hashed). No code path updates or deletes a row.
+snapshots = Table(
+    "snapshots",
+    metadata,
+    Column("sha256", String(64), primary_key=True),
+    Column("thing_id", String(200), nullable=False),
+    Column("created_us", BigInteger, nullable=False),
+    Column("body", Text, nullable=False),
+    Index("ix_snapshots_thing_created", "thing_id", "created_us"),
+)

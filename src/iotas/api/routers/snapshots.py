@@ -1,0 +1,53 @@
+"""Forensic snapshots: taken (admin), listed and downloaded; never changed or deleted."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+from starlette.responses import Response
+
+from iotas.api.bodies import json_body
+from iotas.api.responses import json_response
+from iotas.api.security import Ctx, Rt
+from iotas.domain.errors import InvalidInput
+
+router = APIRouter(prefix="/api/v1", tags=["snapshots"])
+
+
+@router.post(
+    "/things/{thing_id}/snapshots",
+    status_code=201,
+    openapi_extra={
+        "requestBody": {
+            "content": {"application/json": {"schema": {"type": "object"}}},
+            "required": False,
+        }
+    },
+)
+async def take_snapshot(thing_id: str, request: Request, ctx: Ctx, rt: Rt) -> Response:
+    """Take a write-once snapshot of the Thing's complete state (`{"reason": ...}` optional)."""
+    body: Any = {}
+    if await request.body():
+        body = await json_body(request)
+    if not isinstance(body, dict) or not set(body) <= {"reason"}:
+        raise InvalidInput('send {"reason": "..."} or nothing')
+    taken = await rt.snapshots.take(ctx, thing_id, body.get("reason"))
+    location = f"/api/v1/snapshots/{taken['sha256']}"
+    return json_response({**taken, "url": location}, 201, headers={"Location": location})
+
+
+@router.get("/things/{thing_id}/snapshots")
+async def list_snapshots(thing_id: str, ctx: Ctx, rt: Rt) -> Response:
+    return json_response({"items": await rt.snapshots.of_thing(thing_id), "next": None})
+
+
+@router.get("/snapshots/{sha256}")
+async def get_snapshot(sha256: str, ctx: Ctx, rt: Rt) -> Response:
+    """The snapshot's exact bytes: their sha256 is its name."""
+    body = await rt.snapshots.get(sha256)
+    return Response(
+        body,
+        media_type="application/json",
+        headers={"ETag": f'"{sha256}"', "Cache-Control": "private, immutable"},
+    )
