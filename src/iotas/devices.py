@@ -74,6 +74,7 @@ class MqttDevices:
         head = await rt.journal.head_seq()
         await broker.start()
         self.broker, self._messages = broker, messages
+        rt.credentials.on_revoked.append(broker.drop)
         # The embedded broker keeps retained messages in memory only: restore desired state.
         await publish_all_desired(rt.registry, broker.publish_retained)
         self._tasks = [
@@ -97,4 +98,6 @@ class MqttDevices:
         if self._messages is not None:
             await self._messages.drain()
         if self.broker is not None:
+            if self.broker.drop in self.rt.credentials.on_revoked:
+                self.rt.credentials.on_revoked.remove(self.broker.drop)
             await self.broker.stop()

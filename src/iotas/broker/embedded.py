@@ -132,6 +132,21 @@ class EmbeddedBroker:
             raise
         self._broker = broker
 
+    def drop(self, client_id: str) -> bool:
+        """Cut the live connection of `client_id` (its credentials were revoked) as a network
+        failure would: the broker cleans up, the last will fires, and the device's reconnect
+        is refused. Returns whether there was one."""
+        broker = self._broker
+        if broker is None:
+            return False
+        _session, handler = broker._sessions.get(client_id, (None, None))
+        writer = getattr(getattr(handler, "writer", None), "_writer", None)
+        transport = getattr(writer, "transport", None)
+        if transport is None:
+            return False
+        transport.abort()
+        return True
+
     def publish_retained(self, topic: str, payload: bytes) -> None:
         """Publish as iotas itself (desired state): retained, QoS 1."""
         broker = self._broker

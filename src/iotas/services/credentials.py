@@ -17,6 +17,7 @@ import hashlib
 import logging
 import secrets
 import time
+from collections.abc import Callable
 from typing import Any, Final
 
 from sqlalchemy import Connection
@@ -81,6 +82,9 @@ class CredentialService:
         # Bumped by every revocation: a check that read the database before it must not
         # cache its (possibly now stale) success.
         self._epoch = 0
+        # Called with the Thing id after a revocation: the embedded broker drops the Thing's
+        # live connection, so a revoked device is out at once, not at its next reconnect.
+        self.on_revoked: list[Callable[[str], object]] = []
 
     # -- operator API ------------------------------------------------------------------------
 
@@ -251,6 +255,11 @@ class CredentialService:
         dropped = self._verified.pop(thing_id, None)
         if dropped:
             self._cached -= len(dropped)
+        for callback in self.on_revoked:
+            try:
+                callback(thing_id)
+            except Exception:  # one listener's failure must not undo the revocation's effect
+                log.exception("after revoking %s's credentials", thing_id)
 
     def _remember(self, thing_id: str, key: str, expiry: float) -> None:
         if self._cached >= CACHE_LIMIT:

@@ -101,3 +101,29 @@ async def test_a_taken_port_is_a_clear_error() -> None:
         broker = EmbeddedBroker(gate=None, port=port)  # type: ignore[arg-type]
         with pytest.raises(PortInUse, match=r"--mqtt-port.*--mqtt-url"):
             await broker.start()
+
+
+async def test_revoking_a_credential_drops_the_live_connection(embedded: Iotas) -> None:
+    async with embedded.client() as api:
+        secret = await embedded.register(api, "acme:dev-9")
+        device = embedded.device("acme:dev-9", secret)
+        try:
+            assert device.wait_connack() == 0
+            device.send("reported", b'{"fw": "1.0"}').wait_for_publish(5)
+            listed = (await api.get("/api/v1/things/acme:dev-9/credentials")).json()["items"]
+            revoked = await api.delete(f"/api/v1/things/acme:dev-9/credentials/{listed[0]['id']}")
+            assert revoked.status_code == 204
+
+            async def gone() -> bool:
+                thing = (await api.get("/api/v1/things/acme:dev-9")).json()
+                return not device.client.is_connected() and thing["connected"] is False
+
+            # Out within 5 s (here: at once), its last will published, and not back in.
+            await eventually(gone, timeout=5)
+        finally:
+            device.close(clean=False)
+        again = Device(embedded.mqtt, "acme:dev-9", secret)
+        try:
+            assert again.wait_connack() != 0
+        finally:
+            again.close(clean=False)
