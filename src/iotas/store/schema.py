@@ -53,6 +53,8 @@ things = Table(
     # touched by every message and is not journaled (it would double the journal's volume).
     Column("connected", Boolean, nullable=False, server_default=false()),
     Column("last_seen_us", BigInteger, nullable=True),
+    # Set while the Thing is quarantined: {"since", "reason", "by", "snapshot"} (journaled).
+    Column("quarantine", Document, nullable=True),
     Index("ix_things_kind", "kind"),
 )
 
@@ -132,6 +134,10 @@ credentials = Table(
     Column("secret_hash", Text, nullable=True),
     Column("created_us", BigInteger, nullable=False),
     Column("revoked_us", BigInteger, nullable=True),
+    # X.509 only: the certificate's serial (hex, for the CRL) and the end of its validity,
+    # brought forward to the end of the grace period when the certificate is renewed.
+    Column("serial", String(40), nullable=True, index=True),
+    Column("expires_us", BigInteger, nullable=True),
 )
 
 # Telemetry samples, one row per value: `num` for numbers, `value` (JSON text) otherwise.
@@ -182,4 +188,20 @@ snapshots = Table(
     Column("created_us", BigInteger, nullable=False),
     Column("body", Text, nullable=False),
     Index("ix_snapshots_thing_created", "thing_id", "created_us"),
+)
+
+# Provisioning claims: a token (kept as a sha256 hash) that lets a device with only a serial
+# number provision itself, bound to a template of the Thing it becomes.
+claims = Table(
+    "claims",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("token_hash", String(64), nullable=False, unique=True),
+    Column("template", Document, nullable=False),
+    Column("max_uses", Integer, nullable=True),
+    Column("uses", Integer, nullable=False, server_default="0"),
+    Column("created_by", String(200), nullable=False),
+    Column("created_us", BigInteger, nullable=False),
+    Column("expires_us", BigInteger, nullable=True),
+    Column("revoked_us", BigInteger, nullable=True),
 )
