@@ -26,7 +26,7 @@ from iotas.domain import journal as ev
 from iotas.domain import td_model as ops
 from iotas.domain.errors import InvalidInput, IotasError, NotFound
 from iotas.domain.td_model import Interactions
-from iotas.domain.things import Thing
+from iotas.domain.things import Thing, check_not_quarantined
 from iotas.services.context import Actor, Context
 from iotas.services.wot import Adopted, Secrets, WotBindings, check_poll, parse_secrets
 from iotas.store.wot_repo import Binding
@@ -109,9 +109,10 @@ class WotThings:
             await worker.stop()
 
     async def invoke(self, ctx: Context, thing_id: str, name: str, value: Any) -> dict[str, Any]:
+        thing = await self.rt.registry.get(thing_id)  # 404 if there is no such Thing
+        check_not_quarantined(thing, f"invoking {name[:100]!r}")
         worker = self.workers.get(thing_id)
         if worker is None:
-            await self.rt.registry.get(thing_id)  # 404 if there is no such Thing
             raise InvalidInput(
                 f"the Thing {thing_id!r} is not adopted: actions reach adopted WoT Things "
                 "through their TD (invocations of native Things come with a later release)"
@@ -367,6 +368,8 @@ class ThingWorker:
         """Write every desired key that differs from reported and is a writable property.
         Returns False when a write failed (retry later)."""
         thing = await self.rt.registry.get(self.thing_id)
+        if thing.quarantine is not None:
+            return True  # hands off a quarantined Thing: nothing is written to it
         writes = self._writes(thing)
         if not writes:
             return True

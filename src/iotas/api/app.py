@@ -20,6 +20,7 @@ from iotas.api.routers import (
     graph,
     health,
     journal,
+    quarantine,
     snapshots,
     stats,
     tdd,
@@ -36,6 +37,7 @@ from iotas.services.credentials import CredentialService
 from iotas.services.directory import Directory
 from iotas.services.graph import Graph
 from iotas.services.journal import JournalService
+from iotas.services.quarantine import QuarantineService
 from iotas.services.registry import Registry
 from iotas.services.secret_box import SecretBox
 from iotas.services.snapshots import SnapshotService
@@ -62,6 +64,15 @@ async def open_runtime(settings: Settings) -> Runtime:
         failure_burst=settings.auth_failure_burst,
         failure_refill=settings.auth_failure_rate,
     )
+    credential_service = CredentialService(
+        store,
+        ca=CertificateAuthority.open(
+            settings.data_dir,
+            cert_file=settings.ca_cert_file,
+            key_file=settings.ca_key_file,
+        ),
+        certificate_days=settings.certificate_days,
+    )
     return Runtime(
         settings=settings,
         store=store,
@@ -69,21 +80,14 @@ async def open_runtime(settings: Settings) -> Runtime:
         journal=JournalService(store),
         auth=auth,
         signal=signal,
-        credentials=CredentialService(
-            store,
-            ca=CertificateAuthority.open(
-                settings.data_dir,
-                cert_file=settings.ca_cert_file,
-                key_file=settings.ca_key_file,
-            ),
-            certificate_days=settings.certificate_days,
-        ),
+        credentials=credential_service,
         telemetry=TelemetryService(store),
         stats=IngestStats(),
         directory=Directory(registry, store),
         graph=Graph(store),
         tokens=TokenAdmin(store, auth),
         snapshots=SnapshotService(store),
+        quarantine=QuarantineService(store, credential_service),
     )
 
 
@@ -151,6 +155,7 @@ def create_app(settings: Settings) -> FastAPI:
         adoptions.router,
         tokens.router,
         snapshots.router,
+        quarantine.router,
     ):
         app.include_router(router)
     return app

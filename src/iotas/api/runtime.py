@@ -9,6 +9,7 @@ from iotas.services.credentials import CredentialService
 from iotas.services.directory import Directory
 from iotas.services.graph import Graph
 from iotas.services.journal import JournalService
+from iotas.services.quarantine import QuarantineService
 from iotas.services.registry import Registry
 from iotas.services.snapshots import SnapshotService
 from iotas.services.stats import IngestStats
@@ -33,3 +34,4 @@ class Runtime:
     graph: Graph
     tokens: TokenAdmin
     snapshots: SnapshotService
+    quarantine: QuarantineService

@@ -36,6 +36,10 @@ THING_EVENT: Final = "thing_event"
 ADAPTER_ATTEMPT: Final = "adapter_attempt"
 # A forensic snapshot of the Thing was taken: its sha256 and why; it changes no state.
 SNAPSHOT_TAKEN: Final = "snapshot_taken"
+# The Thing was quarantined (patch: reason and the sha256 of the snapshot taken as evidence)
+# or released from quarantine.
+THING_QUARANTINED: Final = "thing_quarantined"
+THING_RELEASED: Final = "thing_released"
 EVENT_TYPES: Final = (
     THING_CREATED,
     THING_UPDATED,
@@ -49,6 +53,8 @@ EVENT_TYPES: Final = (
     THING_EVENT,
     ADAPTER_ATTEMPT,
     SNAPSHOT_TAKEN,
+    THING_QUARANTINED,
+    THING_RELEASED,
 )
 
 
@@ -114,6 +120,12 @@ def apply(state: Thing | None, event: Event) -> Thing | None:
         return _touched(replace(state, connected=event.type == THING_CONNECTED), event)
     if event.type in (CREDENTIAL_ADDED, CREDENTIAL_REVOKED):
         return _touched(state, event)
+    if event.type == THING_QUARANTINED:
+        assert event.patch is not None
+        quarantine = {"since": event.ts, "by": event.actor, **event.patch}
+        return _touched(replace(state, quarantine=quarantine), event)
+    if event.type == THING_RELEASED:
+        return _touched(replace(state, quarantine=None), event)
     if event.type in (THING_EVENT, ADAPTER_ATTEMPT, SNAPSHOT_TAKEN):
         return state
     raise ValueError(f"unknown event type {event.type!r} at seq {event.seq}")

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from iotas.domain import clock, merge_patch
-from iotas.domain.errors import InvalidInput
+from iotas.domain.errors import Conflict, InvalidInput
 from iotas.domain.ids import check_thing_id, namespace_of
 from iotas.domain.merge_patch import JSONObject
 from iotas.domain.twin import Twin
@@ -37,6 +37,9 @@ class Thing:
     # not (every message touches it), so a Thing read as of a past instant has none.
     connected: bool = False
     last_seen: str | None = None
+    # While quarantined: {"since", "reason", "by", "snapshot"}; its desired state is frozen,
+    # actions to it are refused and it has no working credential.
+    quarantine: JSONObject | None = None
 
     @property
     def namespace(self) -> str:
@@ -92,8 +95,18 @@ class Thing:
         doc["updated_at"] = self.updated_at
         doc["connected"] = self.connected
         doc["last_seen"] = self.last_seen
+        doc["quarantine"] = self.quarantine
         doc["twin"] = self.twin_dict(now_us)
         return doc
+
+
+def check_not_quarantined(thing: Thing, what: str) -> None:
+    """Refuse `what` (changing desired state, invoking an action ...) on a quarantined Thing."""
+    if thing.quarantine is not None:
+        raise Conflict(
+            f"{thing.id!r} is quarantined ({thing.quarantine.get('reason')}): "
+            f"{what} is refused until it is released"
+        )
 
 
 def validate_record(record: JSONObject) -> JSONObject:

@@ -18,6 +18,7 @@ import logging
 import secrets
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, Final
 
 from sqlalchemy import Connection
@@ -92,47 +93,44 @@ class CredentialService:
         """A new credential; the result holds the secret, which is never available again."""
         check_thing_id(thing_id)
         authorize(ctx.actor, thing_id, write=True)
-        type_ = credential_type(body)
-        extra: dict[str, Any] = {}
-        if type_ == X509:
-            issued = await self._certificate(thing_id, body)
-            # Kept: the certificate's fingerprint (to recognise it on connect, and revoke it).
-            hashed = f"sha256:{issued.fingerprint}"
-            extra = {
-                "certificate": issued.certificate_pem,
-                "ca_certificate": self.ca.certificate_pem if self.ca else None,
-                "serial": format(issued.serial, "x"),
-                "not_after": issued.not_after.isoformat().replace("+00:00", "Z"),
-            }
-            if issued.private_key_pem is not None:
-                extra["private_key"] = issued.private_key_pem
-        else:
-            secret = new_secret()
-            async with self._hashing:
-                hashed = await asyncio.to_thread(hash_secret, secret, iterations=self.iterations)
-            extra = {"secret": secret}
-        credential_id = secrets.token_hex(8)
+        new = await self.prepare(thing_id, body)
 
         def unit(tx: WriteTx) -> CredentialRow:
             before = _existing(tx, thing_id)
-            rows = _current(before, credentials_repo.of_thing(tx.conn, thing_id))
-            if sum(row.revoked_us is None for row in rows) >= MAX_ACTIVE:
-                raise Conflict(
-                    f"{thing_id!r} has {MAX_ACTIVE} active credentials already: "
-                    "revoke the ones no longer in use first"
-                )
-            row = CredentialRow(credential_id, thing_id, type_, hashed, tx.ts_us, None)
-            after = _fold(
-                before,
-                _record(tx, ctx, thing_id, ev.CREDENTIAL_ADDED, _patch(credential_id, type_)),
-            )
-            credentials_repo.insert_credential(tx.conn, row)
+            row, after = add_in(tx, ctx, before, new)
             things_repo.update_thing(tx.conn, before, after)
             tx.wrote(thing_id, after)
             return row
 
         row = await self.store.write(unit)
-        return {**to_dict(row), **extra}
+        return {**to_dict(row), **new.shown_once}
+
+    async def prepare(self, thing_id: str, body: object) -> NewCredential:
+        """The slow part of a new credential, done before any transaction: hash a new secret
+        or sign a certificate. `add_in` then stores it inside a unit of work."""
+        type_ = credential_type(body)
+        serial: str | None = None
+        expires_us: int | None = None
+        if type_ == X509:
+            issued = await self._certificate(thing_id, body)
+            # Kept: the certificate's fingerprint (to recognise it on connect, and revoke it).
+            hashed = f"sha256:{issued.fingerprint}"
+            serial = format(issued.serial, "x")
+            expires_us = int(issued.not_after.timestamp() * 1_000_000)
+            shown: dict[str, Any] = {
+                "certificate": issued.certificate_pem,
+                "ca_certificate": self.ca.certificate_pem if self.ca else None,
+                "serial": serial,
+                "not_after": issued.not_after.isoformat().replace("+00:00", "Z"),
+            }
+            if issued.private_key_pem is not None:
+                shown["private_key"] = issued.private_key_pem
+        else:
+            secret = new_secret()
+            async with self._hashing:
+                hashed = await asyncio.to_thread(hash_secret, secret, iterations=self.iterations)
+            shown = {"secret": secret}
+        return NewCredential(secrets.token_hex(8), type_, hashed, shown, serial, expires_us)
 
     async def _certificate(self, thing_id: str, body: object) -> Issued:
         if self.ca is None:
@@ -301,6 +299,40 @@ def authorize(actor: Actor, thing_id: str, *, write: bool) -> None:
         raise Forbidden(f"a {actor.role} token cannot {verb} credentials")
     if actor.namespaces is not None and namespace_of(thing_id) not in actor.namespaces:
         raise Forbidden(f"this token is not allowed in namespace {namespace_of(thing_id)!r}")
+
+
+@dataclass(frozen=True, slots=True)
+class NewCredential:
+    """A credential made but not stored yet; `shown_once` is what its creator receives."""
+
+    id: str
+    type: str
+    secret_hash: str
+    shown_once: dict[str, Any]
+    serial: str | None = None
+    expires_us: int | None = None
+
+
+def add_in(
+    tx: WriteTx, ctx: Context, thing: Thing, new: NewCredential
+) -> tuple[CredentialRow, Thing]:
+    """Inside a unit: store `new` for `thing` and journal it; returns the row and the Thing
+    folded over the event, which the caller writes. Refused while the Thing is quarantined
+    (only releasing it may give it credentials again) or has too many already."""
+    if thing.quarantine is not None:
+        raise Conflict(f"{thing.id!r} is quarantined: release it (with a new credential) instead")
+    rows = _current(thing, credentials_repo.of_thing(tx.conn, thing.id))
+    if sum(row.revoked_us is None for row in rows) >= MAX_ACTIVE:
+        raise Conflict(
+            f"{thing.id!r} has {MAX_ACTIVE} active credentials already: "
+            "revoke the ones no longer in use first"
+        )
+    row = CredentialRow(
+        new.id, thing.id, new.type, new.secret_hash, tx.ts_us, None, new.serial, new.expires_us
+    )
+    after = _fold(thing, _record(tx, ctx, thing.id, ev.CREDENTIAL_ADDED, _patch(new.id, new.type)))
+    credentials_repo.insert_credential(tx.conn, row)
+    return row, after
 
 
 def revoke_in(tx: WriteTx, ctx: Context, thing: Thing, rows: list[CredentialRow]) -> Thing:

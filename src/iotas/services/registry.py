@@ -14,7 +14,7 @@ from iotas.domain.errors import Conflict, InvalidInput, NotFound, PreconditionFa
 from iotas.domain.ids import check_thing_id
 from iotas.domain.merge_patch import JSONObject
 from iotas.domain.query import parse as parse_query
-from iotas.domain.things import Thing, validate_patch, validate_record
+from iotas.domain.things import Thing, check_not_quarantined, validate_patch, validate_record
 from iotas.domain.twin import Side
 from iotas.services.context import Context
 from iotas.store import things_repo
@@ -161,6 +161,8 @@ class Registry:
 
         def unit(tx: WriteTx) -> Thing:
             before = _existing(tx, thing_id)
+            if side == "desired":
+                check_not_quarantined(before, "changing its desired state")
             if if_match is not None and if_match != before.twin.version:
                 raise PreconditionFailed(
                     f"the twin of {thing_id!r} is at version {before.twin.version}, "
@@ -201,6 +203,8 @@ class Registry:
         try:
             after = await self.patch_twin(ctx, before.id, "desired", patch)
         except NotFound:  # deleted meanwhile
+            return False
+        except Conflict:  # quarantined: its desired state is frozen
             return False
         return after.twin.version != before.twin.version
 

@@ -34,70 +34,8 @@ class SnapshotService:
 
     async def take(self, ctx: Context, thing_id: str, reason: object = None) -> dict[str, Any]:
         check_thing_id(thing_id)
-        if reason is not None and (not isinstance(reason, str) or len(reason) > MAX_REASON):
-            raise InvalidInput(f"reason must be text of at most {MAX_REASON} characters")
-
-        def unit(tx: WriteTx) -> dict[str, Any]:
-            thing = tx.thing(thing_id)
-            if thing is None:
-                raise NotFound(f"there is no Thing {thing_id!r}")
-            now = tx.ts_us
-            born = clock.parse_rfc3339(thing.created_at)
-            credentials = [
-                {
-                    "id": row.id,
-                    "type": row.type,
-                    "created_at": clock.to_rfc3339(row.created_us),
-                    "revoked_at": None
-                    if row.revoked_us is None
-                    else clock.to_rfc3339(row.revoked_us),
-                }
-                for row in credentials_repo.of_thing(tx.conn, thing_id)
-                if row.created_us >= born
-            ]
-            events = journal_repo.of_thing(
-                tx.conn,
-                thing_id,
-                after_seq=0,
-                since_us=now - JOURNAL_WINDOW_US,
-                until_us=None,
-                limit=MAX_JOURNAL_EVENTS,
-            )
-            telemetry = {
-                key: {
-                    "ts": clock.to_rfc3339(ts),
-                    "value": num
-                    if num is not None
-                    else None
-                    if value is None
-                    else orjson.loads(value),
-                }
-                for key, ts, num, value in telemetry_repo.latest(tx.conn, thing_id)
-            }
-            document = {
-                "format": FORMAT,
-                "thing_id": thing_id,
-                "taken_at": clock.to_rfc3339(now),
-                "taken_by": ctx.actor.subject,
-                "reason": reason,
-                "thing": thing.to_dict(now),
-                "credentials": credentials,
-                "journal": {"since": clock.to_rfc3339(now - JOURNAL_WINDOW_US), "events": events},
-                "telemetry_latest": telemetry,
-            }
-            body = orjson.dumps(document, option=orjson.OPT_SORT_KEYS).decode()
-            digest = hashlib.sha256(body.encode()).hexdigest()
-            snapshots_repo.insert_snapshot(tx.conn, digest, thing_id, now, body)
-            event = tx.record(
-                thing_id,
-                ev.SNAPSHOT_TAKEN,
-                actor=ctx.actor.subject,
-                cause=ctx.cause,
-                patch={"sha256": digest, "reason": reason},
-            )
-            return {"sha256": digest, "thing_id": thing_id, "taken_at": event.ts, "seq": event.seq}
-
-        return await self.store.write(unit)
+        why = check_reason(reason)
+        return await self.store.write(lambda tx: take_in(tx, ctx, thing_id, why))
 
     async def get(self, sha256: str) -> str:
         """The snapshot's exact bytes (as text)."""
@@ -112,6 +50,68 @@ class SnapshotService:
         check_thing_id(thing_id)
         rows = await self.store.read(lambda conn: snapshots_repo.of_thing(conn, thing_id, limit))
         return [{"sha256": s, "taken_at": clock.to_rfc3339(us)} for s, us in rows]
+
+
+def check_reason(reason: object) -> str | None:
+    if reason is not None and (not isinstance(reason, str) or len(reason) > MAX_REASON):
+        raise InvalidInput(f"reason must be text of at most {MAX_REASON} characters")
+    return reason
+
+
+def take_in(tx: WriteTx, ctx: Context, thing_id: str, reason: str | None) -> dict[str, Any]:
+    """Inside a unit of work: snapshot the Thing as it is in this transaction and journal it."""
+    thing = tx.thing(thing_id)
+    if thing is None:
+        raise NotFound(f"there is no Thing {thing_id!r}")
+    now = tx.ts_us
+    born = clock.parse_rfc3339(thing.created_at)
+    credentials = [
+        {
+            "id": row.id,
+            "type": row.type,
+            "created_at": clock.to_rfc3339(row.created_us),
+            "revoked_at": None if row.revoked_us is None else clock.to_rfc3339(row.revoked_us),
+        }
+        for row in credentials_repo.of_thing(tx.conn, thing_id)
+        if row.created_us >= born
+    ]
+    events = journal_repo.of_thing(
+        tx.conn,
+        thing_id,
+        after_seq=0,
+        since_us=now - JOURNAL_WINDOW_US,
+        until_us=None,
+        limit=MAX_JOURNAL_EVENTS,
+    )
+    telemetry = {
+        key: {
+            "ts": clock.to_rfc3339(ts),
+            "value": num if num is not None else None if value is None else orjson.loads(value),
+        }
+        for key, ts, num, value in telemetry_repo.latest(tx.conn, thing_id)
+    }
+    document = {
+        "format": FORMAT,
+        "thing_id": thing_id,
+        "taken_at": clock.to_rfc3339(now),
+        "taken_by": ctx.actor.subject,
+        "reason": reason,
+        "thing": thing.to_dict(now),
+        "credentials": credentials,
+        "journal": {"since": clock.to_rfc3339(now - JOURNAL_WINDOW_US), "events": events},
+        "telemetry_latest": telemetry,
+    }
+    body = orjson.dumps(document, option=orjson.OPT_SORT_KEYS).decode()
+    digest = hashlib.sha256(body.encode()).hexdigest()
+    snapshots_repo.insert_snapshot(tx.conn, digest, thing_id, now, body)
+    event = tx.record(
+        thing_id,
+        ev.SNAPSHOT_TAKEN,
+        actor=ctx.actor.subject,
+        cause=ctx.cause,
+        patch={"sha256": digest, "reason": reason},
+    )
+    return {"sha256": digest, "thing_id": thing_id, "taken_at": event.ts, "seq": event.seq}
 
 
 def _value(num: float | None, text: str | None) -> Any:

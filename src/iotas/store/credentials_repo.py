@@ -25,6 +25,9 @@ class CredentialRow:
     secret_hash: str | None
     created_us: int
     revoked_us: int | None
+    # X.509 only: the certificate's serial (hex) and when it stops being accepted.
+    serial: str | None = None
+    expires_us: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +48,8 @@ _COLUMNS = (
     credentials.c.secret_hash,
     credentials.c.created_us,
     credentials.c.revoked_us,
+    credentials.c.serial,
+    credentials.c.expires_us,
 )
 
 
@@ -57,6 +62,8 @@ def insert_credential(conn: Connection, row: CredentialRow) -> None:
             secret_hash=row.secret_hash,
             created_us=row.created_us,
             revoked_us=row.revoked_us,
+            serial=row.serial,
+            expires_us=row.expires_us,
         )
     )
 

@@ -29,6 +29,7 @@ def _from_row(row: Row[Any]) -> Thing:
         updated_at=m["updated_at"],
         connected=m["connected"],
         last_seen=None if m["last_seen_us"] is None else clock.to_rfc3339(m["last_seen_us"]),
+        quarantine=m["quarantine"],
         twin=Twin(
             desired=m["desired"],
             reported=m["reported"],
@@ -62,6 +63,7 @@ def _to_row(thing: Thing) -> dict[str, Any]:
         "created_at": thing.created_at,
         "updated_at": thing.updated_at,
         "connected": thing.connected,
+        "quarantine": thing.quarantine,
     }
 
 
@@ -117,7 +119,11 @@ def _replace_links(conn: Connection, thing: Thing, *, fresh: bool = False) -> No
 
 def update_thing(conn: Connection, before: Thing, after: Thing) -> None:
     row = _to_row(after)
-    if before.record() == after.record() and before.connected == after.connected:
+    if (
+        before.record() == after.record()
+        and before.connected == after.connected
+        and before.quarantine == after.quarantine
+    ):
         conn.execute(_UPDATE_TWIN, {f"b_{name}": row[name] for name in ("id", *_TWIN_COLUMNS)})
         return
     del row["id"]
