@@ -462,3 +462,29 @@ def test_ca_init_and_show(live: ServerProcess, tmp_path: Path) -> None:
     assert again["created"] is False and again["certificate"] == body["certificate"]
     shown = iotas(live, "ca", "show")
     assert shown.exit_code == 0 and shown.stdout.startswith("-----BEGIN CERTIFICATE-----")
+
+
+def test_quarantine_and_release(live: ServerProcess, tmp_path: Path) -> None:
+    thing_id = new_id("cam-1")
+    ok_json(iotas(live, "things", "create", thing_id, "--kind", "camera", "--json"))
+    ok_json(iotas(live, "things", "credentials", "add", thing_id, "--json"))
+    asks = iotas(live, "things", "quarantine", thing_id, "--reason", "tamper", input="n\n")
+    assert asks.exit_code != 0
+    assert ok_json(iotas(live, "things", "get", thing_id, "--json"))["quarantine"] is None
+
+    thing = ok_json(
+        iotas(live, "things", "quarantine", thing_id, "--reason", "tamper", "--yes", "--json")
+    )
+    assert thing["quarantine"]["reason"] == "tamper"
+    assert len(thing["quarantine"]["snapshot"]) == 64
+    twice = iotas(live, "things", "quarantine", thing_id, "--reason", "again", "--yes")
+    assert twice.exit_code != 0 and "quarantined already" in twice.output
+    listed = ok_json(iotas(live, "things", "credentials", "ls", thing_id, "--json"))
+    assert all(item["revoked_at"] for item in listed)
+
+    out = tmp_path / "device"
+    released = iotas(live, "things", "release", thing_id, "--out", str(out))
+    assert released.exit_code == 0, released.output
+    assert (tmp_path / "device.crt").read_text().startswith("-----BEGIN CERTIFICATE")
+    assert (tmp_path / "device.key").stat().st_mode & 0o777 == 0o600
+    assert ok_json(iotas(live, "things", "get", thing_id, "--json"))["quarantine"] is None

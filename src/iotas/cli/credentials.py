@@ -54,6 +54,11 @@ def add(
     created = cli.run(
         lambda client: client.create_credential(thing_id, type=type_, csr=request, cause=why)
     )
+    show_new_credential(cli, thing_id, created, out)
+
+
+def show_new_credential(cli: Cli, thing_id: str, created: dict[str, Any], out: Path | None) -> None:
+    """Print (or write to files) a credential that was just made: shown this once only."""
     if created.get("type") == "x509":
         _x509_files(cli, thing_id, created, out)
         return

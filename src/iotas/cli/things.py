@@ -7,13 +7,15 @@ from typing import Annotated, Any
 
 import typer
 
-from iotas.cli import credentials, params
+from iotas.cli import credentials, params, quarantine
 from iotas.cli.context import InputError, cli_of
 from iotas.cli.options import Cause, File, JsonFlag, Limit
 from iotas.sdk import Client
 
 app = typer.Typer(no_args_is_help=True, help="List, show, create, change and delete Things.")
 app.add_typer(credentials.app, name="credentials")
+app.command("quarantine")(quarantine.quarantine)
+app.command("release")(quarantine.release)
 
 ThingId = Annotated[str, typer.Argument(help="The Thing id, like acme:pump-17.", metavar="ID")]
 PAGE_SIZE = 500

@@ -256,6 +256,38 @@ class Client:
             headers=cause_header(cause),
         )
 
+    # -- quarantine ----------------------------------------------------------------------
+
+    async def quarantine(self, thing_id: str, reason: str, *, cause: str | None = None) -> Json:
+        """Quarantine the Thing (admin): snapshot, revoke its credentials, freeze it. Returns
+        the Thing, whose `quarantine` names the snapshot."""
+        return await self._json(
+            "POST",
+            f"{_thing(thing_id)}/quarantine",
+            body={"reason": reason},
+            headers=cause_header(cause),
+        )
+
+    async def release(
+        self,
+        thing_id: str,
+        *,
+        type: str = "x509",
+        csr: str | None = None,
+        cause: str | None = None,
+    ) -> Json:
+        """Release the Thing from quarantine with a new credential: `{"thing", "credential"}`,
+        the credential's secret or key in this answer only."""
+        credential: Json = {"type": type}
+        if csr is not None:
+            credential["csr"] = csr
+        return await self._json(
+            "POST",
+            f"{_thing(thing_id)}/quarantine/release",
+            body={"credential": credential},
+            headers=cause_header(cause),
+        )
+
     async def broker_credentials(self) -> Json:
         """Active password hashes of every Thing, for an external broker (admin token):
         `{"generated_at", "credentials": [{"thing_id", "secret_hash"}]}`."""
