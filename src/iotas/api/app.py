@@ -15,6 +15,7 @@ from iotas.adapters.wot.client import WotClient
 from iotas.api import errors, openapi
 from iotas.api.routers import (
     adoptions,
+    claims,
     credentials,
     events,
     graph,
@@ -33,6 +34,7 @@ from iotas.api.runtime import Runtime
 from iotas.devices import MqttDevices
 from iotas.services.auth import Authenticator, TokenAdmin
 from iotas.services.ca import CertificateAuthority
+from iotas.services.claims import ClaimService
 from iotas.services.credentials import CredentialService
 from iotas.services.directory import Directory
 from iotas.services.graph import Graph
@@ -88,6 +90,7 @@ async def open_runtime(settings: Settings) -> Runtime:
         tokens=TokenAdmin(store, auth),
         snapshots=SnapshotService(store),
         quarantine=QuarantineService(store, credential_service),
+        claims=ClaimService(store, auth, credential_service, settings),
     )
 
 
@@ -156,6 +159,7 @@ def create_app(settings: Settings) -> FastAPI:
         tokens.router,
         snapshots.router,
         quarantine.router,
+        claims.router,
     ):
         app.include_router(router)
     return app

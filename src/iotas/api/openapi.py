@@ -42,11 +42,17 @@ def install(app: FastAPI) -> None:
                 "scheme": "bearer",
                 "description": "An iotas API token",
             }
+            # A device's claim token, on the one route that takes it (routers/claims.py).
+            components["securitySchemes"]["claim"] = {
+                "type": "http",
+                "scheme": "bearer",
+                "description": "A provisioning claim token",
+            }
             for path, operations in schema.get("paths", {}).items():
                 if path in PUBLIC_PATHS:
                     continue
                 for method, operation in operations.items():
-                    operation["security"] = [{"bearer": []}]
+                    operation.setdefault("security", [{"bearer": []}])
                     if method in ("post", "put", "patch", "delete"):
                         operation.setdefault("parameters", []).append(CAUSE)
             app.openapi_schema = schema

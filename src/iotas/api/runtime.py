@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from iotas.services.auth import Authenticator, TokenAdmin
+from iotas.services.claims import ClaimService
 from iotas.services.credentials import CredentialService
 from iotas.services.directory import Directory
 from iotas.services.graph import Graph
@@ -35,3 +36,4 @@ class Runtime:
     tokens: TokenAdmin
     snapshots: SnapshotService
     quarantine: QuarantineService
+    claims: ClaimService

@@ -32,7 +32,15 @@ OPERATOR_WRITES = frozenset(
     }
 )
 # Reads that disclose what only an admin may see.
-ADMIN_READS = frozenset({"/api/v1/tokens", "/api/v1/broker/credentials"})
+ADMIN_READS = frozenset(
+    {
+        "/api/v1/tokens",
+        "/api/v1/broker/credentials",
+        # Provisioning claims: their templates and uses are an admin's business.
+        "/api/v1/claims",
+        "/api/v1/claims/{claim_id}",
+    }
+)
 READS = frozenset({"GET", "HEAD"})
 
 

@@ -57,9 +57,7 @@ class Registry:
         check_description(thing_id, record["description"])
 
         def unit(tx: WriteTx) -> Thing:
-            if tx.thing(thing_id) is not None:
-                raise Conflict(f"the Thing {thing_id!r} exists already")
-            thing = _fold(None, _record(tx, ctx, thing_id, ev.THING_CREATED, record))
+            thing = create_in(tx, ctx, thing_id, record)
             things_repo.insert_thing(tx.conn, thing)
             tx.wrote(thing_id, thing)
             return thing
@@ -306,6 +304,23 @@ def check_description(thing_id: str, description: JSONObject | None) -> None:
         return
     model = Thing(id=thing_id, kind="thing", description=description)
     td.validate_td(td.native_td(model, http_base="http://localhost", mqtt_base="mqtt://localhost"))
+
+
+def create_in(tx: WriteTx, ctx: Context, thing_id: str, record: JSONObject) -> Thing:
+    """Inside a unit: journal the creation of a Thing from a validated record and return it;
+    the caller inserts it, after folding in whatever else its unit records."""
+    if tx.thing(thing_id) is not None:
+        raise Conflict(f"the Thing {thing_id!r} exists already")
+    return _fold(None, _record(tx, ctx, thing_id, ev.THING_CREATED, record))
+
+
+def desired_in(tx: WriteTx, ctx: Context, thing: Thing, patch: JSONObject) -> Thing:
+    """Inside a unit: journal a desired-state merge patch (already checked with
+    `merge_patch.check_json`) on `thing` and return it folded; the caller writes it."""
+    effective = merge_patch.effective(thing.twin.desired, patch)
+    if not effective:
+        return thing
+    return _fold(thing, _record(tx, ctx, thing.id, ev.DESIRED_CHANGED, effective))
 
 
 def _existing(tx: WriteTx, thing_id: str) -> Thing:
