@@ -15,6 +15,7 @@ from iotas.adapters.mqtt.ingest import DeviceMessages
 from iotas.api.runtime import Runtime
 from iotas.broker.embedded import EmbeddedBroker
 from iotas.broker.gate import BrokerGate
+from iotas.broker.provisioning import MqttProvisioning
 from iotas.services.context import Actor, Context
 
 log = logging.getLogger("iotas.devices")
@@ -63,6 +64,7 @@ class MqttDevices:
             registry=rt.registry,
             stats=rt.stats,
             flood=FloodGuard(settings.mqtt_device_rate, settings.mqtt_device_burst),
+            provisioning=MqttProvisioning(rt.claims, rt.stats),
         )
         broker = EmbeddedBroker(gate, host=settings.mqtt_host, port=settings.mqtt_port)
         # No device connection outlives the process that held it: whoever the journal still

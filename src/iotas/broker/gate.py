@@ -13,6 +13,8 @@ import time
 from iotas.adapters.mqtt import topics
 from iotas.adapters.mqtt.flood import FloodGuard
 from iotas.adapters.mqtt.ingest import DeviceMessages
+from iotas.broker import provisioning
+from iotas.broker.provisioning import MqttProvisioning
 from iotas.domain.errors import InvalidInput, NotFound
 from iotas.domain.ids import check_thing_id
 from iotas.services.context import Actor, Context
@@ -32,12 +34,15 @@ class BrokerGate:
         registry: Registry,
         stats: IngestStats,
         flood: FloodGuard | None = None,
+        provisioning: MqttProvisioning | None = None,
     ) -> None:
         self.credentials = credentials
         self.messages = messages
         self.registry = registry
         self.stats = stats
         self.flood = flood
+        # Claim logins (user name `claim`): devices provisioning themselves; see provisioning.py.
+        self.provisioning = provisioning
 
     async def authenticate(
         self, client_id: str | None, username: str | None, password: str | None
@@ -65,6 +70,9 @@ class BrokerGate:
     def owns(username: str | None, topic: str) -> bool:
         """A device reaches only its own `things/<id>/...` (its id is a literal level, so no
         wildcard after it can reach another Thing's topics)."""
+        if provisioning.is_claim_session(username):
+            assert username is not None
+            return provisioning.owns(username, topic)
         return username is not None and topic.startswith(f"{topics.PREFIX}/{username}/")
 
     def may_use(self, username: str | None, topic: str, action: str) -> bool:
@@ -94,11 +102,15 @@ class BrokerGate:
             elif (wait := self.flood.reserve(username, now)) > 0:
                 self.stats.throttled += 1
                 await asyncio.sleep(wait)
+        if provisioning.is_claim_session(username):  # a device provisioning itself by claim
+            if self.provisioning is not None:
+                await self.provisioning.handle(username, topic, payload)
+            return
         await self.messages.handle(topic, payload, sender=username)
 
     async def presence(self, username: str | None, connected: bool) -> None:
         """The broker knows exactly when a device connects and drops; that is presence."""
-        if username is None:
+        if username is None or provisioning.is_claim_session(username):
             return
         ctx = Context(
             Actor(username, role="device"), "mqtt connect" if connected else "mqtt disconnect"

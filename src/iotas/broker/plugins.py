@@ -10,6 +10,8 @@ from amqtt.contexts import Action
 from amqtt.plugins.base import BaseAuthPlugin, BasePlugin, BaseTopicPlugin
 from amqtt.session import Session
 
+from iotas.broker.provisioning import CLAIM_USERNAME
+
 
 class IotasAuthPlugin(BaseAuthPlugin):
     @dataclass
@@ -18,6 +20,13 @@ class IotasAuthPlugin(BaseAuthPlugin):
 
     async def authenticate(self, *, session: Session) -> bool | None:
         gate = self.context.config.gate
+        if session.username == CLAIM_USERNAME:
+            # A device provisioning itself by claim (iotas.broker.provisioning); the broker's
+            # publish is only reachable from a plugin's context, so it is handed over here.
+            claims = gate.provisioning
+            return claims is not None and bool(
+                await claims.login(session, self.context.broadcast_message)
+            )
         return bool(await gate.authenticate(session.client_id, session.username, session.password))
 
 
