@@ -42,6 +42,22 @@ ADMIN_READS = frozenset(
     }
 )
 READS = frozenset({"GET", "HEAD"})
+# About the whole installation rather than any namespace: refused to a namespace-limited token
+# (a journal head or verification, counters and tokens speak of every namespace at once; a
+# claim may make Things in any namespace).
+UNSCOPED_ONLY = frozenset(
+    {
+        "/api/v1/claims",
+        "/api/v1/claims/{claim_id}",
+        "/api/v1/tokens",
+        "/api/v1/tokens/{token_id}",
+        "/api/v1/broker/credentials",
+        "/api/v1/journal/head",
+        "/api/v1/journal/verify",
+        "/api/v1/stats",
+        "/metrics",
+    }
+)
 
 
 async def context(request: Request) -> Context:
@@ -53,12 +69,20 @@ async def context(request: Request) -> Context:
 
 
 def _authorize(actor: Actor, request: Request) -> None:
-    """Roles, checked once for every route: a route needs no code of its own to be safe."""
-    if actor.role == "admin":
-        return
+    """Roles and namespaces, checked once for every route: a route needs no code of its own
+    to be safe. (Lists, streams and bodies that name Things filter or check in their
+    services, which get the actor.)"""
     route = request.scope.get("route")
     template = getattr(route, "path", request.scope["path"])
     method = request.method
+    if actor.namespaces is not None:
+        if template in UNSCOPED_ONLY:
+            raise Forbidden(f"a namespace-limited token may not {method} {template}")
+        thing_id = request.path_params.get("thing_id")
+        if isinstance(thing_id, str):
+            actor.must_see(thing_id)
+    if actor.role == "admin":
+        return
     if method in READS and template not in ADMIN_READS:
         return
     if actor.role == "operator" and (template, method) in OPERATOR_WRITES:

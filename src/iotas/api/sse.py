@@ -34,14 +34,20 @@ def resume_point(after: int | None, last_event_id: str | None) -> int | None:
 
 
 async def journal_events(
-    rt: Runtime, last: int, wanted: list[str] | None, select: Select | None = None
+    rt: Runtime,
+    last: int,
+    wanted: list[str] | None,
+    select: Select | None = None,
+    *,
+    namespaces: tuple[str, ...] | None,
 ) -> AsyncIterator[Event | None]:
-    """Journal events after seq `last` of the `wanted` types (all if None) that `select`
-    keeps, forever; None now and then when nothing was sent for a while (a keepalive)."""
+    """Journal events after seq `last` of the `wanted` types (all if None) of Things in
+    `namespaces` (all if None) that `select` keeps, forever; None now and then when nothing
+    was sent for a while (a keepalive)."""
     quiet_since = time.monotonic()
     while True:
         watched = rt.signal.watch()
-        batch = await rt.journal.feed(last, BATCH)
+        batch = await rt.journal.feed(last, BATCH, namespaces=namespaces)
         if batch:
             last = batch[-1]["seq"]
             chosen = [e for e in batch if wanted is None or e["type"] in wanted]

@@ -18,6 +18,7 @@ from typing import Any
 
 from iotas.domain import clock
 from iotas.domain.errors import InvalidInput, NotFound, TooManyRequests, Unauthenticated
+from iotas.domain.ids import NAMESPACE_RE
 from iotas.services.context import Actor
 from iotas.store import tokens_repo
 from iotas.store.store import Store, WriteTx
@@ -25,6 +26,7 @@ from iotas.store.store import Store, WriteTx
 ADMIN_SUBJECT = "admin"
 ROLES = ("viewer", "operator", "admin")
 MAX_SUBJECT = 200
+MAX_NAMESPACES = 64
 
 
 def digest(token: str) -> str:
@@ -177,13 +179,7 @@ class TokenAdmin:
             raise InvalidInput("subject must be printable text", field="subject")
         if role not in ROLES:
             raise InvalidInput(f"role must be one of {', '.join(ROLES)}", field="role")
-        if body.get("namespaces") is not None:
-            # Refused rather than stored: a scope that is not yet enforced on every route
-            # would be a promise the API does not keep (docs/decisions.md 31).
-            raise InvalidInput(
-                "namespace-scoped tokens are not available yet; create an unscoped token",
-                field="namespaces",
-            )
+        namespaces = _namespaces(body.get("namespaces"))
         expires_us = None
         if body.get("expires") is not None:
             expires = body["expires"]
@@ -207,6 +203,7 @@ class TokenAdmin:
                 digest=digest(token),
                 created_us=now,
                 expires_us=expires_us,
+                namespaces=namespaces,
             )
 
         await self.store.write(unit)
@@ -216,7 +213,7 @@ class TokenAdmin:
                     "id": token_id,
                     "subject": subject,
                     "role": role,
-                    "namespaces": None,
+                    "namespaces": namespaces,
                     "created_us": now,
                     "expires_us": expires_us,
                     "revoked_us": None,
@@ -236,6 +233,23 @@ class TokenAdmin:
             raise NotFound(f"there is no token {token_id[:64]!r}")
         # This node forgets it at once; others within their cache time (5 s).
         self.authenticator.forget_all()
+
+
+def _namespaces(value: object) -> list[str] | None:
+    """A token's namespace limit: None (every namespace) or a non-empty list of names."""
+    if value is None:
+        return None
+    if (
+        not isinstance(value, list)
+        or not 1 <= len(value) <= MAX_NAMESPACES
+        or not all(isinstance(ns, str) and NAMESPACE_RE.match(ns) for ns in value)
+    ):
+        raise InvalidInput(
+            f"namespaces must be a list of 1 to {MAX_NAMESPACES} namespace names like "
+            '["acme", "plant-7"] (or null for every namespace)',
+            field="namespaces",
+        )
+    return sorted(set(value))
 
 
 def _public(row: dict[str, Any]) -> dict[str, Any]:

@@ -29,7 +29,7 @@ from iotas.domain.errors import InvalidInput, NotFound
 from iotas.domain.ids import thing_id_for_uri
 from iotas.domain.merge_patch import JSONObject
 from iotas.domain.things import KIND_RE, Thing
-from iotas.services.context import Context
+from iotas.services.context import Actor, Context
 from iotas.services.registry import Registry, check_description
 from iotas.store import directory_repo
 from iotas.store.store import Store
@@ -59,9 +59,16 @@ class Directory:
 
     # -- reading ---------------------------------------------------------------------------
 
-    async def thing(self, td_id: str) -> Thing:
-        """The Thing whose TD has this id (404 if none): the Thing of the derived id, or, for
-        a Thing given its own id when it was adopted, the one whose TD carries it."""
+    async def thing(self, td_id: str, actor: Actor | None = None) -> Thing:
+        """The Thing whose TD has this id (404 if none, or if it is outside the `actor`'s
+        namespaces): the Thing of the derived id, or, for a Thing given its own id when it
+        was adopted, the one whose TD carries it."""
+        thing = await self._find(td_id)
+        if actor is not None:
+            actor.must_see(thing.id)
+        return thing
+
+    async def _find(self, td_id: str) -> Thing:
         found = await self.registry.get_many([thing_id_for_uri(td_id)])
         thing = next(iter(found.values()), None)
         if thing is not None and td_id in (thing.id, td_id_of(thing)):
@@ -72,11 +79,13 @@ class Directory:
             raise NotFound(f"the directory has no Thing Description {td_id[:200]!r}")
         return thing
 
-    async def page(self, offset: int, limit: int) -> tuple[list[Thing], int]:
+    async def page(
+        self, offset: int, limit: int, namespaces: tuple[str, ...] | None = None
+    ) -> tuple[list[Thing], int]:
         def unit(conn: Any) -> tuple[list[Thing], int]:
             return (
-                directory_repo.page_by_offset(conn, offset, limit),
-                directory_repo.count(conn),
+                directory_repo.page_by_offset(conn, offset, limit, namespaces),
+                directory_repo.count(conn, namespaces),
             )
 
         return await self.store.read(unit)
@@ -115,7 +124,7 @@ class Directory:
             raise InvalidInput("a TD patch must be a JSON object (RFC 7396 merge patch)")
         if "id" in patch and patch["id"] != td_id:
             raise InvalidInput("a patch cannot change the TD's id", field="/id")
-        thing = await self.thing(td_id)
+        thing = await self.thing(td_id, ctx.actor)
         current = thing.description or {"id": td_id}
         doc = merge_patch.apply(current, patch)
         check_description(thing.id, doc)
@@ -123,12 +132,18 @@ class Directory:
         return updated
 
     async def delete(self, ctx: Context, td_id: str) -> None:
-        thing = await self.thing(td_id)
+        thing = await self.thing(td_id, ctx.actor)
         await self.registry.delete(ctx, thing.id)
 
     # -- search ----------------------------------------------------------------------------
 
-    async def search_jsonpath(self, query: str, render: Callable[[Thing], JSONObject]) -> list[Any]:
+    async def search_jsonpath(
+        self,
+        query: str,
+        render: Callable[[Thing], JSONObject],
+        *,
+        namespaces: tuple[str, ...] | None = None,
+    ) -> list[Any]:
         """RFC 9535 JSONPath over the array of every TD the directory serves (so
         `$[?@.title == 'Lamp']` selects whole TDs, as WoT Discovery's examples do): the
         matched values. Bounded: the query's length, each regular expression's time, the
@@ -137,7 +152,9 @@ class Directory:
         deadline = time.monotonic() + SEARCH_SECONDS
         docs: list[JSONObject] = []
         after_id: str | None = None
-        while things := await self.registry.select(None, limit=SEARCH_PAGE, after_id=after_id):
+        while things := await self.registry.select(
+            None, limit=SEARCH_PAGE, after_id=after_id, namespaces=namespaces
+        ):
             docs.extend(render(t) for t in things)
             after_id = things[-1].id
             if time.monotonic() > deadline:

@@ -12,7 +12,7 @@ from typing import Any, Literal
 from sqlalchemy import Connection
 
 from iotas.domain.errors import InvalidInput, NotFound
-from iotas.domain.ids import check_thing_id
+from iotas.domain.ids import check_thing_id, namespace_of
 from iotas.domain.links import ANY_REL
 from iotas.domain.things import REL_RE
 from iotas.store import graph_repo
@@ -29,10 +29,17 @@ class Graph:
         self.max_edges = max_edges
 
     async def around(
-        self, root: str, *, rel: str | None, depth: int, direction: Direction
+        self,
+        root: str,
+        *,
+        rel: str | None,
+        depth: int,
+        direction: Direction,
+        namespaces: tuple[str, ...] | None = None,
     ) -> dict[str, Any]:
         """The Things within `depth` hops of `root` along edges of `rel` (any when None or
-        "*"), out of it, into it or both; at most `max_edges` edges (then `truncated`)."""
+        "*"), out of it, into it or both; at most `max_edges` edges (then `truncated`). With
+        `namespaces`, the walk neither shows nor passes through a Thing outside them."""
         check_thing_id(root)
         if rel == ANY_REL:
             rel = None
@@ -45,12 +52,18 @@ class Graph:
         if direction not in ("out", "in", "both"):
             raise InvalidInput("direction must be out, in or both", field="direction")
         return await self.store.read(
-            lambda conn: _walk(conn, root, rel, depth, direction, self.max_edges)
+            lambda conn: _walk(conn, root, rel, depth, direction, self.max_edges, namespaces)
         )
 
 
 def _walk(
-    conn: Connection, root: str, rel: str | None, depth: int, direction: Direction, limit: int
+    conn: Connection,
+    root: str,
+    rel: str | None,
+    depth: int,
+    direction: Direction,
+    limit: int,
+    namespaces: tuple[str, ...] | None = None,
 ) -> dict[str, Any]:
     if root not in graph_repo.kinds(conn, [root]):
         raise NotFound(f"there is no Thing {root!r}")
@@ -70,6 +83,10 @@ def _walk(
         # Sorted, so that which edges a truncated answer keeps does not depend on the plan.
         for edge in sorted(found):
             if edge in edges:
+                continue
+            if namespaces is not None and not (
+                namespace_of(edge[0]) in namespaces and namespace_of(edge[2]) in namespaces
+            ):
                 continue
             if len(edges) >= limit:
                 truncated = True

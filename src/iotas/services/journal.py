@@ -38,9 +38,16 @@ class JournalService:
         self.store = store
 
     async def feed(
-        self, after: int, limit: int, types: list[str] | None = None
+        self,
+        after: int,
+        limit: int,
+        types: list[str] | None = None,
+        namespaces: tuple[str, ...] | None = None,
     ) -> list[dict[str, Any]]:
-        return await self.store.read(lambda conn: journal_repo.after(conn, after, limit, types))
+        """Events after seq `after`, of Things in `namespaces` (all if None)."""
+        return await self.store.read(
+            lambda conn: journal_repo.after(conn, after, limit, types, namespaces)
+        )
 
     async def head_seq(self) -> int:
         seq, _ = await self.store.read(journal_repo.head)

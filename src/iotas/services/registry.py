@@ -38,13 +38,23 @@ class Registry:
     async def get_many(self, ids: list[str]) -> dict[str, Thing]:
         return await self.store.read(lambda conn: things_repo.get_many(conn, ids))
 
-    async def select(self, q: str | None, *, limit: int, after_id: str | None) -> list[Thing]:
-        """Up to `limit` Things matching the query, in id order, after `after_id`."""
+    async def select(
+        self,
+        q: str | None,
+        *,
+        limit: int,
+        after_id: str | None,
+        namespaces: tuple[str, ...] | None = None,
+    ) -> list[Thing]:
+        """Up to `limit` Things matching the query, in id order, after `after_id`, within
+        `namespaces` (all if None)."""
         where = None
         if q:
             node = parse_query(q)
             where = compile_query(node, dialect=self.store.dialect, now_us=clock.now_us())
-        return await self.store.read(lambda conn: things_repo.page(conn, where, after_id, limit))
+        return await self.store.read(
+            lambda conn: things_repo.page(conn, where, after_id, limit, namespaces)
+        )
 
     async def create(self, ctx: Context, body: object) -> Thing:
         if not isinstance(body, dict):
@@ -53,6 +63,7 @@ class Registry:
         if unknown:
             raise InvalidInput(f"unknown member(s) {', '.join(unknown)} in a Thing")
         thing_id = check_thing_id(body.get("id"))
+        ctx.actor.may_create(thing_id)
         record = validate_record(body)
         check_description(thing_id, record["description"])
 
@@ -102,6 +113,7 @@ class Registry:
         or replace the TD of the existing one (journaled as the merge patch between the two).
         Returns the Thing and whether it was created. What the directory's PUT does."""
         check_thing_id(thing_id)
+        ctx.actor.may_create(thing_id)
         record = validate_record(
             {"kind": kind, "description": description, "attributes": attributes}
         )
@@ -188,7 +200,9 @@ class Registry:
             raise InvalidInput("a bulk change needs a query (q) naming the Things it is for")
         matched = changed = 0
         after_id = None
-        while things := await self.select(q, limit=page, after_id=after_id):
+        while things := await self.select(
+            q, limit=page, after_id=after_id, namespaces=ctx.actor.namespaces
+        ):
             results = await asyncio.gather(
                 *(self._patch_desired_if_exists(ctx, t, patch) for t in things)
             )

@@ -18,7 +18,7 @@ from iotas.domain import clock
 from iotas.domain import journal as ev
 from iotas.domain.errors import InvalidInput, NotFound
 from iotas.domain.ids import check_thing_id
-from iotas.services.context import Context
+from iotas.services.context import Actor, Context
 from iotas.store import credentials_repo, journal_repo, snapshots_repo, telemetry_repo
 from iotas.store.store import Store, WriteTx
 
@@ -37,12 +37,13 @@ class SnapshotService:
         why = check_reason(reason)
         return await self.store.write(lambda tx: take_in(tx, ctx, thing_id, why))
 
-    async def get(self, sha256: str) -> str:
-        """The snapshot's exact bytes (as text)."""
+    async def get(self, sha256: str, actor: Actor | None = None) -> str:
+        """The snapshot's exact bytes (as text); none of a Thing outside the `actor`'s
+        namespaces."""
         if len(sha256) != 64 or any(c not in "0123456789abcdef" for c in sha256):
             raise InvalidInput("a snapshot is named by the 64 hex digits of its sha256")
         found = await self.store.read(lambda conn: snapshots_repo.get(conn, sha256))
-        if found is None:
+        if found is None or (actor is not None and not actor.sees(found[0])):
             raise NotFound(f"there is no snapshot {sha256}")
         return found[1]
 

@@ -9,13 +9,20 @@ from iotas.store.schema import things
 from iotas.store.things_repo import _from_row
 
 
-def page_by_offset(conn: Connection, offset: int, limit: int) -> list[Thing]:
+def page_by_offset(
+    conn: Connection, offset: int, limit: int, namespaces: tuple[str, ...] | None = None
+) -> list[Thing]:
     query = select(things).order_by(things.c.id).offset(offset).limit(limit)
+    if namespaces is not None:
+        query = query.where(things.c.namespace.in_(namespaces))
     return [_from_row(row) for row in conn.execute(query)]
 
 
-def count(conn: Connection) -> int:
-    return int(conn.execute(select(func.count()).select_from(things)).scalar_one())
+def count(conn: Connection, namespaces: tuple[str, ...] | None = None) -> int:
+    query = select(func.count()).select_from(things)
+    if namespaces is not None:
+        query = query.where(things.c.namespace.in_(namespaces))
+    return int(conn.execute(query).scalar_one())
 
 
 def find_by_td_id(conn: Connection, td_id: str) -> Thing | None:

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, or_, select
 
 from iotas.domain.journal import Event
 from iotas.store.schema import journal, journal_head
@@ -19,7 +19,11 @@ def _public(body: str, digest: str) -> dict[str, Any]:
 
 
 def after(
-    conn: Connection, seq: int, limit: int, types: list[str] | None = None
+    conn: Connection,
+    seq: int,
+    limit: int,
+    types: list[str] | None = None,
+    namespaces: tuple[str, ...] | None = None,
 ) -> list[dict[str, Any]]:
     query = (
         select(journal.c.body, journal.c.hash)
@@ -29,6 +33,10 @@ def after(
     )
     if types:
         query = query.where(journal.c.type.in_(types))
+    if namespaces is not None:
+        query = query.where(
+            or_(*(journal.c.thing_id.startswith(f"{ns}:", autoescape=True) for ns in namespaces))
+        )
     return [_public(row.body, row.hash) for row in conn.execute(query)]
 
 

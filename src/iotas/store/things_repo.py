@@ -152,11 +152,17 @@ def touch(conn: Connection, thing_ids: list[str], seen_us: int) -> None:
 
 
 def page(
-    conn: Connection, where: ColumnElement[bool] | None, after_id: str | None, limit: int
+    conn: Connection,
+    where: ColumnElement[bool] | None,
+    after_id: str | None,
+    limit: int,
+    namespaces: tuple[str, ...] | None = None,
 ) -> list[Thing]:
     query = select(things).order_by(things.c.id).limit(limit)
     if where is not None:
         query = query.where(where)
+    if namespaces is not None:
+        query = query.where(things.c.namespace.in_(namespaces))
     if after_id is not None:
         query = query.where(things.c.id > after_id)
     return [_from_row(row) for row in conn.execute(query)]

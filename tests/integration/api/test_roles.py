@@ -97,9 +97,105 @@ async def test_tokens_are_made_listed_expire_and_are_revoked(server: LiveServer)
         {"subject": "", "role": "viewer"},
         {"subject": "x", "role": "viewer", "expires": "2001-01-01T00:00:00Z"},
         {"subject": "x", "role": "viewer", "expires": "soon"},
-        {"subject": "x", "role": "viewer", "namespaces": ["acme"]},
+        {"subject": "x", "role": "viewer", "namespaces": []},
+        {"subject": "x", "role": "viewer", "namespaces": "acme"},
+        {"subject": "x", "role": "viewer", "namespaces": ["Acme!"]},
         {"subject": "x", "role": "viewer", "secret": "mine"},
         [],
     ):
         response = await c.post("/api/v1/tokens", json=body)
         assert response.status_code == 400, (body, response.text)
+
+
+async def _others_thing(server: LiveServer) -> str:
+    """acme:x and other:y, which links to it, each with history, and a snapshot of other:y;
+    returns the snapshot's sha256."""
+    c = server.client
+    await c.post("/api/v1/things", json={"id": "acme:x", "kind": "k"})
+    await c.post(
+        "/api/v1/things",
+        json={"id": "other:y", "kind": "k", "links": [{"rel": "feeds", "target": "acme:x"}]},
+    )
+    for thing in ("acme:x", "other:y"):
+        await c.patch(f"/api/v1/things/{thing}/twin/desired", json={"on": True})
+    taken = await c.post("/api/v1/things/other:y/snapshots", json={})
+    return str(taken.json()["sha256"])
+
+
+async def _stream_text(client: httpx.AsyncClient, path: str, seconds: float = 1.0) -> str:
+    chunks: list[str] = []
+    async with client.stream("GET", path, timeout=10) as response:
+        assert response.status_code == 200, path
+
+        async def read() -> None:
+            async for chunk in response.aiter_text():
+                chunks.append(chunk)
+
+        try:
+            await asyncio.wait_for(read(), seconds)
+        except TimeoutError:
+            pass
+    return "".join(chunks)
+
+
+async def test_a_namespace_limited_token_sees_nothing_of_other_namespaces(
+    server: LiveServer,
+) -> None:
+    spec = (await server.client.get("/api/v1/openapi.json")).json()
+    digest = await _others_thing(server)
+    checked = 0
+    for role in ("viewer", "operator", "admin"):
+        token = await make_token(server, role, namespaces=["acme"])
+        async with httpx.AsyncClient(
+            base_url=server.url, headers={"Authorization": f"Bearer {token}"}
+        ) as client:
+            for template, methods in spec["paths"].items():
+                if template in PUBLIC:
+                    continue
+                named = "{" in template
+                path = re.sub(r"\{[^}]+\}", "other:y", template)
+                for method in methods:
+                    if method.upper() == "GET" and not named:
+                        continue  # lists and streams: their contents are checked below
+                    status = await status_of(client, method.upper(), path)
+                    assert status >= 400 and status not in (401, 500), (role, method, path, status)
+                    checked += 1
+            # Lists, feeds and streams hold acme's Things and nothing of other's.
+            for path in (
+                "/api/v1/things",
+                "/api/v1/things?q=kind%20%3D%3D%20%22k%22",
+                "/api/v1/journal",
+                "/api/v1/adoptions",
+                "/tdd/things",
+                "/tdd/search/jsonpath?query=%24%5B%2A%5D.id",
+                "/api/v1/things/acme:x/graph?direction=both&depth=3",
+                "/api/v1/things/acme:x/history",
+            ):
+                response = await client.get(path)
+                assert response.status_code == 200, (path, response.text)
+                assert "other:y" not in response.text and "other" not in response.text, path
+            assert "acme:x" in (await client.get("/api/v1/journal")).text
+            for stream in ("/api/v1/events?after=0", "/tdd/events"):
+                text = await _stream_text(client, stream)
+                assert "other" not in text, stream
+            assert "acme:x" in await _stream_text(client, "/api/v1/events?after=0")
+            assert (await client.get(f"/api/v1/snapshots/{digest}")).status_code == 404
+            for path in (
+                "/api/v1/tokens",
+                "/api/v1/journal/verify",
+                "/api/v1/stats",
+                "/api/v1/claims",
+            ):
+                assert (await client.get(path)).status_code == 403, path
+            bulk = await client.patch(
+                "/api/v1/twins/desired", params={"q": 'kind == "k"'}, json={"on": False}
+            )
+            if role != "viewer":
+                assert bulk.json() == {"matched": 1, "changed": 1}, role
+                await server.client.patch("/api/v1/things/acme:x/twin/desired", json={"on": True})
+            made = await client.post("/api/v1/things", json={"id": "other:z", "kind": "k"})
+            assert made.status_code == 403, role
+    assert checked > 60
+    other = (await server.client.get("/api/v1/things/other:y")).json()
+    assert other["twin"]["desired"] == {"on": True}  # nothing of it was changed
+    assert (await server.client.get("/api/v1/things/other:z")).status_code == 404

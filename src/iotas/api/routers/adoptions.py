@@ -66,7 +66,7 @@ async def adopt(request: Request, ctx: Ctx) -> Response:
 @router.get("/adoptions")
 async def list_adoptions(request: Request, ctx: Ctx) -> Response:
     wot = _wot(request)
-    bindings = await wot.bindings.all()
+    bindings = [b for b in await wot.bindings.all() if ctx.actor.sees(b.thing_id)]
     return json_response({"items": [_adoption(wot, b) for b in bindings], "next": None})
 
 

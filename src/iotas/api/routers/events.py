@@ -10,7 +10,7 @@ from fastapi import APIRouter, Depends, Header, Query
 from starlette.responses import StreamingResponse
 
 from iotas.api.runtime import Runtime
-from iotas.api.security import Rt, context
+from iotas.api.security import Ctx, Rt, context
 from iotas.api.sse import KEEPALIVE, PREAMBLE, frame, journal_events, resume_point
 from iotas.domain import clock
 from iotas.domain.errors import InvalidInput
@@ -27,6 +27,7 @@ router = APIRouter(prefix="/api/v1", tags=["events"], dependencies=[Depends(cont
 )
 async def events(
     rt: Rt,
+    ctx: Ctx,
     q: Annotated[
         str | None, Query(max_length=4096, description="Only events of matching Things")
     ] = None,
@@ -46,7 +47,7 @@ async def events(
     if start is None:
         start = await rt.journal.head_seq()
     return StreamingResponse(
-        _stream(rt, start, wanted, node),
+        _stream(rt, start, wanted, node, ctx.actor.namespaces),
         media_type="text/event-stream",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )
@@ -65,14 +66,18 @@ def _types(types: str | None) -> list[str] | None:
 
 
 async def _stream(
-    rt: Runtime, last: int, wanted: list[str] | None, node: Node | None
+    rt: Runtime,
+    last: int,
+    wanted: list[str] | None,
+    node: Node | None,
+    namespaces: tuple[str, ...] | None,
 ) -> AsyncIterator[bytes]:
     yield PREAMBLE
 
     async def select(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
         return events if node is None else await _matching(rt, node, events)
 
-    async for event in journal_events(rt, last, wanted, select):
+    async for event in journal_events(rt, last, wanted, select, namespaces=namespaces):
         if event is None:
             yield KEEPALIVE
         else:

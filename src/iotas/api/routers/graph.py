@@ -30,4 +30,7 @@ async def graph(
 ) -> Response:
     """The Things around this one: nodes (each `exists`, or `dangling` when no such Thing is
     registered yet) and edges, to `depth` hops; at most 10,000 edges, else `truncated`."""
-    return json_response(await rt.graph.around(thing_id, rel=rel, depth=depth, direction=direction))
+    found = await rt.graph.around(
+        thing_id, rel=rel, depth=depth, direction=direction, namespaces=ctx.actor.namespaces
+    )
+    return json_response(found)

@@ -9,7 +9,7 @@ from starlette.responses import Response
 
 from iotas.api.paging import DEFAULT_LIMIT, Cursor, Limit
 from iotas.api.responses import json_response
-from iotas.api.security import Rt, context
+from iotas.api.security import Ctx, Rt, context
 from iotas.domain import cursor as cursors
 
 router = APIRouter(prefix="/api/v1/journal", tags=["journal"], dependencies=[Depends(context)])
@@ -18,13 +18,14 @@ router = APIRouter(prefix="/api/v1/journal", tags=["journal"], dependencies=[Dep
 @router.get("")
 async def feed(
     rt: Rt,
+    ctx: Ctx,
     after: Annotated[int, Query(ge=0, description="Return events with seq greater than this")] = 0,
     limit: Limit = DEFAULT_LIMIT,
     cursor: Cursor = None,
 ) -> Response:
     if cursor is not None:
         after = cursors.decode(cursor, expect="seq", kind=int)
-    events = await rt.journal.feed(after, limit + 1)
+    events = await rt.journal.feed(after, limit + 1, namespaces=ctx.actor.namespaces)
     more = len(events) > limit
     page = events[:limit]
     next_cursor = cursors.encode({"seq": page[-1]["seq"]}) if more else None

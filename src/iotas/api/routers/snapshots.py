@@ -45,7 +45,7 @@ async def list_snapshots(thing_id: str, ctx: Ctx, rt: Rt) -> Response:
 @router.get("/snapshots/{sha256}")
 async def get_snapshot(sha256: str, ctx: Ctx, rt: Rt) -> Response:
     """The snapshot's exact bytes: their sha256 is its name."""
-    body = await rt.snapshots.get(sha256)
+    body = await rt.snapshots.get(sha256, ctx.actor)
     return Response(
         body,
         media_type="application/json",

@@ -25,6 +25,7 @@ from iotas.domain import td
 from iotas.domain.journal import THING_CREATED, THING_DELETED, THING_UPDATED
 from iotas.domain.merge_patch import JSONObject
 from iotas.domain.things import Thing
+from iotas.services.context import Context
 from iotas.services.directory import Endpoints, td_id_of
 
 PREFIX = "/tdd"
@@ -82,7 +83,7 @@ async def list_tds(
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = DEFAULT_PAGE,
     format: Annotated[Literal["array", "collection"], Query()] = "array",
 ) -> Response:
-    things, total = await rt.directory.page(offset, limit)
+    things, total = await rt.directory.page(offset, limit, ctx.actor.namespaces)
     where = endpoints(request)
     members = [render(t, where) for t in things]
     headers = {}
@@ -116,7 +117,7 @@ async def create_anonymous(request: Request, ctx: Ctx, rt: Rt) -> Response:
 
 @router.get("/things/{td_id:path}")
 async def retrieve(td_id: str, request: Request, ctx: Ctx, rt: Rt) -> Response:
-    return _td_response(render(await rt.directory.thing(td_id), endpoints(request)))
+    return _td_response(render(await rt.directory.thing(td_id, ctx.actor), endpoints(request)))
 
 
 @router.put("/things/{td_id:path}", openapi_extra={"requestBody": _TD_BODY})
@@ -155,12 +156,15 @@ async def search_jsonpath(
     query: Annotated[str, Query(description="An RFC 9535 JSONPath query, run over every TD")],
 ) -> Response:
     where = endpoints(request)
-    values = await rt.directory.search_jsonpath(query, lambda t: render(t, where))
+    values = await rt.directory.search_jsonpath(
+        query, lambda t: render(t, where), namespaces=ctx.actor.namespaces
+    )
     return json_response(values)
 
 
 async def _events(
     request: Request,
+    ctx: Context,
     rt: Runtime,
     wanted: tuple[str, ...],
     diff: bool,
@@ -173,7 +177,8 @@ async def _events(
 
     async def frames() -> AsyncIterator[bytes]:
         yield PREAMBLE
-        async for event in journal_events(rt, start, list(wanted)):
+        stream = journal_events(rt, start, list(wanted), namespaces=ctx.actor.namespaces)
+        async for event in stream:
             if event is None:
                 yield KEEPALIVE
             else:
@@ -223,7 +228,7 @@ async def all_events(
     diff: Annotated[bool, Query(description="Send the full TD / changed members")] = False,
     last_event_id: Annotated[str | None, Header()] = None,
 ) -> StreamingResponse:
-    return await _events(request, rt, TD_EVENTS, diff, last_event_id)
+    return await _events(request, ctx, rt, TD_EVENTS, diff, last_event_id)
 
 
 @router.get("/events/{event_type}", **_SSE)  # type: ignore[arg-type]
@@ -235,4 +240,4 @@ async def typed_events(
     diff: Annotated[bool, Query(description="Send the full TD / changed members")] = False,
     last_event_id: Annotated[str | None, Header()] = None,
 ) -> StreamingResponse:
-    return await _events(request, rt, (event_type,), diff, last_event_id)
+    return await _events(request, ctx, rt, (event_type,), diff, last_event_id)

@@ -81,7 +81,9 @@ async def list_things(
     cursor: Cursor = None,
 ) -> Response:
     after_id = None if cursor is None else cursors.decode(cursor, expect="id", kind=str)
-    things = await rt.registry.select(q, limit=limit + 1, after_id=after_id)
+    things = await rt.registry.select(
+        q, limit=limit + 1, after_id=after_id, namespaces=ctx.actor.namespaces
+    )
     more = len(things) > limit
     page = things[:limit]
     next_cursor = cursors.encode({"id": page[-1].id}) if more else None
