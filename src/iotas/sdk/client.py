@@ -256,6 +256,34 @@ class Client:
             headers=cause_header(cause),
         )
 
+    # -- provisioning claims (admin) -----------------------------------------------------
+
+    async def create_claim(
+        self,
+        template: Json,
+        *,
+        max_uses: int | None = 1,
+        expires: datetime | str | None = None,
+    ) -> Json:
+        """A provisioning claim bound to `template` (`namespace`, `kind`, `labels`,
+        `attributes`, `desired`, `name_pattern`); `"token"` is in this answer only. A
+        `max_uses` of None is no limit."""
+        body: Json = {"template": template, "max_uses": max_uses}
+        if expires is not None:
+            body["expires"] = time_param(expires, "expires")
+        return await self._json("POST", f"{API}/claims", body=body)
+
+    async def list_claims(self) -> list[Json]:
+        """Every claim with its template, uses and state; never a token."""
+        return (await self._page(f"{API}/claims", {})).items
+
+    async def get_claim(self, claim_id: str) -> Json:
+        return await self._json("GET", f"{API}/claims/{quote(claim_id, safe='')}")
+
+    async def revoke_claim(self, claim_id: str) -> None:
+        """No device can provision with the claim any more; what it made stays."""
+        await self._request("DELETE", f"{API}/claims/{quote(claim_id, safe='')}")
+
     # -- quarantine ----------------------------------------------------------------------
 
     async def quarantine(self, thing_id: str, reason: str, *, cause: str | None = None) -> Json:
