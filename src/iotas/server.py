@@ -4,11 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import ssl
+from typing import Any
 
 import uvicorn
 
 from iotas.api.app import create_app
+from iotas.api.tls import ClientCertProtocol
+from iotas.services.ca import CA_DIR, CertificateAuthority, server_files
 from iotas.settings import Settings
+
+WILDCARDS = frozenset({"0.0.0.0", "::", ""})  # noqa: S104 (compared, not bound)
 
 # How long tasks still running when the server has stopped get to finish once cancelled.
 LEFTOVER_GRACE_S = 3.0
@@ -29,6 +35,7 @@ def serve(settings: Settings) -> None:
         log_level=settings.log_level,
         access_log=False,
         proxy_headers=False,
+        **(https_options(settings) if settings.tls else {}),
     )
     server = uvicorn.Server(config)
     loop = _new_loop()
@@ -39,6 +46,26 @@ def serve(settings: Settings) -> None:
         # can leave a connection task that never does, which hung Ctrl-C. What is left after
         # `_serve` had its bounded chance to finish is dropped with the loop.
         loop.close()
+
+
+def https_options(settings: Settings) -> dict[str, Any]:
+    """uvicorn's TLS options: a server certificate from iotas' CA, and client certificates
+    from the same CA asked for but optional (operators use tokens, devices may use either)."""
+    ca = CertificateAuthority.open(
+        settings.data_dir, cert_file=settings.ca_cert_file, key_file=settings.ca_key_file
+    )
+    folder = settings.data_dir / CA_DIR
+    hosts = [settings.host, "localhost", "127.0.0.1"]
+    cert_file, key_file = server_files(ca, folder, [h for h in hosts if h not in WILDCARDS])
+    trusted = folder / "trusted-ca.crt"
+    trusted.write_text(ca.certificate_pem)
+    return {
+        "ssl_certfile": str(cert_file),
+        "ssl_keyfile": str(key_file),
+        "ssl_ca_certs": str(trusted),
+        "ssl_cert_reqs": ssl.CERT_OPTIONAL,
+        "http": ClientCertProtocol,
+    }
 
 
 async def _serve(server: uvicorn.Server) -> None:

@@ -57,6 +57,11 @@ class Settings:
     ca_key_file: Path | None = None
     # How long device certificates iotas signs are valid, in days.
     certificate_days: int = 365
+    # Serve the API over HTTPS (a server certificate from the CA), where devices may
+    # authenticate with their client certificates instead of a token.
+    tls: bool = False
+    # How long a certificate stays valid after the device renewed it: time to switch over.
+    certificate_grace_seconds: int = 7 * 24 * 3600
     # How long one exchange with a Web of Things Thing may take, in seconds.
     wot_timeout: float = 5.0
     # How many exchanges with WoT Things may run at once (a bulk change of 10,000 Things).
@@ -84,6 +89,10 @@ class Settings:
         return self.data_dir / "admin-token"
 
 
+def _flag(value: str) -> bool:
+    return value.strip().lower() in ("1", "true", "yes", "on")
+
+
 # Environment variables read by `Settings.from_env`: the field each sets and how it is parsed.
 _ENV: dict[str, tuple[str, Callable[[str], Any]]] = {
     "IOTAS_DATA_DIR": ("data_dir", Path),
@@ -102,5 +111,7 @@ _ENV: dict[str, tuple[str, Callable[[str], Any]]] = {
     "IOTAS_CA_CERT": ("ca_cert_file", Path),
     "IOTAS_CA_KEY": ("ca_key_file", Path),
     "IOTAS_CERTIFICATE_DAYS": ("certificate_days", int),
+    "IOTAS_TLS": ("tls", _flag),
+    "IOTAS_CERTIFICATE_GRACE": ("certificate_grace_seconds", int),
     "IOTAS_WOT_TIMEOUT": ("wot_timeout", float),
 }

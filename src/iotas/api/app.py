@@ -74,6 +74,7 @@ async def open_runtime(settings: Settings) -> Runtime:
             key_file=settings.ca_key_file,
         ),
         certificate_days=settings.certificate_days,
+        grace_seconds=settings.certificate_grace_seconds,
     )
     return Runtime(
         settings=settings,

@@ -14,6 +14,7 @@ from urllib.parse import unquote
 from fastapi import Depends, Request
 
 from iotas.api.runtime import Runtime
+from iotas.api.tls import client_certificate
 from iotas.domain.errors import Forbidden, InvalidInput
 from iotas.services.context import Actor, Context
 
@@ -60,10 +61,29 @@ UNSCOPED_ONLY = frozenset(
 )
 
 
+# What a Thing may do itself over HTTPS with its client certificate, on its own id only:
+# report, send telemetry, read its twin, renew its certificate.
+DEVICE_ROUTES = frozenset(
+    {
+        ("/api/v1/things/{thing_id}/twin", "GET"),
+        ("/api/v1/things/{thing_id}/twin/reported", "PATCH"),
+        ("/api/v1/things/{thing_id}/telemetry", "POST"),
+        ("/api/v1/things/{thing_id}/credentials/renew", "POST"),
+    }
+)
+
+
 async def context(request: Request) -> Context:
     rt: Runtime = request.app.state.runtime
     source = request.client.host if request.client else "-"
-    actor = await rt.auth.authenticate(request.headers.get("authorization"), source)
+    authorization = request.headers.get("authorization")
+    certificate = client_certificate(request.scope) if authorization is None else None
+    if certificate is not None:
+        actor = await rt.auth.authenticate_device(
+            certificate, source, rt.credentials.verify_certificate
+        )
+    else:
+        actor = await rt.auth.authenticate(authorization, source)
     _authorize(actor, request)
     return Context(actor, _cause(request) or f"{request.method} {request.scope['path']}")
 
@@ -75,6 +95,12 @@ def _authorize(actor: Actor, request: Request) -> None:
     route = request.scope.get("route")
     template = getattr(route, "path", request.scope["path"])
     method = request.method
+    if actor.role == "device":
+        if (template, method) not in DEVICE_ROUTES:
+            raise Forbidden(f"a device may not {method} {template}")
+        if request.path_params.get("thing_id") != actor.subject:
+            raise Forbidden(f"a device reaches only its own Thing, {actor.subject!r}")
+        return
     if actor.namespaces is not None:
         if template in UNSCOPED_ONLY:
             raise Forbidden(f"a namespace-limited token may not {method} {template}")

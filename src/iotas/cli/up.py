@@ -56,6 +56,14 @@ def up(
         bool,
         typer.Option("--no-broker", help="Run no embedded MQTT broker (API only)."),
     ] = False,
+    tls: Annotated[
+        bool,
+        typer.Option(
+            "--tls",
+            help="Serve HTTPS with a certificate from iotas' CA; devices may then use their "
+            "client certificates (or IOTAS_TLS=1).",
+        ),
+    ] = False,
 ) -> None:
     """Run the iotas server until Ctrl-C.
 
@@ -67,6 +75,8 @@ def up(
     settings = Settings.from_env(
         data_dir=data_dir, database_url=database_url, host=host, port=port, mqtt_url=mqtt_url
     )
+    if tls:
+        settings = replace(settings, tls=True)
     if mqtt_url is None and settings.mqtt_url is None:
         settings = replace(settings, mqtt_port=None if no_broker else mqtt_port)
     run_server(serve, settings)

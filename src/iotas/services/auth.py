@@ -12,13 +12,15 @@ import os
 import secrets
 import time
 from collections import Counter
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from iotas.domain import clock
 from iotas.domain.errors import InvalidInput, NotFound, TooManyRequests, Unauthenticated
-from iotas.domain.ids import NAMESPACE_RE
+from iotas.domain.ids import NAMESPACE_RE, namespace_of
+from iotas.services.ca import thing_of_certificate
 from iotas.services.context import Actor
 from iotas.store import tokens_repo
 from iotas.store.store import Store, WriteTx
@@ -94,6 +96,26 @@ class Authenticator:
     async def authenticate(self, authorization: str | None, source: str = "-") -> Actor:
         """The token's actor; failures are counted, and a source that fails too often is
         refused (429) before its tokens are even looked at."""
+        return await self._limited(source, lambda: self._authenticate(authorization))
+
+    async def authenticate_device(
+        self, certificate_pem: str, source: str, verify: Callable[[str, str], Awaitable[bool]]
+    ) -> Actor:
+        """A Thing presenting its client certificate (HTTPS): its actor (role `device`,
+        limited to its own namespace) if `verify(thing id, fingerprint)` says the certificate
+        is one of its active credentials. Same failure counting and limit as tokens."""
+
+        async def check() -> Actor:
+            identity = thing_of_certificate(certificate_pem)
+            if identity is None or not await verify(*identity):
+                self.failures["certificate"] += 1
+                raise Unauthenticated("the client certificate is not an active credential")
+            thing_id = identity[0]
+            return Actor(thing_id, role="device", namespaces=(namespace_of(thing_id),))
+
+        return await self._limited(source, check)
+
+    async def _limited(self, source: str, check: Callable[[], Awaitable[Actor]]) -> Actor:
         allowance = self._allowance_of(source)
         if allowance < 1.0:
             self.failures["rate_limited"] += 1
@@ -103,7 +125,7 @@ class Authenticator:
                 retry_after=wait,
             )
         try:
-            return await self._authenticate(authorization)
+            return await check()
         except Unauthenticated:
             self._allowance[source] = (allowance - 1.0, time.monotonic())
             raise

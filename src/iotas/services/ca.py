@@ -11,6 +11,7 @@ what every TLS stack of the last decade speaks.
 from __future__ import annotations
 
 import datetime as dt
+import ipaddress
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +27,9 @@ CA_DIR = "ca"
 CA_KEY = "ca.key"
 CA_CERT = "ca.crt"
 CA_YEARS = 10
+SERVER_CERT = "server.crt"
+SERVER_KEY = "server.key"
+SERVER_DAYS = 397  # what browsers and most TLS clients accept for a server certificate
 MAX_CSR_BYTES = 16 * 1024
 MIN_RSA_BITS = 2048
 EC_CURVES = (ec.SECP256R1, ec.SECP384R1)
@@ -197,6 +201,94 @@ class CertificateAuthority:
             not_before,
             not_after,
         )
+
+
+def server_files(ca: CertificateAuthority, folder: Path, hosts: list[str]) -> tuple[Path, Path]:
+    """A TLS server certificate from the CA for `hosts` (names and IP addresses), with its
+    key (0600), in `folder`: (certificate file, key file). Kept across restarts and issued
+    again when missing, for other hosts, or within 30 days of its end. What the HTTPS API
+    and the MQTT TLS listener present, so devices need to trust nothing but the CA."""
+    cert_path, key_path = folder / SERVER_CERT, folder / SERVER_KEY
+    wanted = sorted(set(hosts))
+    if cert_path.exists() and key_path.exists():
+        current = x509.load_pem_x509_certificate(cert_path.read_bytes())
+        soon = dt.datetime.now(dt.UTC) + dt.timedelta(days=30)
+        if (
+            _hosts_of(current) == wanted
+            and current.not_valid_after_utc > soon
+            and (current.issuer == ca.cert.subject)
+        ):
+            return cert_path, key_path
+    key = ec.generate_private_key(ec.SECP256R1())
+    now = dt.datetime.now(dt.UTC)
+    names: list[x509.GeneralName] = []
+    for host in wanted:
+        try:
+            names.append(x509.IPAddress(ipaddress.ip_address(host)))
+        except ValueError:
+            names.append(x509.DNSName(host))
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, wanted[0])]))
+        .issuer_name(ca.cert.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(min(now + dt.timedelta(days=SERVER_DAYS), ca.cert.not_valid_after_utc))
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(x509.SubjectAlternativeName(names), critical=False)
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+        .add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca.key.public_key()),
+            critical=False,
+        )
+        .sign(ca.key, hashes.SHA256())
+    )
+    folder.mkdir(parents=True, exist_ok=True)
+    fd = os.open(key_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(
+            key.private_bytes(
+                serialization.Encoding.PEM,
+                serialization.PrivateFormat.PKCS8,
+                serialization.NoEncryption(),
+            )
+        )
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    return cert_path, key_path
+
+
+def _hosts_of(cert: x509.Certificate) -> list[str]:
+    try:
+        san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    except x509.ExtensionNotFound:
+        return []
+    return sorted(
+        [str(ip) for ip in san.get_values_for_type(x509.IPAddress)]
+        + san.get_values_for_type(x509.DNSName)
+    )
+
+
+def thing_of_certificate(pem: str) -> tuple[str, str] | None:
+    """(Thing id, sha256 fingerprint hex) of a device certificate iotas issued: the id is its
+    SAN URI (which `_issue` sets to the Thing id), else its common name. None if unreadable."""
+    try:
+        cert = x509.load_pem_x509_certificate(pem.encode())
+    except ValueError:
+        return None
+    thing_id: str | None = None
+    try:
+        san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+        uris = san.get_values_for_type(x509.UniformResourceIdentifier)
+        thing_id = uris[0] if uris else None
+    except x509.ExtensionNotFound:
+        pass
+    if thing_id is None:
+        names = cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+        thing_id = str(names[0].value) if names else None
+    if thing_id is None:
+        return None
+    return thing_id, cert.fingerprint(hashes.SHA256()).hex()
 
 
 def _check_key(key: object) -> None:

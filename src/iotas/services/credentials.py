@@ -18,7 +18,7 @@ import logging
 import secrets
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Final
 
 from sqlalchemy import Connection
@@ -70,10 +70,13 @@ class CredentialService:
         hash_concurrency: int = 2,
         ca: CertificateAuthority | None = None,
         certificate_days: int = 365,
+        grace_seconds: int = 7 * 24 * 3600,
     ) -> None:
         self.store = store
         self.ca = ca
         self.certificate_days = certificate_days
+        # How long a renewed certificate keeps working: time for the device to switch over.
+        self.grace_seconds = grace_seconds
         self.iterations = iterations
         self.cache_seconds = cache_seconds
         self._hashing = asyncio.Semaphore(hash_concurrency)
@@ -131,6 +134,62 @@ class CredentialService:
                 hashed = await asyncio.to_thread(hash_secret, secret, iterations=self.iterations)
             shown = {"secret": secret}
         return NewCredential(secrets.token_hex(8), type_, hashed, shown, serial, expires_us)
+
+    async def renew(self, ctx: Context, thing_id: str, body: object) -> dict[str, Any]:
+        """A new certificate for the Thing in place of its current one, named by serial:
+        `{"serial": <hex>, "csr"?: <PEM>}`. The old certificate keeps working for the grace
+        period (or until it expires, if sooner), so the device can switch over; the answer
+        holds the new certificate (and key, without a CSR) once. The Thing itself (over
+        mTLS or MQTT) or an admin may renew."""
+        check_thing_id(thing_id)
+        if not (ctx.actor.role == "device" and ctx.actor.subject == thing_id):
+            authorize(ctx.actor, thing_id, write=True)
+        if not isinstance(body, dict) or not isinstance(body.get("serial"), str):
+            raise InvalidInput(
+                'a renewal names the certificate it replaces: {"serial": "<hex>", "csr": ...}'
+            )
+        serial = str(body["serial"]).lower()
+        request = {k: v for k, v in body.items() if k != "serial"}
+        new = await self.prepare(thing_id, {**request, "type": X509})
+
+        def unit(tx: WriteTx) -> tuple[CredentialRow, CredentialRow]:
+            before = _existing(tx, thing_id)
+            old = credentials_repo.x509_by_serial(tx.conn, thing_id, serial)
+            if old is None or not _current(before, [old]) or not _usable(old, tx.ts_us):
+                raise NotFound(f"{thing_id!r} has no valid certificate with serial {serial[:40]!r}")
+            until = tx.ts_us + self.grace_seconds * 1_000_000
+            if old.expires_us is not None:
+                until = min(until, old.expires_us)
+            row, after = add_in(tx, ctx, before, new, replaces=old.id)
+            credentials_repo.set_expiry(tx.conn, old.id, until)
+            things_repo.update_thing(tx.conn, before, after)
+            tx.wrote(thing_id, after)
+            return row, replace(old, expires_us=until)
+
+        row, old = await self.store.write(unit)
+        return {**to_dict(row), **new.shown_once, "replaces": to_dict(old)}
+
+    async def verify_certificate(self, thing_id: str, fingerprint: str) -> bool:
+        """Whether the certificate with this sha256 fingerprint (hex) is an active, unexpired
+        x509 credential of the Thing: a chain that verifies is not enough, the certificate
+        may have been revoked or replaced. Fails closed."""
+        hashed = f"sha256:{fingerprint.lower()}"
+
+        def unit(conn: Connection) -> bool:
+            thing = things_repo.get(conn, thing_id)
+            row = credentials_repo.active_x509(conn, thing_id, hashed)
+            return (
+                thing is not None
+                and row is not None
+                and bool(_current(thing, [row]))
+                and _usable(row, clock.now_us())
+            )
+
+        try:
+            return await self.store.read(unit)
+        except Exception:
+            log.exception("could not read the credentials of %s; refusing it", thing_id)
+            return False
 
     async def _certificate(self, thing_id: str, body: object) -> Issued:
         if self.ca is None:
@@ -314,7 +373,7 @@ class NewCredential:
 
 
 def add_in(
-    tx: WriteTx, ctx: Context, thing: Thing, new: NewCredential
+    tx: WriteTx, ctx: Context, thing: Thing, new: NewCredential, *, replaces: str | None = None
 ) -> tuple[CredentialRow, Thing]:
     """Inside a unit: store `new` for `thing` and journal it; returns the row and the Thing
     folded over the event, which the caller writes. Refused while the Thing is quarantined
@@ -330,7 +389,10 @@ def add_in(
     row = CredentialRow(
         new.id, thing.id, new.type, new.secret_hash, tx.ts_us, None, new.serial, new.expires_us
     )
-    after = _fold(thing, _record(tx, ctx, thing.id, ev.CREDENTIAL_ADDED, _patch(new.id, new.type)))
+    patch = _patch(new.id, new.type)
+    if replaces is not None:
+        patch["replaces"] = replaces
+    after = _fold(thing, _record(tx, ctx, thing.id, ev.CREDENTIAL_ADDED, patch))
     credentials_repo.insert_credential(tx.conn, row)
     return row, after
 
@@ -359,13 +421,21 @@ def revoke_all_in(tx: WriteTx, ctx: Context, thing: Thing) -> Thing:
 
 
 def to_dict(row: CredentialRow) -> dict[str, Any]:
-    return {
+    doc = {
         "id": row.id,
         "thing_id": row.thing_id,
         "type": row.type,
         "created_at": clock.to_rfc3339(row.created_us),
         "revoked_at": None if row.revoked_us is None else clock.to_rfc3339(row.revoked_us),
     }
+    if row.type == X509:
+        doc["serial"] = row.serial
+        doc["expires_at"] = None if row.expires_us is None else clock.to_rfc3339(row.expires_us)
+    return doc
+
+
+def _usable(row: CredentialRow, now_us: int) -> bool:
+    return row.revoked_us is None and (row.expires_us is None or row.expires_us > now_us)
 
 
 def _matches(thing_id: str, secret: str, hashes: list[str]) -> bool:

@@ -124,6 +124,36 @@ def _active(row: Row[str, str, str, int, str]) -> ActivePassword:
     return ActivePassword(credential_id, thing_id, secret_hash, created_us, thing_created_at)
 
 
+def active_x509(conn: Connection, thing_id: str, secret_hash: str) -> CredentialRow | None:
+    """The Thing's unrevoked x509 credential with this `sha256:<fingerprint>`, if any."""
+    row = conn.execute(
+        select(*_COLUMNS).where(
+            credentials.c.thing_id == thing_id,
+            credentials.c.type == X509,
+            credentials.c.secret_hash == secret_hash,
+            credentials.c.revoked_us.is_(None),
+        )
+    ).first()
+    return None if row is None else CredentialRow(*row)
+
+
+def x509_by_serial(conn: Connection, thing_id: str, serial: str) -> CredentialRow | None:
+    row = conn.execute(
+        select(*_COLUMNS).where(
+            credentials.c.thing_id == thing_id,
+            credentials.c.type == X509,
+            credentials.c.serial == serial,
+        )
+    ).first()
+    return None if row is None else CredentialRow(*row)
+
+
+def set_expiry(conn: Connection, credential_id: str, expires_us: int) -> None:
+    conn.execute(
+        update(credentials).where(credentials.c.id == credential_id).values(expires_us=expires_us)
+    )
+
+
 def revoke(conn: Connection, credential_ids: list[str], revoked_us: int) -> None:
     if credential_ids:
         conn.execute(

@@ -67,7 +67,10 @@ async def test_csr_signed_and_key_pair_made(server: LiveServer) -> None:
     # Listed (never with a key or certificate), journaled, revocable.
     listed = (await c.get("/api/v1/things/acme:cam-1/credentials")).json()["items"]
     assert [i["type"] for i in listed] == ["x509", "x509"]
-    assert all(set(i) == {"id", "thing_id", "type", "created_at", "revoked_at"} for i in listed)
+    fields = {"id", "thing_id", "type", "created_at", "revoked_at", "serial", "expires_at"}
+    assert all(set(i) == fields for i in listed)
+    assert listed[1]["serial"] == made["serial"]
+    assert listed[1]["expires_at"][:16] == made["not_after"][:16]
     revoked = await c.delete(f"/api/v1/things/acme:cam-1/credentials/{listed[0]['id']}")
     assert revoked.status_code == 204
     history = (await c.get("/api/v1/things/acme:cam-1/history")).json()["items"]

@@ -47,6 +47,35 @@ async def create_credential(thing_id: str, request: Request, ctx: Ctx, rt: Rt) -
     return json_response(created, 201, headers=NO_STORE)
 
 
+@router.post(
+    "/things/{thing_id}/credentials/renew",
+    status_code=201,
+    openapi_extra={
+        "requestBody": {
+            "content": {
+                "application/json": {
+                    "schema": {
+                        "type": "object",
+                        "required": ["serial"],
+                        "properties": {
+                            "serial": {"type": "string", "description": "The current cert's"},
+                            "csr": {"type": "string", "description": "PEM CSR"},
+                        },
+                    }
+                }
+            },
+            "required": True,
+        }
+    },
+    summary="Renew a certificate: the Thing itself (client certificate) or an admin",
+)
+async def renew_certificate(thing_id: str, request: Request, ctx: Ctx, rt: Rt) -> Response:
+    """A new certificate in place of the one named by `serial`, which keeps working for the
+    grace period (`IOTAS_CERTIFICATE_GRACE`); the new certificate (and key) is shown once."""
+    renewed = await rt.credentials.renew(ctx, thing_id, await json_body(request))
+    return json_response(renewed, 201, headers=NO_STORE)
+
+
 @router.get("/things/{thing_id}/credentials")
 async def list_credentials(thing_id: str, ctx: Ctx, rt: Rt) -> Response:
     authorize(ctx.actor, thing_id, write=False)
