@@ -46,6 +46,7 @@ class MqttDevices:
                 client_id=settings.mqtt_client_id,
                 session_expiry=settings.mqtt_session_expiry,
                 max_payload=settings.mqtt_max_payload,
+                credentials=rt.credentials,
             )
             await self.adapter.start()
             log.info("devices: MQTT via %s", settings.mqtt_url.split("@")[-1])
@@ -57,6 +58,7 @@ class MqttDevices:
             telemetry=rt.telemetry,
             stats=rt.stats,
             max_payload=settings.mqtt_max_payload,
+            credentials=rt.credentials,
         )
         gate = BrokerGate(
             credentials=rt.credentials,
@@ -76,6 +78,7 @@ class MqttDevices:
         head = await rt.journal.head_seq()
         await broker.start()
         self.broker, self._messages = broker, messages
+        messages.reply = broker.publish
         rt.credentials.on_revoked.append(broker.drop)
         # The embedded broker keeps retained messages in memory only: restore desired state.
         await publish_all_desired(rt.registry, broker.publish_retained)

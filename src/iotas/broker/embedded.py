@@ -147,6 +147,14 @@ class EmbeddedBroker:
         transport.abort()
         return True
 
+    def publish(self, topic: str, payload: bytes) -> None:
+        """Publish as iotas itself, not retained, QoS 1 (an answer to a device)."""
+        broker = self._broker
+        if broker is None:
+            return
+        task = asyncio.ensure_future(broker.internal_message_broadcast(topic, payload, QOS_1))
+        task.add_done_callback(_log_failure)
+
     def publish_retained(self, topic: str, payload: bytes) -> None:
         """Publish as iotas itself (desired state): retained, QoS 1."""
         broker = self._broker

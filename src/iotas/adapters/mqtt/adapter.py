@@ -25,6 +25,7 @@ from iotas.adapters.mqtt import topics
 from iotas.adapters.mqtt.desired import mirror_desired
 from iotas.adapters.mqtt.ingest import MAX_PAYLOAD, DeviceMessages
 from iotas.domain.errors import InvalidInput
+from iotas.services.credentials import CredentialService
 from iotas.services.journal import JournalService
 from iotas.services.registry import Registry
 from iotas.services.stats import IngestStats
@@ -72,6 +73,7 @@ class MqttAdapter:
         client_id: str = "iotas",
         session_expiry: int = SESSION_EXPIRY,
         max_payload: int = MAX_PAYLOAD,
+        credentials: CredentialService | None = None,
     ) -> None:
         self.broker = broker
         self.registry = registry
@@ -80,8 +82,13 @@ class MqttAdapter:
         self.client_id = client_id
         self.session_expiry = session_expiry
         self.messages = DeviceMessages(
-            registry=registry, telemetry=telemetry, stats=stats, max_payload=max_payload
+            registry=registry,
+            telemetry=telemetry,
+            stats=stats,
+            max_payload=max_payload,
+            credentials=credentials,
         )
+        self.messages.reply = self._answer
         self._client: Any = None
         self._tasks: list[asyncio.Task[None]] = []
         self._connected = asyncio.Event()
@@ -127,6 +134,9 @@ class MqttAdapter:
 
     def _publish(self, topic: str, payload: bytes) -> None:
         self._client.publish(topic, payload, qos=1, retain=True)
+
+    def _answer(self, topic: str, payload: bytes) -> None:
+        self._client.publish(topic, payload, qos=1, retain=False)
 
     # -- broker callbacks -------------------------------------------------------------
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -16,9 +17,10 @@ import orjson
 from iotas.adapters.mqtt import topics
 from iotas.adapters.mqtt.batcher import TelemetryBatcher
 from iotas.domain import clock
-from iotas.domain.errors import InvalidInput, NotFound
+from iotas.domain.errors import InvalidInput, IotasError, NotFound
 from iotas.domain.telemetry import TelemetryRejected, parse_payload
 from iotas.services.context import Actor, Context
+from iotas.services.credentials import CredentialService
 from iotas.services.registry import Registry
 from iotas.services.stats import IngestStats
 from iotas.services.telemetry import TelemetryService
@@ -36,7 +38,12 @@ class DeviceMessages:
         telemetry: TelemetryService,
         stats: IngestStats,
         max_payload: int = MAX_PAYLOAD,
+        credentials: CredentialService | None = None,
     ) -> None:
+        self.credentials = credentials
+        # How an answer gets back to a device (the transport's non-retained QoS 1 publish);
+        # set by the transport once it can publish.
+        self.reply: Callable[[str, bytes], None] | None = None
         self.registry = registry
         self.telemetry = telemetry
         self.stats = stats
@@ -90,6 +97,22 @@ class DeviceMessages:
         elif route.channel == "events":
             assert route.name is not None
             await self.registry.record_event(ctx, route.thing_id, route.name, _json(payload))
+        elif route.channel == "renew":
+            await self._renew(ctx, route.thing_id, payload)
+
+    async def _renew(self, ctx: Context, thing_id: str, payload: bytes) -> None:
+        """A device renews its certificate (`{"serial", "csr"?}`): the answer, or an error
+        document, goes to `things/{id}/certificate`. A refused renewal is counted as bad
+        input, never retried: the request itself is what is wrong."""
+        if self.credentials is None or self.reply is None:
+            raise InvalidInput("certificate renewal is not available over this transport")
+        try:
+            answer = await self.credentials.renew(ctx, thing_id, _json_object(payload, "a renewal"))
+        except IotasError as exc:
+            error = {"error": exc.title, "status": exc.status, "detail": exc.detail}
+            self.reply(topics.certificate(thing_id), orjson.dumps(error))
+            raise InvalidInput(exc.detail) from None
+        self.reply(topics.certificate(thing_id), orjson.dumps(answer))
 
     async def _ingest(self, batch: list[tuple[str, list[Any]]]) -> frozenset[str]:
         return (await self.telemetry.ingest(batch)).unknown

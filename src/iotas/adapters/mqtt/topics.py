@@ -14,8 +14,10 @@ SUBSCRIPTIONS = (
     f"{PREFIX}/+/reported",
     f"{PREFIX}/+/presence",
     f"{PREFIX}/+/events/+",
+    f"{PREFIX}/+/renew",
 )
-INBOUND = frozenset({"telemetry", "reported", "presence", "events"})
+# `renew` is a certificate renewal request; the answer goes to `certificate`.
+INBOUND = frozenset({"telemetry", "reported", "presence", "events", "renew"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +47,11 @@ def parse(topic: str) -> Route:
 
 def desired(thing_id: str) -> str:
     return f"{PREFIX}/{thing_id}/desired"
+
+
+def certificate(thing_id: str) -> str:
+    """Where the answer to a certificate renewal goes (not retained)."""
+    return f"{PREFIX}/{thing_id}/certificate"
 
 
 def presence(thing_id: str) -> str:
