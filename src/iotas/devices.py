@@ -13,9 +13,10 @@ from iotas.adapters.mqtt.desired import mirror_desired, publish_all_desired
 from iotas.adapters.mqtt.flood import FloodGuard
 from iotas.adapters.mqtt.ingest import DeviceMessages
 from iotas.api.runtime import Runtime
-from iotas.broker.embedded import EmbeddedBroker
+from iotas.broker.embedded import EmbeddedBroker, TlsListener
 from iotas.broker.gate import BrokerGate
 from iotas.broker.provisioning import MqttProvisioning
+from iotas.services.ca import CA_DIR, tls_files
 from iotas.services.context import Actor, Context
 
 log = logging.getLogger("iotas.devices")
@@ -68,7 +69,13 @@ class MqttDevices:
             flood=FloodGuard(settings.mqtt_device_rate, settings.mqtt_device_burst),
             provisioning=MqttProvisioning(rt.claims, rt.stats),
         )
-        broker = EmbeddedBroker(gate, host=settings.mqtt_host, port=settings.mqtt_port)
+        tls = None
+        if settings.mqtts_port and rt.credentials.ca is not None:
+            certfile, keyfile, cafile = tls_files(
+                rt.credentials.ca, settings.data_dir / CA_DIR, [settings.mqtt_host]
+            )
+            tls = TlsListener(settings.mqtts_port, certfile, keyfile, cafile)
+        broker = EmbeddedBroker(gate, host=settings.mqtt_host, port=settings.mqtt_port, tls=tls)
         # No device connection outlives the process that held it: whoever the journal still
         # shows connected (after a crash nothing recorded the drop) is not any more. Before
         # the broker starts, so no new connection is undone.
@@ -91,6 +98,8 @@ class MqttDevices:
             asyncio.create_task(messages.touch_seen()),
         ]
         log.info("devices: embedded MQTT broker on %s:%s", settings.mqtt_host, settings.mqtt_port)
+        if tls is not None:
+            log.info("devices: MQTT over TLS (client certificates) on port %s", tls.port)
 
     async def stop(self) -> None:
         for task in self._tasks:

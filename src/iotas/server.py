@@ -11,10 +11,8 @@ import uvicorn
 
 from iotas.api.app import create_app
 from iotas.api.tls import ClientCertProtocol
-from iotas.services.ca import CA_DIR, CertificateAuthority, server_files
+from iotas.services.ca import CA_DIR, CertificateAuthority, tls_files
 from iotas.settings import Settings
-
-WILDCARDS = frozenset({"0.0.0.0", "::", ""})  # noqa: S104 (compared, not bound)
 
 # How long tasks still running when the server has stopped get to finish once cancelled.
 LEFTOVER_GRACE_S = 3.0
@@ -54,11 +52,7 @@ def https_options(settings: Settings) -> dict[str, Any]:
     ca = CertificateAuthority.open(
         settings.data_dir, cert_file=settings.ca_cert_file, key_file=settings.ca_key_file
     )
-    folder = settings.data_dir / CA_DIR
-    hosts = [settings.host, "localhost", "127.0.0.1"]
-    cert_file, key_file = server_files(ca, folder, [h for h in hosts if h not in WILDCARDS])
-    trusted = folder / "trusted-ca.crt"
-    trusted.write_text(ca.certificate_pem)
+    cert_file, key_file, trusted = tls_files(ca, settings.data_dir / CA_DIR, [settings.host])
     return {
         "ssl_certfile": str(cert_file),
         "ssl_keyfile": str(key_file),

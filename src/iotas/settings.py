@@ -34,6 +34,9 @@ class Settings:
     # default; `iotas up` asks for 1883).
     mqtt_host: str = "127.0.0.1"
     mqtt_port: int | None = None
+    # The embedded broker's MQTT-over-TLS listener, where devices log in with their client
+    # certificates (None: none).
+    mqtts_port: int | None = None
     # iotas' own MQTT client id; nodes sharing a broker need different ones.
     mqtt_client_id: str = "iotas"
     # How long the broker keeps iotas' session (and queues its messages) while it is away.
@@ -102,6 +105,7 @@ _ENV: dict[str, tuple[str, Callable[[str], Any]]] = {
     "IOTAS_PORT": ("port", int),
     "IOTAS_MQTT_URL": ("mqtt_url", str),
     "IOTAS_MQTT_PORT": ("mqtt_port", int),
+    "IOTAS_MQTTS_PORT": ("mqtts_port", int),
     "IOTAS_MQTT_CLIENT_ID": ("mqtt_client_id", str),
     "IOTAS_MQTT_MAX_PAYLOAD": ("mqtt_max_payload", int),
     "IOTAS_MQTT_DEVICE_RATE": ("mqtt_device_rate", float),

@@ -13,6 +13,10 @@ from __future__ import annotations
 import asyncio
 import errno
 import logging
+import socket
+import ssl
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from amqtt.broker import Broker
@@ -31,6 +35,17 @@ _PLUGINS = "iotas.broker.plugins"
 
 class PortInUse(RuntimeError):
     pass
+
+
+@dataclass(frozen=True, slots=True)
+class TlsListener:
+    """MQTT over TLS: the port, the server's certificate and key, and the CA that client
+    certificates must chain to (iotas' own)."""
+
+    port: int
+    certfile: Path
+    keyfile: Path
+    cafile: Path
 
 
 class _GatedHandler(BrokerProtocolHandler):
@@ -81,6 +96,14 @@ _IOTAS_ONLY = topics.INBOUND - {"presence"}
 class _GatedBroker(Broker):
     gate: BrokerGate
 
+    @staticmethod
+    def _create_ssl_context(listener: Any) -> ssl.SSLContext:
+        # amqtt asks for client certificates but lets a client without one in; on this
+        # listener the certificate is the device's identity, so it is required.
+        context: ssl.SSLContext = Broker._create_ssl_context(listener)
+        context.verify_mode = ssl.CERT_REQUIRED
+        return context
+
     async def _initialize_client_session(
         self, reader: Any, writer: Any, remote_address: str, remote_port: int
     ) -> tuple[BrokerProtocolHandler, Any]:
@@ -90,6 +113,9 @@ class _GatedBroker(Broker):
             reader, writer, remote_address, remote_port
         )
         _gated(handler, self.gate)
+        # The verified client certificate of a TLS connection (None on the plain listener),
+        # for the auth plugin: set on every connection, as a session outlives its connections.
+        session.iotas_certificate = _peer_certificate(writer)
         return handler, session
 
     async def _init_handler(self, session: Any, reader: Any, writer: Any) -> BrokerProtocolHandler:
@@ -98,21 +124,51 @@ class _GatedBroker(Broker):
         return handler
 
 
+def _peer_certificate(writer: Any) -> str | None:
+    stream = getattr(writer, "_writer", None)
+    ssl_object = stream.get_extra_info("ssl_object") if stream is not None else None
+    der = ssl_object.getpeercert(binary_form=True) if ssl_object is not None else None
+    return ssl.DER_cert_to_PEM_cert(der) if der else None
+
+
 def _gated(handler: BrokerProtocolHandler, gate: BrokerGate) -> None:
     handler.__class__ = _GatedHandler
     handler.gate = gate
 
 
 class EmbeddedBroker:
-    def __init__(self, gate: BrokerGate, *, host: str = "127.0.0.1", port: int = 1883) -> None:
+    def __init__(
+        self,
+        gate: BrokerGate,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 1883,
+        tls: TlsListener | None = None,
+    ) -> None:
         self.gate = gate
         self.host = host
         self.port = port
+        self.tls = tls
         self._broker: _GatedBroker | None = None
 
     async def start(self) -> None:
+        listeners: dict[str, Any] = {"default": {"type": "tcp", "bind": f"{self.host}:{self.port}"}}
+        if self.tls is not None:
+            if not _port_free(self.host, self.tls.port):
+                raise PortInUse(
+                    f"the MQTT TLS port {self.host}:{self.tls.port} is taken: choose another "
+                    "with --mqtts-port (0 for none)"
+                )
+            listeners["tls"] = {
+                "type": "tcp",
+                "bind": f"{self.host}:{self.tls.port}",
+                "ssl": True,
+                "certfile": str(self.tls.certfile),
+                "keyfile": str(self.tls.keyfile),
+                "cafile": str(self.tls.cafile),
+            }
         config: dict[str, Any] = {
-            "listeners": {"default": {"type": "tcp", "bind": f"{self.host}:{self.port}"}},
+            "listeners": listeners,
             "plugins": {
                 f"{_PLUGINS}.IotasAuthPlugin": {"gate": self.gate},
                 f"{_PLUGINS}.IotasTopicPlugin": {"gate": self.gate},
@@ -177,6 +233,16 @@ async def _retain_and_send(broker: Broker, topic: str, payload: bytes) -> None:
 def _log_failure(task: asyncio.Future[None]) -> None:
     if not task.cancelled() and task.exception() is not None:
         log.error("could not publish to the embedded broker", exc_info=task.exception())
+
+
+def _port_free(host: str, port: int) -> bool:
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError:
+            return False
+    return True
 
 
 def _address_in_use(exc: BaseException) -> bool:

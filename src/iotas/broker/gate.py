@@ -17,6 +17,7 @@ from iotas.broker import provisioning
 from iotas.broker.provisioning import MqttProvisioning
 from iotas.domain.errors import InvalidInput, NotFound
 from iotas.domain.ids import check_thing_id
+from iotas.services.ca import thing_of_certificate
 from iotas.services.context import Actor, Context
 from iotas.services.credentials import CredentialService
 from iotas.services.registry import Registry
@@ -65,6 +66,31 @@ class BrokerGate:
             self.stats.reject("auth_failed", "wrong or revoked secret", source=username)
             return False
         return True
+
+    async def authenticate_certificate(
+        self, client_id: str | None, username: str | None, certificate_pem: str
+    ) -> str | None:
+        """A device on the TLS listener: its certificate (already verified against the CA)
+        names its Thing; the certificate must be one of that Thing's active credentials and
+        the client id that Thing's id. Returns the Thing id, or None (refused, counted)."""
+        identity = thing_of_certificate(certificate_pem)
+        if identity is None:
+            self.stats.reject("auth_failed", "unreadable client certificate", source="?")
+            return None
+        thing_id, fingerprint = identity
+        if client_id != thing_id or username not in (None, "", thing_id):
+            self.stats.reject(
+                "auth_failed",
+                f"client id {client_id!r} / user {username!r} is not the certificate's Thing",
+                source=thing_id,
+            )
+            return None
+        if not await self.credentials.verify_certificate(thing_id, fingerprint):
+            self.stats.reject(
+                "auth_failed", "revoked, replaced or unknown certificate", source=thing_id
+            )
+            return None
+        return thing_id
 
     @staticmethod
     def owns(username: str | None, topic: str) -> bool:

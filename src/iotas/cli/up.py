@@ -52,6 +52,14 @@ def up(
         int,
         typer.Option("--mqtt-port", help="Port of the embedded MQTT broker for devices."),
     ] = 1883,
+    mqtts_port: Annotated[
+        int,
+        typer.Option(
+            "--mqtts-port",
+            help="Port of the embedded broker's TLS listener, where devices log in with their "
+            "certificates (0: none).",
+        ),
+    ] = 8883,
     no_broker: Annotated[
         bool,
         typer.Option("--no-broker", help="Run no embedded MQTT broker (API only)."),
@@ -78,7 +86,11 @@ def up(
     if tls:
         settings = replace(settings, tls=True)
     if mqtt_url is None and settings.mqtt_url is None:
-        settings = replace(settings, mqtt_port=None if no_broker else mqtt_port)
+        settings = replace(
+            settings,
+            mqtt_port=None if no_broker else mqtt_port,
+            mqtts_port=None if no_broker or not mqtts_port else mqtts_port,
+        )
     run_server(serve, settings)
 
 

@@ -258,6 +258,17 @@ def server_files(ca: CertificateAuthority, folder: Path, hosts: list[str]) -> tu
     return cert_path, key_path
 
 
+def tls_files(ca: CertificateAuthority, folder: Path, hosts: list[str]) -> tuple[Path, Path, Path]:
+    """(server certificate, its key, the CA certificate to verify clients with): what a TLS
+    listener of iotas (HTTPS, MQTT over TLS) needs. Wildcard addresses are left out of the
+    names; loopback is always in."""
+    names = [h for h in {*hosts, "localhost", "127.0.0.1"} if h not in ("", "0.0.0.0", "::")]  # noqa: S104
+    cert_file, key_file = server_files(ca, folder, names)
+    trusted = folder / "trusted-ca.crt"
+    trusted.write_text(ca.certificate_pem)
+    return cert_file, key_file, trusted
+
+
 def _hosts_of(cert: x509.Certificate) -> list[str]:
     try:
         san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value

@@ -189,6 +189,8 @@ class Iotas:
         if transport == "embedded":
             self.mqtt = ("127.0.0.1", free_port())
             self.settings["mqtt_port"] = self.mqtt[1]
+            self.mqtts = ("127.0.0.1", free_port())
+            self.settings["mqtts_port"] = self.mqtts[1]
         else:
             self.mqtt = MOSQUITTO
             self.settings["mqtt_url"] = f"mqtt://{MOSQUITTO[0]}:{MOSQUITTO[1]}"
