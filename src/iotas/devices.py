@@ -68,6 +68,7 @@ class MqttDevices:
             stats=rt.stats,
             flood=FloodGuard(settings.mqtt_device_rate, settings.mqtt_device_burst),
             provisioning=MqttProvisioning(rt.claims, rt.stats),
+            logins=rt.auth,
         )
         tls = None
         if settings.mqtts_port and rt.credentials.ca is not None:

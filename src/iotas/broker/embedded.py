@@ -116,6 +116,7 @@ class _GatedBroker(Broker):
         # The verified client certificate of a TLS connection (None on the plain listener),
         # for the auth plugin: set on every connection, as a session outlives its connections.
         session.iotas_certificate = _peer_certificate(writer)
+        session.iotas_source = remote_address  # whose failed logins are limited
         return handler, session
 
     async def _init_handler(self, session: Any, reader: Any, writer: Any) -> BrokerProtocolHandler:

@@ -17,6 +17,7 @@ from iotas.broker import provisioning
 from iotas.broker.provisioning import MqttProvisioning
 from iotas.domain.errors import InvalidInput, NotFound
 from iotas.domain.ids import check_thing_id
+from iotas.services.auth import Authenticator
 from iotas.services.ca import thing_of_certificate
 from iotas.services.context import Actor, Context
 from iotas.services.credentials import CredentialService
@@ -36,7 +37,10 @@ class BrokerGate:
         stats: IngestStats,
         flood: FloodGuard | None = None,
         provisioning: MqttProvisioning | None = None,
+        logins: Authenticator | None = None,
     ) -> None:
+        # Failed logins limited per source address, sharing the API's allowance.
+        self.logins = logins
         self.credentials = credentials
         self.messages = messages
         self.registry = registry
@@ -46,9 +50,27 @@ class BrokerGate:
         self.provisioning = provisioning
 
     async def authenticate(
+        self,
+        client_id: str | None,
+        username: str | None,
+        password: str | None,
+        source: str = "-",
+    ) -> bool:
+        """A device logs in with its Thing id as client id and username and its secret; a
+        source address that failed too often is refused before any hash is spent."""
+        if self.logins is not None and not self.logins.may_try(source):
+            self.stats.reject(
+                "login_rate_limited", f"too many failed logins from {source}", source=source
+            )
+            return False
+        ok = await self._check_password(client_id, username, password)
+        if not ok and self.logins is not None:
+            self.logins.failed(source, "mqtt")
+        return ok
+
+    async def _check_password(
         self, client_id: str | None, username: str | None, password: str | None
     ) -> bool:
-        """A device logs in with its Thing id as client id and username and its secret."""
         if not username or password is None:
             self.stats.reject("auth_failed", "no username or password", source=client_id or "?")
             return False
@@ -68,6 +90,20 @@ class BrokerGate:
         return True
 
     async def authenticate_certificate(
+        self, client_id: str | None, username: str | None, certificate_pem: str, source: str = "-"
+    ) -> str | None:
+        """`_check_certificate`, under the same per-source limit as passwords."""
+        if self.logins is not None and not self.logins.may_try(source):
+            self.stats.reject(
+                "login_rate_limited", f"too many failed logins from {source}", source=source
+            )
+            return None
+        thing_id = await self._check_certificate(client_id, username, certificate_pem)
+        if thing_id is None and self.logins is not None:
+            self.logins.failed(source, "mqtt")
+        return thing_id
+
+    async def _check_certificate(
         self, client_id: str | None, username: str | None, certificate_pem: str
     ) -> str | None:
         """A device on the TLS listener: its certificate (already verified against the CA)

@@ -27,18 +27,21 @@ class IotasAuthPlugin(BaseAuthPlugin):
             return claims is not None and bool(
                 await claims.login(session, self.context.broadcast_message)
             )
+        source = getattr(session, "iotas_source", "-")
         certificate = getattr(session, "iotas_certificate", None)
         if certificate is not None:
             # The TLS listener: the certificate is the identity, and names the Thing, which
             # then is the session's user name for every topic check.
             thing_id = await gate.authenticate_certificate(
-                session.client_id, session.username, certificate
+                session.client_id, session.username, certificate, source
             )
             if thing_id is None:
                 return False
             session.username = thing_id
             return True
-        return bool(await gate.authenticate(session.client_id, session.username, session.password))
+        return bool(
+            await gate.authenticate(session.client_id, session.username, session.password, source)
+        )
 
 
 class IotasTopicPlugin(BaseTopicPlugin):

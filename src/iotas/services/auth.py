@@ -130,6 +130,20 @@ class Authenticator:
             self._allowance[source] = (allowance - 1.0, time.monotonic())
             raise
 
+    def may_try(self, source: str) -> bool:
+        """Whether `source` may attempt a login now: what a device's MQTT login asks before
+        it costs a password hash. The same allowance as API tokens, so a guesser gains
+        nothing by switching protocols."""
+        if self._allowance_of(source) < 1.0:
+            self.failures["rate_limited"] += 1
+            return False
+        return True
+
+    def failed(self, source: str, reason: str) -> None:
+        """Count a failed login of `source` that did not go through `authenticate`."""
+        self._allowance[source] = (self._allowance_of(source) - 1.0, time.monotonic())
+        self.failures[reason] += 1
+
     def _allowance_of(self, source: str) -> float:
         entry = self._allowance.get(source)
         if entry is None:

@@ -185,6 +185,9 @@ class Iotas:
             "admin_token": self.token,
             "log_level": "warning",
             "mqtt_max_payload": MAX_PAYLOAD,
+            # Tests refuse logins on purpose, all from 127.0.0.1: no per-source limit here
+            # (test_login_limit.py tests it).
+            "auth_failure_burst": 1e9,
         }
         if transport == "embedded":
             self.mqtt = ("127.0.0.1", free_port())
