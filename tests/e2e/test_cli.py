@@ -488,3 +488,33 @@ def test_quarantine_and_release(live: ServerProcess, tmp_path: Path) -> None:
     assert (tmp_path / "device.crt").read_text().startswith("-----BEGIN CERTIFICATE")
     assert (tmp_path / "device.key").stat().st_mode & 0o777 == 0o600
     assert ok_json(iotas(live, "things", "get", thing_id, "--json"))["quarantine"] is None
+
+
+def test_tokens_create_list_revoke(live: ServerProcess) -> None:
+    made = iotas(
+        live,
+        "tokens",
+        "create",
+        "plant-7-ops",
+        "--role",
+        "operator",
+        "-n",
+        "plant-7",
+        "--expires",
+        "30d",
+    )
+    assert made.exit_code == 0, made.output
+    token = made.stdout.strip()
+    listed = ok_json(iotas(live, "tokens", "ls", "--json"))
+    mine = next(t for t in listed if t["subject"] == "plant-7-ops")
+    assert mine["namespaces"] == ["plant-7"] and mine["role"] == "operator"
+    assert mine["expires_at"] is not None
+    thing_id = new_id("x")
+    ok_json(iotas(live, "things", "create", thing_id, "--kind", "k", "--json"))
+    # Limited to plant-7: another namespace's Thing does not exist for it (exit 3).
+    hidden = iotas(live, "things", "get", thing_id, token=token)
+    assert hidden.exit_code == 3, hidden.output
+    assert ok_json(iotas(live, "things", "ls", "--json", token=token)) == []
+    gone = iotas(live, "tokens", "rm", mine["id"], "--yes")
+    assert gone.exit_code == 0, gone.output
+    assert iotas(live, "things", "ls", token=token).exit_code == 5

@@ -15,24 +15,39 @@ Written to the output directory:
 - `iotas.secret` (0600): the service user's secret, kept across runs so that regenerating
   (to apply a revocation) does not change it; `--rotate-service-secret` makes a new one;
 - `iotas-mqtt-url` (0600): `mqtt://iotas:<secret>@host:port`, for `iotas up --mqtt-url`.
+
+With `--tls-port`, also a listener where devices log in with their iotas certificates
+(Mosquitto checks the chain against iotas' CA and the CRL, takes the certificate's common
+name, the Thing id, as user name and client id, and the same per-Thing roles apply):
+
+- `ca.crt`: iotas' CA certificate (`cafile`);
+- `server.crt`, `server.key` (0600): the listener's certificate, issued by iotas' CA for
+  `--host`, localhost, 127.0.0.1 and every `--server-name`; kept across runs while it fits;
+- `crl.pem`: the CA's revocation list (`crlfile`), valid for 30 days: run this again (and
+  restart Mosquitto) before then, or Mosquitto refuses every certificate.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import glob
+import ipaddress
 import os
 import pwd
 import string
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
 import orjson
 import typer
+from cryptography import x509
 
 from iotas.cli.context import ExitCode, cli_of
 from iotas.cli.options import JsonFlag
 from iotas.domain.secrets import PasswordHash, hash_secret, new_secret
+from iotas.sdk import Client
 
 app = typer.Typer(no_args_is_help=True, help="Configure an external MQTT broker for iotas.")
 
@@ -43,6 +58,13 @@ DYNSEC_FILE = "dynamic-security.json"
 CONF_FILE = "mosquitto.conf"
 SECRET_FILE = "iotas.secret"  # noqa: S105 (a file name)
 URL_FILE = "iotas-mqtt-url"
+CA_FILE = "ca.crt"
+SERVER_CERT_FILE = "server.crt"
+SERVER_KEY_FILE = "server.key"
+CRL_FILE = "crl.pem"
+# A server certificate closer than this to its end is issued again.
+RENEW_BEFORE = dt.timedelta(days=30)
+WILDCARDS = ("0.0.0.0", "::", "")  # noqa: S104 (compared, not bound)
 PLUGIN_CANDIDATES = (
     "/usr/lib/x86_64-linux-gnu/mosquitto_dynamic_security.so",  # Debian, Ubuntu
     "/usr/lib/*-linux-gnu/mosquitto_dynamic_security.so",
@@ -92,6 +114,23 @@ def mosquitto(
         bool,
         typer.Option("--rotate-service-secret", help="Make a new secret for the iotas user."),
     ] = False,
+    tls_port: Annotated[
+        int | None,
+        typer.Option(
+            "--tls-port",
+            help="Also a TLS listener on this port (8883 is usual) where devices log in with "
+            "their iotas certificates.",
+        ),
+    ] = None,
+    server_names: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--server-name",
+            help="A DNS name or address devices reach the TLS listener at (repeatable; "
+            "--host, localhost and 127.0.0.1 are always in its certificate).",
+            metavar="NAME",
+        ),
+    ] = None,
     json_: JsonFlag = False,
 ) -> None:
     """Write a Mosquitto configuration that authenticates every Thing by its credentials.
@@ -101,6 +140,8 @@ def mosquitto(
     cli = cli_of(ctx, json_)
     if not 0 < port < 65536:
         raise typer.BadParameter("a port is 1 to 65535", param_hint="--port")
+    if tls_port is not None and not (0 < tls_port < 65536 and tls_port != port):
+        raise typer.BadParameter("a port is 1 to 65535, other than --port", param_hint="--tls-port")
     uid = None
     if owner is not None:
         try:
@@ -112,6 +153,15 @@ def mosquitto(
     rows = exported.get("credentials")
     if not isinstance(rows, list):
         cli.fail("the server's answer has no credential list", ExitCode.FAILED)
+    certified = [
+        str(row["thing_id"])
+        for row in exported.get("certificates") or []
+        if isinstance(row, dict) and isinstance(row.get("thing_id"), str)
+    ]
+    hosts = sorted({host, "localhost", "127.0.0.1", *(server_names or [])} - set(WILDCARDS))
+    tls: TlsFiles | None = None
+    if tls_port is not None:
+        tls = fetch_tls(cli.run, out, hosts)
 
     out.mkdir(parents=True, exist_ok=True)
     secret = None if rotate else read_secret(out / SECRET_FILE)
@@ -123,7 +173,9 @@ def mosquitto(
             "URL); fix it or use --rotate-service-secret",
             ExitCode.INVALID,
         )
-    document, things, skipped, several = dynsec_document(rows, hash_secret(secret))
+    document, things, skipped, several = dynsec_document(
+        rows, hash_secret(secret), certified if tls is not None else ()
+    )
     directory = out.resolve()
     try:
         write_file(out / SECRET_FILE, secret + "\n", mode=0o600)
@@ -135,6 +187,13 @@ def mosquitto(
             mode=0o600,
             uid=uid,
         )
+        if tls is not None:
+            write_file(out / CA_FILE, tls.ca, mode=0o644)
+            write_file(out / CRL_FILE, tls.crl, mode=0o644)
+            if tls.server is not None:
+                # The key first: a certificate without its key is of no use to a broker.
+                write_file(out / SERVER_KEY_FILE, tls.server[1], mode=0o600, uid=uid)
+                write_file(out / SERVER_CERT_FILE, tls.server[0], mode=0o644)
         write_file(
             out / CONF_FILE,
             mosquitto_conf(
@@ -144,6 +203,8 @@ def mosquitto(
                 dynsec=directory / DYNSEC_FILE,
                 things=things,
                 generated_at=str(exported.get("generated_at", "")),
+                tls_port=tls_port,
+                directory=directory,
             ),
             mode=0o644,
         )
@@ -167,6 +228,19 @@ def mosquitto(
         "skipped": skipped,
         "several_passwords": several,
     }
+    if tls is not None:
+        report["tls"] = {
+            "port": tls_port,
+            "certificate_things": len(certified),
+            "server_names": hosts,
+            "server_certificate_issued": tls.server is not None,
+            "files": {
+                "ca": str(directory / CA_FILE),
+                "certificate": str(directory / SERVER_CERT_FILE),
+                "key": str(directory / SERVER_KEY_FILE),
+                "crl": str(directory / CRL_FILE),
+            },
+        }
     if cli.out.json_mode:
         cli.out.json(report)
         return
@@ -181,6 +255,15 @@ def mosquitto(
             f"[yellow]{several} Things have more than one active password; Mosquitto accepts "
             "only the newest of each.[/yellow]"
         )
+    if tls is not None:
+        cli.out.info(
+            f"  TLS on port {tls_port}: {CA_FILE}, {SERVER_CERT_FILE}, {SERVER_KEY_FILE}, "
+            f"{CRL_FILE} ({len(certified)} Things with certificates)"
+        )
+        cli.out.info(
+            "[yellow]The CRL is valid for 30 days: run this again (and restart Mosquitto) "
+            "before then, and after every revocation.[/yellow]"
+        )
     if skipped:
         cli.out.info(f"[yellow]{skipped} damaged hashes were left out.[/yellow]")
     if not os.path.exists(plugin_path):
@@ -188,9 +271,14 @@ def mosquitto(
     cli.out.info("Restart Mosquitto to apply (it reads the plugin's file only at start).")
 
 
-def dynsec_document(rows: Iterable[Any], service_hash: str) -> tuple[dict[str, Any], int, int, int]:
+def dynsec_document(
+    rows: Iterable[Any], service_hash: str, certified: Iterable[str] = ()
+) -> tuple[dict[str, Any], int, int, int]:
     """The dynamic security plugin's JSON: (document, Things, damaged hashes, Things with
-    more than one active password). `rows` come in Thing order, each Thing's newest last."""
+    more than one active password). `rows` come in Thing order, each Thing's newest last;
+    `certified` Things (an active certificate) get their client and role too, without a
+    password when they have none: they log in on the TLS listener, where Mosquitto makes
+    the certificate's name their user name, and the plugin then applies their role."""
     newest: dict[str, PasswordHash] = {}
     seen: dict[str, int] = {}
     skipped = 0
@@ -203,12 +291,15 @@ def dynsec_document(rows: Iterable[Any], service_hash: str) -> tuple[dict[str, A
             continue
         newest[thing_id] = parsed  # the last one of a Thing is its newest
         seen[thing_id] = seen.get(thing_id, 0) + 1
+    everyone: dict[str, PasswordHash | None] = {t: None for t in certified}
+    everyone.update(newest)
+    everyone.pop(SERVICE_USER, None)  # not a Thing id (no ':'), but never let one shadow it
     clients = [
         _client(thing_id, h, f"{THING_ROLE_PREFIX}{thing_id}", thing_id)
-        for thing_id, h in newest.items()
+        for thing_id, h in sorted(everyone.items())
     ]
     clients.append(_client(SERVICE_USER, PasswordHash.parse(service_hash), SERVICE_ROLE, None))
-    roles = [_role(f"{THING_ROLE_PREFIX}{t}", [f"things/{t}/#"], []) for t in newest]
+    roles = [_role(f"{THING_ROLE_PREFIX}{t}", [f"things/{t}/#"], []) for t in sorted(everyone)]
     roles.append(_role(SERVICE_ROLE, ["things/#"], ["$share/iotas/things/#"]))
     document = {
         "defaultACLAccess": DEFAULT_ACL_ACCESS,
@@ -216,17 +307,18 @@ def dynsec_document(rows: Iterable[Any], service_hash: str) -> tuple[dict[str, A
         "groups": [],
         "roles": roles,
     }
-    return document, len(newest), skipped, sum(n > 1 for n in seen.values())
+    return document, len(everyone), skipped, sum(n > 1 for n in seen.values())
 
 
-def _client(username: str, hashed: PasswordHash, role: str, clientid: str | None) -> Any:
-    client: dict[str, Any] = {
-        "username": username,
-        "password": hashed.b64_key,
-        "salt": hashed.b64_salt,
-        "iterations": hashed.iterations,
-        "roles": [{"rolename": role}],
-    }
+def _client(username: str, hashed: PasswordHash | None, role: str, clientid: str | None) -> Any:
+    client: dict[str, Any] = {"username": username, "roles": [{"rolename": role}]}
+    if hashed is not None:
+        # Without a password the plugin never accepts a password login for the client.
+        client |= {
+            "password": hashed.b64_key,
+            "salt": hashed.b64_salt,
+            "iterations": hashed.iterations,
+        }
     if clientid is not None:
         # Binding the client id stops one device from taking over another's session.
         client["clientid"] = clientid
@@ -245,8 +337,32 @@ def _role(name: str, topics: list[str], subscribe_only: list[str]) -> dict[str, 
 
 
 def mosquitto_conf(
-    *, host: str, port: int, plugin: str, dynsec: Path, things: int, generated_at: str
+    *,
+    host: str,
+    port: int,
+    plugin: str,
+    dynsec: Path,
+    things: int,
+    generated_at: str,
+    tls_port: int | None = None,
+    directory: Path | None = None,
 ) -> str:
+    tls = ""
+    if tls_port is not None and directory is not None:
+        tls = (
+            "\n# Devices with iotas certificates. Mosquitto verifies the chain against iotas' CA\n"
+            "# and the CRL; the certificate's common name (the Thing id) becomes the user name\n"
+            "# and the client id, and the plugin gives it that Thing's role. Rerun and restart\n"
+            "# within 30 days: an expired CRL makes Mosquitto refuse every certificate.\n"
+            f"listener {tls_port} {host}\n"
+            f"cafile {directory / CA_FILE}\n"
+            f"certfile {directory / SERVER_CERT_FILE}\n"
+            f"keyfile {directory / SERVER_KEY_FILE}\n"
+            f"crlfile {directory / CRL_FILE}\n"
+            "require_certificate true\n"
+            "use_identity_as_username true\n"
+            "use_username_as_clientid true\n"
+        )
     return (
         f"# Written by `iotas broker-config mosquitto` for {things} Things"
         f" (credentials as of {generated_at}).\n"
@@ -257,7 +373,53 @@ def mosquitto_conf(
         "allow_anonymous false\n"
         f"plugin {plugin}\n"
         f"plugin_opt_config_file {dynsec}\n"
+    ) + tls
+
+
+@dataclass(frozen=True, slots=True)
+class TlsFiles:
+    ca: str
+    crl: str
+    server: tuple[str, str] | None  # (certificate, key) when issued now; None: keep the files
+
+
+def fetch_tls(
+    run: Callable[[Callable[[Client], Awaitable[Any]]], Any], out: Path, hosts: list[str]
+) -> TlsFiles:
+    """The CA certificate and CRL from the server, and a server certificate from its CA
+    unless the one in `out` is still good: issued by this CA, for these hosts, and not
+    within 30 days of its end (a new key at every run would only churn the broker)."""
+    ca_pem = str(run(lambda client: client.ca_certificate()))
+    crl_pem = str(run(lambda client: client.ca_crl()))
+    if _server_cert_fits(out, ca_pem, hosts):
+        return TlsFiles(ca_pem, crl_pem, None)
+    issued = run(lambda client: client.issue_server_certificate(hosts))
+    return TlsFiles(ca_pem, crl_pem, (str(issued["certificate"]), str(issued["private_key"])))
+
+
+def _server_cert_fits(out: Path, ca_pem: str, hosts: list[str]) -> bool:
+    try:
+        current = x509.load_pem_x509_certificate((out / SERVER_CERT_FILE).read_bytes())
+        ca = x509.load_pem_x509_certificate(ca_pem.encode())
+        if not (out / SERVER_KEY_FILE).exists():
+            return False
+        san = current.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    except (OSError, ValueError, x509.ExtensionNotFound):
+        return False
+    names = sorted(
+        [str(ip) for ip in san.get_values_for_type(x509.IPAddress)]
+        + san.get_values_for_type(x509.DNSName)
     )
+    wanted = sorted(_normal(h) for h in hosts)
+    soon = dt.datetime.now(dt.UTC) + RENEW_BEFORE
+    return current.issuer == ca.subject and names == wanted and current.not_valid_after_utc > soon
+
+
+def _normal(host: str) -> str:
+    try:
+        return str(ipaddress.ip_address(host))
+    except ValueError:
+        return host
 
 
 def find_plugin() -> str:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
 import typer
@@ -10,7 +9,7 @@ from rich.table import Table
 from rich.text import Text
 
 from iotas.cli import params
-from iotas.cli.context import InputError, cli_of
+from iotas.cli.context import cli_of
 from iotas.cli.options import JsonFlag
 from iotas.cli.output import short_time
 
@@ -81,7 +80,7 @@ def create(
         template["desired"] = cli.check(lambda: params.json_object(desired, None, "desired state"))
     if name_pattern is not None:
         template["name_pattern"] = name_pattern
-    until = cli.check(lambda: _future(expires)) if expires is not None else None
+    until = cli.check(lambda: params.future(expires, "--expires")) if expires is not None else None
     uses = None if unlimited else (max_uses or 1)
     created = cli.run(lambda client: client.create_claim(template, max_uses=uses, expires=until))
     if cli.out.json_mode:
@@ -142,15 +141,3 @@ def revoke(
         cli.out.json({"id": claim_id, "revoked": True})
     else:
         cli.out.info(f"Revoked claim [bold]{claim_id}[/bold]")
-
-
-def _future(text: str) -> str:
-    """An RFC 3339 time, or a time from now like 30d, 12h, 90m."""
-    match = params.RELATIVE.match(text.strip().lower())
-    if match and not text.strip().startswith("-") and "ago" not in text:
-        delta = timedelta(**{params.UNITS[match[2]]: float(match[1])})
-        return (datetime.now(UTC) + delta).isoformat().replace("+00:00", "Z")
-    when = params.instant(text, "--expires")
-    if when is None or text.strip().lower() == "now":
-        raise InputError("--expires must be in the future")
-    return when

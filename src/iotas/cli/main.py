@@ -7,7 +7,19 @@ from typing import Annotated
 import typer
 
 from iotas import __version__
-from iotas.cli import broker_config, ca, claims, demo, journal, simulate, things, twin, up, watch
+from iotas.cli import (
+    broker_config,
+    ca,
+    claims,
+    demo,
+    journal,
+    simulate,
+    things,
+    tokens,
+    twin,
+    up,
+    watch,
+)
 from iotas.cli.context import Options
 
 app = typer.Typer(
@@ -24,6 +36,7 @@ app.add_typer(journal.app, name="journal")
 app.add_typer(broker_config.app, name="broker-config")
 app.add_typer(ca.app, name="ca")
 app.add_typer(claims.app, name="claims")
+app.add_typer(tokens.app, name="tokens")
 app.command("history")(journal.history)
 app.command("watch")(watch.watch)
 app.command("up")(up.up)

@@ -141,3 +141,15 @@ def cause(text: str | None) -> str | None:
 
 def _rfc3339(moment: datetime) -> str:
     return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def future(text: str, flag: str) -> str:
+    """An RFC 3339 time, or a time from now like 30d, 12h, 90m (for `--expires`)."""
+    match = RELATIVE.match(text.strip().lower())
+    if match and not text.strip().startswith("-") and "ago" not in text:
+        delta = timedelta(**{UNITS[match[2]]: float(match[1])})
+        return (datetime.now(UTC) + delta).isoformat().replace("+00:00", "Z")
+    when = instant(text, flag)
+    if when is None or text.strip().lower() == "now":
+        raise InputError(f"{flag} must be in the future")
+    return when

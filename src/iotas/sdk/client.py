@@ -242,6 +242,15 @@ class Client:
         """The PEM certificate of iotas' CA."""
         return (await self._request("GET", f"{API}/ca")).text
 
+    async def ca_crl(self) -> str:
+        """The PEM certificate revocation list of iotas' CA (certificates no longer accepted)."""
+        return (await self._request("GET", f"{API}/ca/crl")).text
+
+    async def issue_server_certificate(self, hosts: list[str]) -> Json:
+        """A TLS server certificate from iotas' CA for `hosts` (admin token): `certificate`,
+        `private_key` (shown once), `ca_certificate`, `serial`, `not_after`."""
+        return await self._json("POST", f"{API}/ca/server-certificates", body={"hosts": hosts})
+
     async def list_credentials(self, thing_id: str) -> list[Json]:
         """The Thing's credentials, revoked ones too (`revoked_at` set); never secrets."""
         page = await self._page(f"{_thing(thing_id)}/credentials", {})
@@ -255,6 +264,32 @@ class Client:
             f"{_thing(thing_id)}/credentials/{quote(credential_id, safe='')}",
             headers=cause_header(cause),
         )
+
+    # -- operators' tokens (admin) -------------------------------------------------------
+
+    async def create_token(
+        self,
+        subject: str,
+        role: str,
+        *,
+        namespaces: list[str] | None = None,
+        expires: datetime | str | None = None,
+    ) -> Json:
+        """An API token for `subject` with `role` (viewer, operator, admin), optionally
+        limited to `namespaces`; `"token"` is in this answer only."""
+        body: Json = {"subject": subject, "role": role}
+        if namespaces is not None:
+            body["namespaces"] = namespaces
+        if expires is not None:
+            body["expires"] = time_param(expires, "expires")
+        return await self._json("POST", f"{API}/tokens", body=body)
+
+    async def list_tokens(self) -> list[Json]:
+        """Every token's subject, role, namespaces and times; never a token."""
+        return (await self._page(f"{API}/tokens", {})).items
+
+    async def revoke_token(self, token_id: str) -> None:
+        await self._request("DELETE", f"{API}/tokens/{quote(token_id, safe='')}")
 
     # -- provisioning claims (admin) -----------------------------------------------------
 
@@ -318,7 +353,8 @@ class Client:
 
     async def broker_credentials(self) -> Json:
         """Active password hashes of every Thing, for an external broker (admin token):
-        `{"generated_at", "credentials": [{"thing_id", "secret_hash"}]}`."""
+        `{"generated_at", "credentials": [{"thing_id", "secret_hash"}], "certificates":
+        [{"thing_id"}]}` (the Things with an active certificate)."""
         return await self._json("GET", f"{API}/broker/credentials")
 
     # -- journal -------------------------------------------------------------------------

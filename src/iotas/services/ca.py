@@ -31,6 +31,7 @@ SERVER_CERT = "server.crt"
 SERVER_KEY = "server.key"
 SERVER_DAYS = 397  # what browsers and most TLS clients accept for a server certificate
 MAX_CSR_BYTES = 16 * 1024
+CRL_DAYS = 30
 MIN_RSA_BITS = 2048
 EC_CURVES = (ec.SECP256R1, ec.SECP384R1)
 
@@ -168,6 +169,36 @@ class CertificateAuthority:
             pem,
         )
 
+    def crl_pem(
+        self, revoked: list[tuple[int, dt.datetime]], *, next_update_days: int = CRL_DAYS
+    ) -> str:
+        """A certificate revocation list of `revoked` (serial, when), signed by the CA: for a
+        broker that checks certificates itself (Mosquitto's `crlfile`). It is numbered by its
+        time of issue so a newer one always has the larger number; a broker refuses every
+        client once `next_update` has passed, so it must be fetched again before then."""
+        now = dt.datetime.now(dt.UTC)
+        builder = (
+            x509.CertificateRevocationListBuilder()
+            .issuer_name(self.cert.subject)
+            .last_update(now - dt.timedelta(minutes=5))
+            .next_update(now + dt.timedelta(days=next_update_days))
+            .add_extension(x509.CRLNumber(int(now.timestamp() * 1_000_000)), critical=False)
+            .add_extension(
+                x509.AuthorityKeyIdentifier.from_issuer_public_key(self.key.public_key()),
+                critical=False,
+            )
+        )
+        for serial, revoked_at in revoked:
+            entry = (
+                x509.RevokedCertificateBuilder()
+                .serial_number(serial)
+                .revocation_date(min(revoked_at, now))
+                .build()
+            )
+            builder = builder.add_revoked_certificate(entry)
+        crl = builder.sign(self.key, hashes.SHA256())
+        return crl.public_bytes(serialization.Encoding.PEM).decode()
+
     def _issue(self, thing_id: str, public_key: object, days: int) -> Issued:
         now = dt.datetime.now(dt.UTC)
         not_before = now - dt.timedelta(minutes=5)  # clocks of small devices drift
@@ -220,30 +251,7 @@ def server_files(ca: CertificateAuthority, folder: Path, hosts: list[str]) -> tu
         ):
             return cert_path, key_path
     key = ec.generate_private_key(ec.SECP256R1())
-    now = dt.datetime.now(dt.UTC)
-    names: list[x509.GeneralName] = []
-    for host in wanted:
-        try:
-            names.append(x509.IPAddress(ipaddress.ip_address(host)))
-        except ValueError:
-            names.append(x509.DNSName(host))
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, wanted[0])]))
-        .issuer_name(ca.cert.subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=5))
-        .not_valid_after(min(now + dt.timedelta(days=SERVER_DAYS), ca.cert.not_valid_after_utc))
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(x509.SubjectAlternativeName(names), critical=False)
-        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
-        .add_extension(
-            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca.key.public_key()),
-            critical=False,
-        )
-        .sign(ca.key, hashes.SHA256())
-    )
+    cert = _server_certificate(ca, key.public_key(), wanted)
     folder.mkdir(parents=True, exist_ok=True)
     fd = os.open(key_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "wb") as handle:
@@ -256,6 +264,48 @@ def server_files(ca: CertificateAuthority, folder: Path, hosts: list[str]) -> tu
         )
     cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
     return cert_path, key_path
+
+
+def issue_server(ca: CertificateAuthority, hosts: list[str]) -> tuple[str, str]:
+    """(certificate PEM, key PEM) of a new TLS server certificate for `hosts`: for a broker
+    elsewhere (Mosquitto) that devices reach with their iotas certificates."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    cert = _server_certificate(ca, key.public_key(), sorted(set(hosts)))
+    key_pem = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    ).decode()
+    return cert.public_bytes(serialization.Encoding.PEM).decode(), key_pem
+
+
+def _server_certificate(
+    ca: CertificateAuthority, public_key: ec.EllipticCurvePublicKey, wanted: list[str]
+) -> x509.Certificate:
+    now = dt.datetime.now(dt.UTC)
+    names: list[x509.GeneralName] = []
+    for host in wanted:
+        try:
+            names.append(x509.IPAddress(ipaddress.ip_address(host)))
+        except ValueError:
+            names.append(x509.DNSName(host))
+    return (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, wanted[0])]))
+        .issuer_name(ca.cert.subject)
+        .public_key(public_key)
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(min(now + dt.timedelta(days=SERVER_DAYS), ca.cert.not_valid_after_utc))
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(x509.SubjectAlternativeName(names), critical=False)
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+        .add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca.key.public_key()),
+            critical=False,
+        )
+        .sign(ca.key, hashes.SHA256())
+    )
 
 
 def tls_files(ca: CertificateAuthority, folder: Path, hosts: list[str]) -> tuple[Path, Path, Path]:

@@ -13,6 +13,7 @@ A credential belongs to the Thing as it was created: one made before the Thing's
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import hashlib
 import logging
 import secrets
@@ -190,6 +191,34 @@ class CredentialService:
         except Exception:
             log.exception("could not read the credentials of %s; refusing it", thing_id)
             return False
+
+    async def certificate_things(self) -> list[str]:
+        """Ids of the Things with an active certificate, sorted: the identities an external
+        broker that checks certificates itself must give topics to (`iotas broker-config`)."""
+        rows = await self.store.read(
+            lambda conn: credentials_repo.x509_things(conn, clock.now_us())
+        )
+        return sorted(
+            {
+                thing_id
+                for thing_id, created_us, born in rows
+                if created_us >= clock.parse_rfc3339(born)
+            }
+        )
+
+    async def crl(self) -> str:
+        """The CA's certificate revocation list (PEM) of every certificate no longer accepted:
+        for brokers that check device certificates themselves (see `iotas broker-config`)."""
+        if self.ca is None:
+            raise NotFound("this iotas has no certificate authority")
+        ended = await self.store.read(
+            lambda conn: credentials_repo.ended_x509(conn, clock.now_us())
+        )
+        revoked = [
+            (int(serial, 16), dt.datetime.fromtimestamp(at_us / 1_000_000, dt.UTC))
+            for serial, at_us in ended
+        ]
+        return await asyncio.to_thread(self.ca.crl_pem, revoked)
 
     async def _certificate(self, thing_id: str, body: object) -> Issued:
         if self.ca is None:

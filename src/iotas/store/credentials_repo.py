@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import Connection, Row, Select, insert, select, update
+from sqlalchemy import Connection, Row, Select, insert, or_, select, update
 
 from iotas.store.schema import credentials, things
 
@@ -146,6 +146,42 @@ def x509_by_serial(conn: Connection, thing_id: str, serial: str) -> CredentialRo
         )
     ).first()
     return None if row is None else CredentialRow(*row)
+
+
+def x509_things(conn: Connection, now_us: int) -> list[tuple[str, int, str]]:
+    """(Thing id, credential created_us, Thing created_at) of every unrevoked, unexpired
+    certificate of an existing Thing, by Thing id: who may log in with a certificate."""
+    rows = conn.execute(
+        select(credentials.c.thing_id, credentials.c.created_us, things.c.created_at)
+        .join(things, things.c.id == credentials.c.thing_id)
+        .where(
+            credentials.c.type == X509,
+            credentials.c.revoked_us.is_(None),
+            or_(credentials.c.expires_us.is_(None), credentials.c.expires_us > now_us),
+        )
+        .order_by(credentials.c.thing_id, credentials.c.created_us)
+    )
+    return [(thing_id, created_us, born) for thing_id, created_us, born in rows]
+
+
+def ended_x509(conn: Connection, now_us: int) -> list[tuple[str, int]]:
+    """(serial hex, when it stopped being accepted) of every certificate revoked, or cut
+    short by a renewal's grace period, or expired, by serial: what a CRL lists. Rows of
+    deleted Things are kept, and listed, like any other."""
+    rows = conn.execute(
+        select(credentials.c.serial, credentials.c.revoked_us, credentials.c.expires_us)
+        .where(
+            credentials.c.type == X509,
+            credentials.c.serial.is_not(None),
+            or_(credentials.c.revoked_us.is_not(None), credentials.c.expires_us <= now_us),
+        )
+        .order_by(credentials.c.serial)
+    )
+    ended: list[tuple[str, int]] = []
+    for serial, revoked_us, expires_us in rows:
+        times = [t for t in (revoked_us, expires_us) if t is not None]
+        ended.append((serial, min(times)))
+    return ended
 
 
 def set_expiry(conn: Connection, credential_id: str, expires_us: int) -> None:

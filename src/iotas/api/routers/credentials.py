@@ -3,6 +3,10 @@ hashes that configures an external MQTT broker (`iotas broker-config`)."""
 
 from __future__ import annotations
 
+import asyncio
+import re
+
+from cryptography import x509
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
@@ -10,7 +14,8 @@ from iotas.api.bodies import json_body
 from iotas.api.responses import json_response
 from iotas.api.security import Ctx, Rt
 from iotas.domain import clock
-from iotas.domain.errors import Forbidden, NotFound
+from iotas.domain.errors import Forbidden, InvalidInput, NotFound
+from iotas.services.ca import issue_server
 from iotas.services.credentials import authorize
 
 # Every route here takes `ctx: Ctx`, which authenticates (see routers/things.py).
@@ -94,15 +99,20 @@ async def revoke_credential(thing_id: str, credential_id: str, ctx: Ctx, rt: Rt)
     summary="Active password hashes of every Thing, to configure an external broker (admin)",
 )
 async def broker_credentials(ctx: Ctx, rt: Rt) -> Response:
-    """`{"generated_at", "credentials": [{"thing_id", "secret_hash"}]}`, by Thing id, each
+    """`{"generated_at", "credentials": [{"thing_id", "secret_hash"}], "certificates":
+    [{"thing_id"}]}`, by Thing id, each
     Thing's newest password last. One consistent read rather than pages: a broker
     configuration assembled across concurrent changes could revive a revoked secret."""
     if ctx.actor.role != "admin":
         raise Forbidden("only an admin token can export credential hashes")
     hashes = await rt.credentials.active_hashes()
+    certified = await rt.credentials.certificate_things()
     body = {
         "generated_at": clock.to_rfc3339(clock.now_us()),
         "credentials": [{"thing_id": t, "secret_hash": h} for t, h in hashes],
+        # Things that may log in with a certificate (checked by the broker against the CA
+        # and the CRL): they need topics even without a password.
+        "certificates": [{"thing_id": t} for t in certified],
     }
     return json_response(body, headers=NO_STORE)
 
@@ -116,3 +126,84 @@ async def ca_certificate(ctx: Ctx, rt: Rt) -> Response:
     if rt.credentials.ca is None:
         raise NotFound("this iotas has no certificate authority")
     return Response(rt.credentials.ca.certificate_pem, media_type="application/x-pem-file")
+
+
+@router.get(
+    "/ca/crl",
+    summary="The CA's certificate revocation list (PEM), for brokers that check certificates",
+    responses={200: {"content": {"application/pkix-crl": {}}}},
+)
+async def ca_crl(ctx: Ctx, rt: Rt) -> Response:
+    """Every certificate iotas no longer accepts (revoked, past a renewal's grace period, or
+    expired), signed by the CA; valid for 30 days (`nextUpdate`), so fetch it again sooner."""
+    return Response(await rt.credentials.crl(), media_type="application/pkix-crl")
+
+
+_SERVER_CERT_BODY = {
+    "content": {
+        "application/json": {
+            "schema": {
+                "type": "object",
+                "required": ["hosts"],
+                "properties": {
+                    "hosts": {
+                        "type": "array",
+                        "items": {"type": "string"},
+                        "description": "DNS names and IP addresses the server is reached at",
+                    }
+                },
+            }
+        }
+    },
+    "required": True,
+}
+
+
+@router.post(
+    "/ca/server-certificates",
+    status_code=201,
+    openapi_extra={"requestBody": _SERVER_CERT_BODY},
+    summary="A TLS server certificate from the CA, for an external broker (admin)",
+)
+async def server_certificate(request: Request, ctx: Ctx, rt: Rt) -> Response:
+    """A server certificate (and its key, shown once and never kept) for the `hosts` of a
+    broker that devices reach with their iotas certificates, so they trust the CA only."""
+    if ctx.actor.role != "admin":
+        raise Forbidden("only an admin token can have server certificates issued")
+    if ctx.actor.namespaces is not None:
+        # A server certificate speaks for every namespace at once (see UNSCOPED_ONLY).
+        raise Forbidden("a namespace-limited token cannot have server certificates issued")
+    ca = rt.credentials.ca
+    if ca is None:
+        raise NotFound("this iotas has no certificate authority")
+    body = await json_body(request)
+    hosts = body.get("hosts") if isinstance(body, dict) else None
+    if (
+        not isinstance(hosts, list)
+        or not 0 < len(hosts) <= MAX_SERVER_HOSTS
+        or not all(_host_name(h) for h in hosts)
+        or set(body) != {"hosts"}
+    ):
+        raise InvalidInput(
+            f'a server certificate needs {{"hosts": [...]}}: 1 to {MAX_SERVER_HOSTS} DNS '
+            "names or IP addresses",
+            field="hosts",
+        )
+    cert_pem, key_pem = await asyncio.to_thread(issue_server, ca, [str(h) for h in hosts])
+    issued = x509.load_pem_x509_certificate(cert_pem.encode())
+    created = {
+        "certificate": cert_pem,
+        "private_key": key_pem,
+        "ca_certificate": ca.certificate_pem,
+        "serial": format(issued.serial_number, "x"),
+        "not_after": clock.to_rfc3339(int(issued.not_valid_after_utc.timestamp() * 1_000_000)),
+    }
+    return json_response(created, 201, headers=NO_STORE)
+
+
+MAX_SERVER_HOSTS = 20
+_HOST = re.compile(r"^[A-Za-z0-9*][A-Za-z0-9.:*-]{0,63}$")
+
+
+def _host_name(value: object) -> bool:
+    return isinstance(value, str) and bool(_HOST.match(value))
