@@ -5,6 +5,7 @@ OpenAPI document is walked with every role."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -131,10 +132,8 @@ async def _stream_text(client: httpx.AsyncClient, path: str, seconds: float = 1.
             async for chunk in response.aiter_text():
                 chunks.append(chunk)
 
-        try:
+        with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(read(), seconds)
-        except TimeoutError:
-            pass
     return "".join(chunks)
 
 
