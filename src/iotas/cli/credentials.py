@@ -26,24 +26,28 @@ CredentialId = Annotated[
 ]
 
 
+CredentialType = Annotated[
+    str, typer.Option("--type", help="password, or x509 (a certificate from iotas' CA).")
+]
+CsrFile = Annotated[
+    Path | None,
+    typer.Option("--csr", help="x509: a PEM CSR made on the device (it keeps its key)."),
+]
+OutPrefix = Annotated[
+    Path | None,
+    typer.Option(
+        "--out", help="x509: write <OUT>.crt, <OUT>-ca.crt and (without --csr) <OUT>.key (0600)."
+    ),
+]
+
+
 @app.command("add")
 def add(
     ctx: typer.Context,
     thing_id: ThingId,
-    type_: Annotated[
-        str, typer.Option("--type", help="password, or x509 (a certificate from iotas' CA).")
-    ] = "password",
-    csr: Annotated[
-        Path | None,
-        typer.Option("--csr", help="x509: a PEM CSR made on the device (it keeps its key)."),
-    ] = None,
-    out: Annotated[
-        Path | None,
-        typer.Option(
-            "--out",
-            help="x509: write <OUT>.crt, <OUT>-ca.crt and (without --csr) <OUT>.key (0600).",
-        ),
-    ] = None,
+    type_: CredentialType = "password",
+    csr: CsrFile = None,
+    out: OutPrefix = None,
     cause: Cause = None,
     json_: JsonFlag = False,
 ) -> None:

@@ -3,14 +3,19 @@ state as evidence, and let it back in with a new credential."""
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from iotas.cli import params
 from iotas.cli.context import cli_of
-from iotas.cli.credentials import ThingId, show_new_credential
+from iotas.cli.credentials import (
+    CredentialType,
+    CsrFile,
+    OutPrefix,
+    ThingId,
+    show_new_credential,
+)
 from iotas.cli.options import Cause, JsonFlag
 
 
@@ -43,20 +48,9 @@ def quarantine(
 def release(
     ctx: typer.Context,
     thing_id: ThingId,
-    type_: Annotated[
-        str, typer.Option("--type", help="The new credential: x509 or password.")
-    ] = "x509",
-    csr: Annotated[
-        Path | None,
-        typer.Option("--csr", help="x509: a PEM CSR made on the device (it keeps its key)."),
-    ] = None,
-    out: Annotated[
-        Path | None,
-        typer.Option(
-            "--out",
-            help="x509: write <OUT>.crt, <OUT>-ca.crt and (without --csr) <OUT>.key (0600).",
-        ),
-    ] = None,
+    type_: CredentialType = "x509",
+    csr: CsrFile = None,
+    out: OutPrefix = None,
     cause: Cause = None,
     json_: JsonFlag = False,
 ) -> None:
