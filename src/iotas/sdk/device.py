@@ -121,8 +121,11 @@ class _Subscriber:
 class Device:
     """A Thing on the iotas MQTT convention. See the module docstring for the behaviour.
 
-    `secret` may be None for a broker that lets anyone in. `ca_file` names the CA bundle that
-    signed an `mqtts://` broker's certificate (default: the system's). With
+    `secret` may be None for a broker that lets anyone in, or when the device logs in with
+    its certificate: `cert_file` and `key_file` (PEM) on an `mqtts://` URL, as iotas'
+    MQTT-over-TLS listener (8883) expects. `ca_file` names the CA bundle that signed an
+    `mqtts://` broker's certificate (iotas' own CA: `GET /api/v1/ca`; default: the
+    system's). With
     `follow_desired=False` the device never subscribes (a transmit-only sensor).
     `queue_limit` bounds the messages waiting for a connection, `max_inflight` the QoS 1
     messages awaiting their PUBACK on one connection.
@@ -136,6 +139,8 @@ class Device:
         url: str = DEFAULT_URL,
         keepalive: int = 30,
         ca_file: str | None = None,
+        cert_file: str | None = None,
+        key_file: str | None = None,
         follow_desired: bool = True,
         queue_limit: int = 10_000,
         max_inflight: int = 100,
@@ -150,9 +155,16 @@ class Device:
         self.thing_id = thing_id
         self.url = url
         self._host, self._port, tls = parse_url(url)
-        self._ssl: ssl.SSLContext | bool = (
-            ssl.create_default_context(cafile=ca_file) if tls else False
-        )
+        if (cert_file is None) != (key_file is None):
+            raise ValueError("a client certificate needs both cert_file and key_file")
+        if cert_file is not None and not tls:
+            raise ValueError("a client certificate needs an mqtts:// URL")
+        self._ssl: ssl.SSLContext | bool = False
+        if tls:
+            context = ssl.create_default_context(cafile=ca_file)
+            if cert_file is not None and key_file is not None:
+                context.load_cert_chain(cert_file, key_file)
+            self._ssl = context
         self._secret = secret
         self._keepalive = keepalive
         self._follow_desired = follow_desired
