@@ -133,6 +133,7 @@ def banner(demo: DemoPorts, token: str, data_dir: Path, created: int) -> str:
 
   API       {url}/api/v1   (docs: {url}/api/v1/docs)
   MQTT      {demo.mqtt_url}   (embedded broker; devices log in with their Thing id)
+  MQTTS     {demo.mqtts_url}   (TLS; devices log in with their iotas certificate)
   Metrics   {url}/metrics   (and {url}/api/v1/stats)
   Token     {token}
   Data      {data_dir}
@@ -159,6 +160,7 @@ class DemoPorts:
     mqtt_port: int
     devices: int
     rate: float
+    mqtts_port: int = 8883
 
     @property
     def url(self) -> str:
@@ -167,6 +169,10 @@ class DemoPorts:
     @property
     def mqtt_url(self) -> str:
         return f"mqtt://{_url_host(self.host)}:{self.mqtt_port}"
+
+    @property
+    def mqtts_url(self) -> str:
+        return f"mqtts://{_url_host(self.host)}:{self.mqtts_port}"
 
 
 def prepare(demo: DemoPorts, data_dir: Path, given_token: str | None, console: Console) -> None:
@@ -180,13 +186,16 @@ def prepare(demo: DemoPorts, data_dir: Path, given_token: str | None, console: C
         token = await asyncio.to_thread(read_token, data_dir, given_token, READY_TIMEOUT)
         async with Client(url, token) as client:
             created = await seed(client)
-            fleet = Fleet(
-                client, devices=demo.devices, rate=demo.rate, mqtt_url=demo.mqtt_url, seed=7
+            # `--devices 0` means no fleet at all (a fleet of none cannot be planned).
+            fleet = (
+                Fleet(client, devices=demo.devices, rate=demo.rate, mqtt_url=demo.mqtt_url, seed=7)
+                if demo.devices
+                else None
             )
-            if demo.devices:
+            if fleet is not None:
                 await fleet.provision()
             console.print(banner(demo, token, data_dir, created), highlight=False, soft_wrap=True)
-            if demo.devices:
+            if fleet is not None:
                 await fleet.run()
 
     try:
@@ -234,6 +243,12 @@ def demo(
         int | None,
         typer.Option("--mqtt-port", help="Port of the embedded MQTT broker (default 1883)."),
     ] = None,
+    mqtts_port: Annotated[
+        int | None,
+        typer.Option(
+            "--mqtts-port", help="Port of its TLS listener for certificates (default 8883)."
+        ),
+    ] = None,
     devices: Annotated[
         int, typer.Option("--devices", min=0, help="Simulated devices (0: none).")
     ] = 200,
@@ -262,9 +277,20 @@ def demo(
         ),
         devices,
         rate,
+        choose_port(
+            settings.host,
+            mqtts_port or 8883,
+            strict=mqtts_port is not None,
+            what="--mqtts-port",
+            console=console,
+        ),
     )
     settings = replace(
-        settings, port=demo_ports.port, mqtt_host=settings.host, mqtt_port=demo_ports.mqtt_port
+        settings,
+        port=demo_ports.port,
+        mqtt_host=settings.host,
+        mqtt_port=demo_ports.mqtt_port,
+        mqtts_port=demo_ports.mqtts_port,
     )
     helper = threading.Thread(
         target=prepare,
