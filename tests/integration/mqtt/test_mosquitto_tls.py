@@ -192,6 +192,7 @@ def _check_isolation(
         borrowed.close()
         b.publish(f"things/{B}/marker", b"still-b")
         assert iotas.next_message() == (f"things/{B}/marker", b"still-b")
+        assert b.connack.empty()  # B was never thrown out (and reconnected)
     finally:
         for client in (iotas, a, b):
             client.close()
