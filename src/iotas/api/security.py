@@ -37,6 +37,7 @@ ADMIN_READS = frozenset(
     {
         "/api/v1/tokens",
         "/api/v1/broker/credentials",
+        "/api/v1/ca/server-certificates",
         # Provisioning claims: their templates and uses are an admin's business.
         "/api/v1/claims",
         "/api/v1/claims/{claim_id}",
