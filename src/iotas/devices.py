@@ -33,6 +33,7 @@ class MqttDevices:
         self.broker: EmbeddedBroker | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._messages: DeviceMessages | None = None
+        self._cutting: set[asyncio.Task[None]] = set()
 
     async def start(self) -> None:
         rt, settings = self.rt, self.rt.settings
@@ -50,6 +51,7 @@ class MqttDevices:
                 credentials=rt.credentials,
             )
             await self.adapter.start()
+            rt.credentials.on_revoked.append(self._cut_off_at_broker)
             log.info("devices: MQTT via %s", settings.mqtt_url.split("@")[-1])
             return
         if settings.mqtt_port is None:
@@ -102,6 +104,25 @@ class MqttDevices:
         if tls is not None:
             log.info("devices: MQTT over TLS (client certificates) on port %s", tls.port)
 
+    def _cut_off_at_broker(self, thing_id: str) -> None:
+        """A revocation, on an external broker: have it drop the Thing's session now (and,
+        when nothing is left to log in with, refuse it) rather than at the next
+        `iotas broker-config`."""
+        task = asyncio.create_task(self._cut_off(thing_id), name=f"iotas-cut-off {thing_id}")
+        self._cutting.add(task)
+        task.add_done_callback(self._cutting.discard)
+
+    async def _cut_off(self, thing_id: str) -> None:
+        adapter = self.adapter
+        if adapter is None:
+            return
+        try:
+            for_good = not await self.rt.credentials.has_active(thing_id)
+        except Exception:  # the database away: cut it off anyway, it can be let in again
+            log.exception("could not read the credentials of %s", thing_id)
+            for_good = True
+        adapter.cut_off(thing_id, for_good=for_good)
+
     async def stop(self) -> None:
         for task in self._tasks:
             task.cancel()
@@ -109,6 +130,8 @@ class MqttDevices:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         if self.adapter is not None:
+            if self._cut_off_at_broker in self.rt.credentials.on_revoked:
+                self.rt.credentials.on_revoked.remove(self._cut_off_at_broker)
             await self.adapter.stop()
         if self._messages is not None:
             await self._messages.drain()

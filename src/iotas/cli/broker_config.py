@@ -44,6 +44,7 @@ import orjson
 import typer
 from cryptography import x509
 
+from iotas.adapters.mqtt import dynsec as dynsec_plugin
 from iotas.cli.context import ExitCode, cli_of
 from iotas.cli.options import JsonFlag
 from iotas.domain.secrets import PasswordHash, hash_secret, new_secret
@@ -53,7 +54,6 @@ app = typer.Typer(no_args_is_help=True, help="Configure an external MQTT broker 
 
 SERVICE_USER = "iotas"
 SERVICE_ROLE = "iotas"
-THING_ROLE_PREFIX = "thing/"
 DYNSEC_FILE = "dynamic-security.json"
 CONF_FILE = "mosquitto.conf"
 SECRET_FILE = "iotas.secret"  # noqa: S105 (a file name)
@@ -295,12 +295,17 @@ def dynsec_document(
     everyone.update(newest)
     everyone.pop(SERVICE_USER, None)  # not a Thing id (no ':'), but never let one shadow it
     clients = [
-        _client(thing_id, h, f"{THING_ROLE_PREFIX}{thing_id}", thing_id)
+        _client(thing_id, h, dynsec_plugin.thing_role(thing_id), thing_id)
         for thing_id, h in sorted(everyone.items())
     ]
     clients.append(_client(SERVICE_USER, PasswordHash.parse(service_hash), SERVICE_ROLE, None))
-    roles = [_role(f"{THING_ROLE_PREFIX}{t}", [f"things/{t}/#"], []) for t in sorted(everyone)]
-    roles.append(_role(SERVICE_ROLE, ["things/#"], ["$share/iotas/things/#"]))
+    roles = [_role(dynsec_plugin.thing_role(t), [f"things/{t}/#"], []) for t in sorted(everyone)]
+    # iotas' own account may also command the dynamic security plugin: it disables the
+    # broker account of a Thing left without credentials (revoked, quarantined), which cuts
+    # its session at once instead of at the next configuration.
+    roles.append(
+        _role(SERVICE_ROLE, ["things/#", dynsec_plugin.CONTROL_FILTER], ["$share/iotas/things/#"])
+    )
     document = {
         "defaultACLAccess": DEFAULT_ACL_ACCESS,
         "clients": clients,

@@ -170,6 +170,19 @@ class CredentialService:
         row, old = await self.store.write(unit)
         return {**to_dict(row), **new.shown_once, "replaces": to_dict(old)}
 
+    async def has_active(self, thing_id: str) -> bool:
+        """Whether the Thing has any credential it can still log in with."""
+
+        def unit(conn: Connection) -> bool:
+            thing = things_repo.get(conn, thing_id)
+            if thing is None:
+                return False
+            now = clock.now_us()
+            rows = _current(thing, credentials_repo.of_thing(conn, thing_id))
+            return any(_usable(row, now) for row in rows)
+
+        return await self.store.read(unit)
+
     async def verify_certificate(self, thing_id: str, fingerprint: str) -> bool:
         """Whether the certificate with this sha256 fingerprint (hex) is an active, unexpired
         x509 credential of the Thing: a chain that verifies is not enough, the certificate

@@ -21,7 +21,7 @@ from gmqtt import Client as GmqttClient
 from gmqtt import Subscription
 from gmqtt.mqtt.constants import MQTTv50
 
-from iotas.adapters.mqtt import topics
+from iotas.adapters.mqtt import dynsec, topics
 from iotas.adapters.mqtt.desired import mirror_desired
 from iotas.adapters.mqtt.ingest import MAX_PAYLOAD, DeviceMessages
 from iotas.domain.errors import InvalidInput
@@ -138,12 +138,22 @@ class MqttAdapter:
     def _answer(self, topic: str, payload: bytes) -> None:
         self._client.publish(topic, payload, qos=1, retain=False)
 
+    def cut_off(self, thing_id: str, *, for_good: bool) -> None:
+        """Ask the broker's dynamic security plugin (Mosquitto's, as `iotas broker-config`
+        sets it up) to drop the Thing's session, and with `for_good` (no credential left)
+        keep it out (see `dynsec.cut_off`). A broker without the plugin, or that does not
+        let iotas command it, ignores this; the answer is logged when it is an error."""
+        self._client.publish(
+            dynsec.CONTROL_TOPIC, dynsec.cut_off(thing_id, for_good=for_good), qos=1
+        )
+
     # -- broker callbacks -------------------------------------------------------------
 
     def _on_connect(self, client: Any, flags: Any, rc: Any, properties: Any) -> None:
         # Subscriptions live in the persistent session, but subscribing again is harmless and
         # covers a session the broker dropped (expiry, restart without persistence).
         client.subscribe([Subscription(topic, qos=1) for topic in topics.SUBSCRIPTIONS])
+        client.subscribe(Subscription(dynsec.RESPONSE_TOPIC, qos=0))
         self._connected.set()
 
     def _on_disconnect(self, client: Any, packet: Any, exc: Any = None) -> None:
@@ -160,6 +170,14 @@ class MqttAdapter:
     ) -> int:
         # Returning sends the PUBACK; an exception (the database is down) sends none, so the
         # broker keeps the message in iotas' session and delivers it again on reconnect.
+        if topic == dynsec.RESPONSE_TOPIC:
+            for command, error in dynsec.errors(payload):
+                log.warning(
+                    "the broker refused %s: %s (is its configuration from iotas broker-config?)",
+                    command,
+                    error,
+                )
+            return 0
         await self.messages.handle(topic, payload)
         return 0
 
