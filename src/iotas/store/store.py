@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import os
 from collections import ChainMap
 from collections.abc import Callable, Mapping
@@ -319,13 +320,23 @@ class SqliteStore(Store):
         outcomes, last_seq, staged = _run_batch(
             self._writer, [job.unit for job in batch], self._known
         )
-        if len(self._known) + len(staged) > CACHE_SIZE:
-            self._known.clear()
-        self._known.update(staged)
+        self._remember(staged)
         for job, (ok, value) in zip(batch, outcomes, strict=True):
             _settle(job.future, ok, value)
         if last_seq is not None:
             self._on_commit(last_seq)
+
+    def _remember(self, staged: dict[str, Thing | None]) -> None:
+        """Keep the newest committed states, the most recently written last; past the
+        limit, the least recently written quarter goes (not all of it: a fleet whose active
+        Things outnumber the cache would otherwise start cold again and again)."""
+        known = self._known
+        for thing_id, thing in staged.items():
+            known.pop(thing_id, None)
+            known[thing_id] = thing
+        if len(known) > CACHE_SIZE:
+            for thing_id in list(itertools.islice(known, len(known) - CACHE_SIZE * 3 // 4)):
+                del known[thing_id]
 
     async def dispose(self) -> None:
         while self._queued:  # finish what was accepted before closing

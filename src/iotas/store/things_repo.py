@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import orjson
 from sqlalchemy import ColumnElement, Connection, bindparam, delete, insert, select, update
 from sqlalchemy.engine import Row
 
@@ -88,9 +89,54 @@ _UPDATE_TWIN = (
 )
 
 
+# One Thing by id on SQLite, straight to the driver: the write path reads every Thing it
+# changes that is not in the store's cache.
+_SQLITE_GET = (
+    "SELECT id, kind, attributes, labels, links, description, revision, created_at, "
+    "updated_at, connected, last_seen_us, quarantine, desired, reported, desired_meta, "
+    "reported_meta, twin_version, pending_since, drifted_since FROM things WHERE id = ?"
+)
+
+
 def get(conn: Connection, thing_id: str) -> Thing | None:
+    if conn.dialect.name == "sqlite":
+        raw = conn.connection.driver_connection
+        assert raw is not None
+        found = raw.execute(_SQLITE_GET, (thing_id,)).fetchone()
+        return None if found is None else _from_sqlite(found)
     row = conn.execute(_GET, {"thing_id": thing_id}).first()
     return None if row is None else _from_row(row)
+
+
+def _json(text: str | None) -> Any:
+    return None if text is None else orjson.loads(text)
+
+
+def _from_sqlite(r: tuple[Any, ...]) -> Thing:
+    last_seen_us = r[10]
+    return Thing(
+        id=r[0],
+        kind=r[1],
+        attributes=_json(r[2]),
+        labels=_json(r[3]),
+        links=_json(r[4]),
+        description=_json(r[5]),
+        revision=r[6],
+        created_at=r[7],
+        updated_at=r[8],
+        connected=bool(r[9]),
+        last_seen=None if last_seen_us is None else clock.to_rfc3339(last_seen_us),
+        quarantine=_json(r[11]),
+        twin=Twin(
+            desired=_json(r[12]),
+            reported=_json(r[13]),
+            desired_meta=_json(r[14]),
+            reported_meta=_json(r[15]),
+            version=r[16],
+            pending_since=r[17],
+            drifted_since=r[18],
+        ),
+    )
 
 
 def get_many(conn: Connection, ids: list[str]) -> dict[str, Thing]:
@@ -117,6 +163,16 @@ def _replace_links(conn: Connection, thing: Thing, *, fresh: bool = False) -> No
         conn.execute(insert(thing_links), rows)
 
 
+# The twin-only update on SQLite, straight to the driver: it runs for every reported and
+# desired change, and SQLAlchemy's per-statement work cost more than SQLite's.
+_SQLITE_UPDATE_TWIN = (
+    "UPDATE things SET desired = ?, reported = ?, desired_meta = ?, reported_meta = ?, "
+    "twin_version = ?, revision = ?, pending_since = ?, drifted_since = ?, updated_at = ? "
+    "WHERE id = ?"
+)
+_JSON_TWIN_COLUMNS = frozenset({"desired", "reported", "desired_meta", "reported_meta"})
+
+
 def update_thing(conn: Connection, before: Thing, after: Thing) -> None:
     row = _to_row(after)
     if (
@@ -124,6 +180,15 @@ def update_thing(conn: Connection, before: Thing, after: Thing) -> None:
         and before.connected == after.connected
         and before.quarantine == after.quarantine
     ):
+        if conn.dialect.name == "sqlite":
+            values = [
+                orjson.dumps(row[name]).decode() if name in _JSON_TWIN_COLUMNS else row[name]
+                for name in _TWIN_COLUMNS
+            ]
+            raw = conn.connection.driver_connection
+            assert raw is not None
+            raw.execute(_SQLITE_UPDATE_TWIN, (*values, row["id"]))
+            return
         conn.execute(_UPDATE_TWIN, {f"b_{name}": row[name] for name in ("id", *_TWIN_COLUMNS)})
         return
     del row["id"]
