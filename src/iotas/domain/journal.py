@@ -16,7 +16,7 @@ import orjson
 from iotas.domain import merge_patch
 from iotas.domain.merge_patch import JSONObject
 from iotas.domain.things import Thing
-from iotas.domain.twin import Side, Twin
+from iotas.domain.twin import Side
 
 GENESIS_HASH: Final = "0" * 64
 
@@ -115,7 +115,8 @@ def apply(state: Thing | None, event: Event) -> Thing | None:
         assert event.patch is not None
         side: Side = "desired" if event.type == DESIRED_CHANGED else "reported"
         twin = state.twin.patched(side, event.patch, ts=event.ts, source=event.actor)
-        return _touched(_with_twin(state, twin), event)
+        # One `replace`, not two: this runs for every change.
+        return replace(state, twin=twin, revision=state.revision + 1, updated_at=event.ts)
     if event.type in (THING_CONNECTED, THING_DISCONNECTED):
         return _touched(replace(state, connected=event.type == THING_CONNECTED), event)
     if event.type in (CREDENTIAL_ADDED, CREDENTIAL_REVOKED):
@@ -140,10 +141,6 @@ def fold(events: list[Event]) -> Thing | None:
 
 def _touched(thing: Thing, event: Event) -> Thing:
     return replace(thing, revision=thing.revision + 1, updated_at=event.ts)
-
-
-def _with_twin(thing: Thing, twin: Twin) -> Thing:
-    return replace(thing, twin=twin)
 
 
 @dataclass(frozen=True, slots=True)

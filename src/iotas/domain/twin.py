@@ -6,7 +6,7 @@ Metadata is kept per leaf, keyed by JSON Pointer (RFC 6901): `{"/setpoint": {"ve
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from iotas.domain import merge_patch
@@ -46,11 +46,14 @@ class Twin:
         meta = dict(self.desired_meta if side == "desired" else self.reported_meta)
         _update_meta(meta, document, patch, "", {"version": version, "ts": ts, "source": source})
         new_document = merge_patch.apply(document, patch)
+        # Built once, not by `replace` twice: this runs for every change.
         if side == "desired":
-            twin = replace(self, desired=new_document, desired_meta=meta, version=version)
+            desired, reported = new_document, self.reported
+            desired_meta, reported_meta = meta, self.reported_meta
         else:
-            twin = replace(self, reported=new_document, reported_meta=meta, version=version)
-        in_sync = not delta(twin.desired, twin.reported)
+            desired, reported = self.desired, new_document
+            desired_meta, reported_meta = self.desired_meta, meta
+        in_sync = not delta(desired, reported)
         pending_since = None if in_sync else (self.pending_since or ts)
         if in_sync or side == "desired":
             drifted_since = None
@@ -58,7 +61,9 @@ class Twin:
             drifted_since = ts  # was in sync, and the Thing itself changed
         else:
             drifted_since = self.drifted_since
-        return replace(twin, pending_since=pending_since, drifted_since=drifted_since)
+        return Twin(
+            desired, reported, desired_meta, reported_meta, version, pending_since, drifted_since
+        )
 
     def to_dict(self) -> dict[str, Any]:
         return {
