@@ -13,6 +13,7 @@ from fastapi import FastAPI
 from iotas import __version__
 from iotas.adapters.wot.client import WotClient
 from iotas.api import errors, openapi
+from iotas.api.fast_twin import FastTwinPatch
 from iotas.api.routers import (
     adoptions,
     claims,
@@ -143,6 +144,7 @@ def create_app(settings: Settings) -> FastAPI:
         lifespan=lifespan,
     )
     errors.install(app)
+    app.add_middleware(FastTwinPatch)
     openapi.install(app)
     for router in (
         health.router,

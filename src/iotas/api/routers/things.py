@@ -17,6 +17,7 @@ from iotas.domain import cursor as cursors
 from iotas.domain.errors import InvalidInput, NotFound
 from iotas.domain.things import Thing
 from iotas.domain.twin import Side
+from iotas.services.context import Context
 
 # Every route here takes `ctx: Ctx`, which authenticates; no router-level duplicate, since
 # FastAPI resolves dependencies per request. tests/integration/api walks the OpenAPI document
@@ -121,7 +122,10 @@ async def get_twin(thing_id: str, ctx: Ctx, rt: Rt) -> Response:
     return _twin(await rt.registry.get(thing_id))
 
 
-async def _patch_twin(side: Side, thing_id: str, request: Request, ctx: Ctx) -> Response:
+async def twin_patch_response(
+    side: Side, thing_id: str, request: Request, ctx: Context
+) -> Response:
+    """A twin PATCH (also answered by `api/fast_twin.py`, without FastAPI in between)."""
     patch: Any = await json_body(request)
     rt: Runtime = request.app.state.runtime
     if_match = version_header(request.headers.get("if-match"))
@@ -133,12 +137,12 @@ _TWIN_PATCH = {"requestBody": _MERGE_PATCH, "parameters": [IF_MATCH]}
 
 @router.patch("/{thing_id}/twin/desired", openapi_extra=_TWIN_PATCH)
 async def patch_desired(thing_id: str, request: Request, ctx: Ctx) -> Response:
-    return await _patch_twin("desired", thing_id, request, ctx)
+    return await twin_patch_response("desired", thing_id, request, ctx)
 
 
 @router.patch("/{thing_id}/twin/reported", openapi_extra=_TWIN_PATCH)
 async def patch_reported(thing_id: str, request: Request, ctx: Ctx) -> Response:
-    return await _patch_twin("reported", thing_id, request, ctx)
+    return await twin_patch_response("reported", thing_id, request, ctx)
 
 
 @router.get("/{thing_id}/history")
