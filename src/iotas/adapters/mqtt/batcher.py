@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Collection
+from functools import partial
 
 from iotas.domain.telemetry import Sample
 
@@ -30,6 +31,18 @@ class TelemetryBatcher:
     async def add(self, thing_id: str, samples: list[Sample]) -> bool:
         """Return once these samples are committed (or raise if their batch failed): True,
         or False if their Thing does not exist, so they were not stored."""
+        unknown = await asyncio.shield(self._join(thing_id, samples))
+        return thing_id not in unknown
+
+    def add_nowait(self, thing_id: str, samples: list[Sample]) -> asyncio.Future[bool]:
+        """`add` without a coroutine: a future of the same answer."""
+        stored: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        self._join(thing_id, samples).add_done_callback(partial(_answer, stored, thing_id))
+        return stored
+
+    def _join(self, thing_id: str, samples: list[Sample]) -> asyncio.Future[Collection[str]]:
+        """Put the samples in the batch being collected; its future says which Things of
+        the batch do not exist once it is committed."""
         loop = asyncio.get_running_loop()
         if self._done is None:
             self._done = loop.create_future()
@@ -38,8 +51,7 @@ class TelemetryBatcher:
         self._items.append((thing_id, samples))
         if len(self._items) >= self._max:
             self._cut()
-        unknown = await asyncio.shield(done)
-        return thing_id not in unknown
+        return done
 
     def _cut(self) -> None:
         if self._timer is not None:
@@ -68,3 +80,16 @@ class TelemetryBatcher:
             self._cut()
         while self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
+
+
+def _answer(
+    stored: asyncio.Future[bool], thing_id: str, done: asyncio.Future[Collection[str]]
+) -> None:
+    if stored.cancelled():
+        return
+    if done.cancelled():
+        stored.cancel()
+    elif (exc := done.exception()) is not None:
+        stored.set_exception(exc)
+    else:
+        stored.set_result(thing_id not in done.result())
