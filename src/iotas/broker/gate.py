@@ -58,14 +58,14 @@ class BrokerGate:
     ) -> bool:
         """A device logs in with its Thing id as client id and username and its secret; a
         source address that failed too often is refused before any hash is spent."""
-        if self.logins is not None and not self.logins.may_try(source):
+        if self.logins is not None and not self.logins.reserve(source):
             self.stats.reject(
                 "login_rate_limited", f"too many failed logins from {source}", source=source
             )
             return False
         ok = await self._check_password(client_id, username, password)
-        if not ok and self.logins is not None:
-            self.logins.failed(source, "mqtt")
+        if self.logins is not None:
+            self.logins.settle(source, ok, "mqtt")
         return ok
 
     async def _check_password(
@@ -93,14 +93,14 @@ class BrokerGate:
         self, client_id: str | None, username: str | None, certificate_pem: str, source: str = "-"
     ) -> str | None:
         """`_check_certificate`, under the same per-source limit as passwords."""
-        if self.logins is not None and not self.logins.may_try(source):
+        if self.logins is not None and not self.logins.reserve(source):
             self.stats.reject(
                 "login_rate_limited", f"too many failed logins from {source}", source=source
             )
             return None
         thing_id = await self._check_certificate(client_id, username, certificate_pem)
-        if thing_id is None and self.logins is not None:
-            self.logins.failed(source, "mqtt")
+        if self.logins is not None:
+            self.logins.settle(source, thing_id is not None, "mqtt")
         return thing_id
 
     async def _check_certificate(

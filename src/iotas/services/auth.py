@@ -127,22 +127,36 @@ class Authenticator:
         try:
             return await check()
         except Unauthenticated:
-            self._allowance[source] = (allowance - 1.0, time.monotonic())
+            # Charged against the allowance as it is now, not as read before the check: many
+            # failures at once each cost one. (Not reserved up front: a check is a cheap
+            # lookup, and a proxy's many requests at once must not be refused for it.)
+            self._adjust(source, -1.0)
             raise
 
-    def may_try(self, source: str) -> bool:
-        """Whether `source` may attempt a login now: what a device's MQTT login asks before
-        it costs a password hash. The same allowance as API tokens, so a guesser gains
-        nothing by switching protocols."""
+    def reserve(self, source: str) -> bool:
+        """Take one attempt from `source`'s allowance, if it has one: what a device's MQTT
+        login asks before it costs a password hash. The same allowance as API tokens, so a
+        guesser gains nothing by switching protocols; `settle` gives it back on success."""
         if self._allowance_of(source) < 1.0:
             self.failures["rate_limited"] += 1
             return False
+        self._adjust(source, -1.0)
         return True
 
-    def failed(self, source: str, reason: str) -> None:
-        """Count a failed login of `source` that did not go through `authenticate`."""
-        self._allowance[source] = (self._allowance_of(source) - 1.0, time.monotonic())
-        self.failures[reason] += 1
+    def settle(self, source: str, ok: bool, reason: str) -> None:
+        """After a `reserve`d attempt: a success gives the attempt back, a failure is counted
+        under `reason`."""
+        if ok:
+            self._adjust(source, 1.0)
+        else:
+            self.failures[reason] += 1
+
+    def _adjust(self, source: str, delta: float) -> None:
+        allowance = self._allowance_of(source) + delta
+        if allowance >= self.failure_burst:
+            self._allowance.pop(source, None)
+        else:
+            self._allowance[source] = (allowance, time.monotonic())
 
     def _allowance_of(self, source: str) -> float:
         entry = self._allowance.get(source)

@@ -34,7 +34,7 @@ from iotas.domain.secrets import verify_secret as _verify_secret
 from iotas.domain.things import Thing
 from iotas.services.ca import CertificateAuthority, Issued
 from iotas.services.context import Actor, Context
-from iotas.store import credentials_repo, things_repo
+from iotas.store import credentials_repo, journal_repo, things_repo
 from iotas.store.credentials_repo import PASSWORD, X509, CredentialRow
 from iotas.store.store import Store, WriteTx
 
@@ -156,7 +156,14 @@ class CredentialService:
         def unit(tx: WriteTx) -> tuple[CredentialRow, CredentialRow]:
             before = _existing(tx, thing_id)
             old = credentials_repo.x509_by_serial(tx.conn, thing_id, serial)
-            if old is None or not _current(before, [old]) or not _usable(old, tx.ts_us):
+            if (
+                old is None
+                or not _current(before, [old])
+                or not _usable(old, tx.ts_us)
+                or journal_repo.was_replaced(tx.conn, thing_id, old.id)
+            ):
+                # A certificate already renewed is only in its grace period: renewing it
+                # again would let an old key keep minting full-length certificates.
                 raise NotFound(f"{thing_id!r} has no valid certificate with serial {serial[:40]!r}")
             until = tx.ts_us + self.grace_seconds * 1_000_000
             if old.expires_us is not None:

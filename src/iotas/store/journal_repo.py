@@ -8,7 +8,7 @@ from typing import Any
 import orjson
 from sqlalchemy import Connection, or_, select
 
-from iotas.domain.journal import Event
+from iotas.domain.journal import CREDENTIAL_ADDED, Event
 from iotas.store.schema import journal, journal_head
 
 
@@ -70,6 +70,22 @@ def events_until(conn: Connection, thing_id: str, at_us: int) -> list[Event]:
         .order_by(journal.c.seq)
     )
     return [Event.from_canonical(row.body) for row in conn.execute(query)]
+
+
+def was_replaced(conn: Connection, thing_id: str, credential_id: str) -> bool:
+    """Whether a renewal of the Thing replaced this credential (a `credential_added` event
+    naming it in `replaces`). Renewals are rare; the Thing's index narrows the scan."""
+    needle = f'%"replaces":"{credential_id}"%'
+    query = (
+        select(journal.c.seq)
+        .where(
+            journal.c.thing_id == thing_id,
+            journal.c.type == CREDENTIAL_ADDED,
+            journal.c.body.like(needle, escape="\\"),
+        )
+        .limit(1)
+    )
+    return conn.execute(query).first() is not None
 
 
 def head(conn: Connection) -> tuple[int, str]:

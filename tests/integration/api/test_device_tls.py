@@ -123,11 +123,16 @@ async def test_a_device_uses_its_certificate_and_renews_it(
                 serialization.NoEncryption(),
             ).decode()
             second = _files(tmp_path, "second", body["certificate"], key_pem)
-            # The old certificate still works during the grace period.
+            # The old certificate still works during the grace period...
             still = await device.patch(
                 "/api/v1/things/acme:dev-1/twin/reported", json={"fw": "1.1"}
             )
             assert still.status_code == 200
+            # ... but cannot be renewed again (its key would otherwise mint certificates on).
+            twice = await device.post(
+                "/api/v1/things/acme:dev-1/credentials/renew", json={"serial": made["serial"]}
+            )
+            assert twice.status_code == 404, twice.text
         await asyncio.sleep(GRACE_S + 0.5)
         async with _device(url, ca, first) as old:
             gone = await old.patch("/api/v1/things/acme:dev-1/twin/reported", json={"fw": "x"})

@@ -26,3 +26,23 @@ async def test_failures_are_counted_and_limited_per_source(rt: Runtime) -> None:
     # A good token from the limited source waits too: nothing is looked up for it.
     with pytest.raises(TooManyRequests):
         await auth.authenticate(f"Bearer {rt.settings.admin_token}", "192.0.2.1")
+
+
+async def test_failures_at_once_each_cost_one(rt: Runtime) -> None:
+    """Wrong tokens sent at once, each looked up while the others wait: every failure is
+    charged, so the source is refused afterwards (a stale read would charge them as one)."""
+    import asyncio
+
+    auth = Authenticator(rt.store, failure_burst=5, failure_refill=0.01)
+    results = await asyncio.gather(
+        *(auth.authenticate(f"Bearer wrong-{i}", "192.0.2.9") for i in range(5)),
+        return_exceptions=True,
+    )
+    assert all(isinstance(r, Unauthenticated) for r in results)
+    with pytest.raises(TooManyRequests):
+        await auth.authenticate("Bearer wrong-again", "192.0.2.9")
+    # A good token used many times at once from one address (a proxy) is not refused.
+    made = await rt.tokens.create({"subject": "proxy-user", "role": "viewer"})
+    good = f"Bearer {made['token']}"
+    fresh = Authenticator(rt.store, failure_burst=2, failure_refill=0.01)
+    await asyncio.gather(*(fresh.authenticate(good, "192.0.2.10") for _ in range(10)))
