@@ -24,6 +24,7 @@ import secrets
 from typing import Any, Final
 
 from iotas.domain import clock, merge_patch
+from iotas.domain import journal as ev
 from iotas.domain.errors import Conflict, Forbidden, InvalidInput, NotFound, Unauthenticated
 from iotas.domain.ids import NAMESPACE_RE, THING_ID_RE
 from iotas.domain.merge_patch import JSONObject
@@ -33,7 +34,7 @@ from iotas.services.context import Actor, Context
 from iotas.services.credentials import CredentialService, add_in, to_dict
 from iotas.services.registry import create_in, desired_in
 from iotas.settings import Settings
-from iotas.store import claims_repo, things_repo
+from iotas.store import claims_repo, journal_repo, things_repo
 from iotas.store.claims_repo import ClaimRow
 from iotas.store.credentials_repo import CredentialRow
 from iotas.store.store import Store, WriteTx
@@ -205,6 +206,18 @@ class ClaimService:
                 if maker != actor.subject:
                     raise Conflict(
                         f"the Thing {thing_id!r} exists and was not provisioned by this claim"
+                    )
+                if journal_repo.has_event(
+                    tx.conn,
+                    thing_id,
+                    ev.THING_QUARANTINED,
+                    clock.parse_rfc3339(before.created_at),
+                ):
+                    # Its firmware may hold the fleet's claim token: once quarantined, it
+                    # comes back only through an operator's release, never by itself.
+                    raise Conflict(
+                        f"{thing_id!r} has been quarantined: an operator releases it, a claim "
+                        "cannot provision it again"
                     )
                 thing = before
             if not claims_repo.take_use(tx.conn, claim_id, tx.ts_us):

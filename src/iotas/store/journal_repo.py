@@ -88,6 +88,16 @@ def was_replaced(conn: Connection, thing_id: str, credential_id: str) -> bool:
     return conn.execute(query).first() is not None
 
 
+def has_event(conn: Connection, thing_id: str, type_: str, since_us: int) -> bool:
+    """Whether the Thing has an event of this type since the instant (its creation, say)."""
+    query = (
+        select(journal.c.seq)
+        .where(journal.c.thing_id == thing_id, journal.c.type == type_, journal.c.ts_us >= since_us)
+        .limit(1)
+    )
+    return conn.execute(query).first() is not None
+
+
 def head(conn: Connection) -> tuple[int, str]:
     row = (conn.execute(select(journal_head.c.seq, journal_head.c.hash))).one()
     return row.seq, row.hash

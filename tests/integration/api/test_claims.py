@@ -154,6 +154,17 @@ async def test_re_provisioning_only_by_the_claim_that_made_the_thing(server: Liv
     assert (await c.get(f"/api/v1/claims/{other['id']}")).json()["uses"] == 0
     assert (await c.get("/api/v1/things/acme:meter-SN-8/credentials")).json()["items"] == []
 
+    # Quarantined (and even released since): the claim cannot bring it back by itself.
+    await provision_raw(server, first["token"], {"serial": "SN-9"})
+    await c.post("/api/v1/things/acme:meter-SN-9/quarantine", json={"reason": "tamper"})
+    barred = is_problem(await provision_raw(server, first["token"], {"serial": "SN-9"}), 409)
+    assert "quarantined" in barred["detail"]
+    released = await c.post(
+        "/api/v1/things/acme:meter-SN-9/quarantine/release", json={"credential": {"type": "x509"}}
+    )
+    assert released.status_code == 200, released.text
+    is_problem(await provision_raw(server, first["token"], {"serial": "SN-9"}), 409)
+
     # Deleted and made again by an operator: the claim no longer owns the id.
     await c.delete("/api/v1/things/acme:meter-SN-7")
     await c.post("/api/v1/things", json={"id": "acme:meter-SN-7", "kind": "meter"})
