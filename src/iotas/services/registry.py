@@ -51,7 +51,9 @@ class Registry:
         where = None
         if q:
             node = parse_query(q)
-            where = compile_query(node, dialect=self.store.dialect, now_us=clock.now_us())
+            where = compile_query(
+                node, dialect=self.store.dialect, now_us=clock.now_us(), namespaces=namespaces
+            )
         return await self.store.read(
             lambda conn: things_repo.page(conn, where, after_id, limit, namespaces)
         )

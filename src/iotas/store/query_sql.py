@@ -58,8 +58,12 @@ from iotas.store.schema import thing_fields, thing_links, things
 from iotas.store.thing_fields import canonical, index_path
 
 
-def compile_query(node: Node, *, dialect: str, now_us: int) -> ColumnElement[bool]:
-    """The WHERE clause selecting the Things that `matches(node, thing, now_us=now_us)`."""
+def compile_query(
+    node: Node, *, dialect: str, now_us: int, namespaces: tuple[str, ...] | None = None
+) -> ColumnElement[bool]:
+    """The WHERE clause selecting the Things that `matches(node, thing, now_us=now_us)`.
+    With `namespaces` (a limited token's), graph walks neither start from nor pass through
+    edges of Things outside them, as `/graph` does not."""
     documents: DocumentSql
     if dialect == "sqlite":
         documents = SqliteDocuments()
@@ -67,13 +71,16 @@ def compile_query(node: Node, *, dialect: str, now_us: int) -> ColumnElement[boo
         documents = PostgresDocuments()
     else:
         raise ValueError(f"no query compiler for the {dialect!r} dialect")
-    return _Compiler(documents, now_us).node(node)
+    return _Compiler(documents, now_us, namespaces).node(node)
 
 
 class _Compiler:
-    def __init__(self, documents: DocumentSql, now_us: int) -> None:
+    def __init__(
+        self, documents: DocumentSql, now_us: int, namespaces: tuple[str, ...] | None = None
+    ) -> None:
         self.documents = documents
         self.now_us = now_us
+        self.namespaces = namespaces
         # Index lookups to write as a correlated EXISTS rather than `id IN (...)`.
         self.probes: set[int] = set()
         # reachable() calls so far: each names its recursive CTE apart (one statement).
@@ -90,7 +97,13 @@ class _Compiler:
         if isinstance(node, Linked):
             self.walks += node.transitive
             name = f"reachable_{self.walks}"
-            ids = linked_ids(node.rel, node.target, transitive=node.transitive, name=name)
+            ids = linked_ids(
+                node.rel,
+                node.target,
+                transitive=node.transitive,
+                name=name,
+                namespaces=self.namespaces,
+            )
             return things.c.id.in_(ids)
         spec = FIELDS[node.field.name]
         if spec.kind == "document":
@@ -383,7 +396,14 @@ class PostgresDocuments:
         return col.collate("C").op(op, is_comparison=True)(literal(value))
 
 
-def linked_ids(rel: str, target: str, *, transitive: bool, name: str = "reachable") -> Select[Any]:
+def linked_ids(
+    rel: str,
+    target: str,
+    *,
+    transitive: bool,
+    name: str = "reachable",
+    namespaces: tuple[str, ...] | None = None,
+) -> Select[Any]:
     """Ids of the Things with an edge `rel` (any, for "*") to `target`, or (transitive) from
     which `target` is reached along such edges in at most MAX_HOPS steps.
 
@@ -394,6 +414,15 @@ def linked_ids(rel: str, target: str, *, transitive: bool, name: str = "reachabl
     """
 
     def about(query: Select[Any]) -> Select[Any]:
+        if namespaces is not None:
+            query = query.where(
+                or_(
+                    *(
+                        thing_links.c.thing_id.startswith(f"{ns}:", autoescape=True)
+                        for ns in namespaces
+                    )
+                )
+            )
         return query if rel == ANY_REL else query.where(thing_links.c.rel == literal(rel))
 
     direct = about(

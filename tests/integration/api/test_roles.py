@@ -198,3 +198,27 @@ async def test_a_namespace_limited_token_sees_nothing_of_other_namespaces(
     other = (await server.client.get("/api/v1/things/other:y")).json()
     assert other["twin"]["desired"] == {"on": True}  # nothing of it was changed
     assert (await server.client.get("/api/v1/things/other:z")).status_code == 404
+
+
+async def test_a_limited_token_cannot_walk_another_namespace_through_queries(
+    server: LiveServer,
+) -> None:
+    c = server.client
+    await c.post("/api/v1/things", json={"id": "other:secret", "kind": "k"})
+    hub_links = [{"rel": "feeds", "target": "other:secret"}]
+    await c.post("/api/v1/things", json={"id": "other:hub", "kind": "k", "links": hub_links})
+    own_links = [{"rel": "feeds", "target": "other:hub"}]
+    await c.post("/api/v1/things", json={"id": "acme:a", "kind": "k", "links": own_links})
+    query = {"q": 'reachable("*", "other:secret")'}
+    everyone = (await c.get("/api/v1/things", params=query)).json()["items"]
+    assert {t["id"] for t in everyone} == {"acme:a", "other:hub"}
+    token = await make_token(server, "viewer", namespaces=["acme"])
+    async with httpx.AsyncClient(
+        base_url=server.url, headers={"Authorization": f"Bearer {token}"}
+    ) as limited:
+        # acme:a reaches other:secret only through other:hub, which the token does not see.
+        assert (await limited.get("/api/v1/things", params=query)).json()["items"] == []
+        # Its own edge, to an id elsewhere, is its own data.
+        direct = {"q": 'linked("feeds", "other:hub")'}
+        found = (await limited.get("/api/v1/things", params=direct)).json()["items"]
+        assert [t["id"] for t in found] == ["acme:a"]
