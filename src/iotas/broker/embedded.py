@@ -20,6 +20,9 @@ from pathlib import Path
 from typing import Any
 
 from amqtt.broker import Broker
+from amqtt.errors import AMQTTError
+from amqtt.mqtt.connack import NOT_AUTHORIZED, ConnackPacket
+from amqtt.mqtt.connect import ConnectPacket
 from amqtt.mqtt.constants import QOS_0, QOS_1
 from amqtt.mqtt.protocol.broker_handler import BrokerProtocolHandler
 from amqtt.mqtt.protocol.handler import INCOMING
@@ -27,6 +30,7 @@ from amqtt.mqtt.puback import PubackPacket
 
 from iotas.adapters.mqtt import topics
 from iotas.broker.gate import BrokerGate
+from iotas.broker.provisioning import CLAIM_USERNAME
 
 log = logging.getLogger("iotas.broker")
 
@@ -107,10 +111,20 @@ class _GatedBroker(Broker):
     async def _initialize_client_session(
         self, reader: Any, writer: Any, remote_address: str, remote_port: int
     ) -> tuple[BrokerProtocolHandler, Any]:
+        # amqtt looks up, deletes (clean session) or takes over the session of the CONNECT's
+        # client id before it asks whether the login is good, so anyone who knows a Thing id
+        # could throw that device out. The CONNECT is therefore read and checked here first;
+        # amqtt then reads the same bytes again.
+        recording = _Recording(reader)
+        connect = await ConnectPacket.from_stream(recording)
+        if connect is not None and not await self._may_connect(connect, writer, remote_address):
+            await ConnackPacket.build(0, NOT_AUTHORIZED).to_stream(writer)
+            await writer.close()
+            raise AMQTTError(f"login of {connect.client_id!r} refused")
         # amqtt builds the handler with the BrokerProtocolHandler class itself (a classmethod
         # reading the CONNECT), so it is turned into the gated one here, before any PUBLISH.
         handler, session = await super()._initialize_client_session(
-            reader, writer, remote_address, remote_port
+            _Replay(recording.taken, reader), writer, remote_address, remote_port
         )
         _gated(handler, self.gate)
         # The verified client certificate of a TLS connection (None on the plain listener),
@@ -123,6 +137,55 @@ class _GatedBroker(Broker):
         handler = await super()._init_handler(session, reader, writer)
         _gated(handler, self.gate)
         return handler
+
+    async def _may_connect(self, connect: Any, writer: Any, source: str) -> bool:
+        """The gate's verdict on a CONNECT, before amqtt touches any session. Claim logins
+        are judged later by their plugin (their client ids are never Thing ids)."""
+        username = connect.username
+        if username == CLAIM_USERNAME:
+            return True
+        certificate = _peer_certificate(writer)
+        if certificate is not None:
+            thing_id = await self.gate.authenticate_certificate(
+                connect.client_id, username, certificate, source
+            )
+            return thing_id is not None
+        return await self.gate.authenticate(connect.client_id, username, connect.password, source)
+
+
+class _Recording:
+    """A reader that keeps what was read through it."""
+
+    def __init__(self, reader: Any) -> None:
+        self.reader = reader
+        self.taken = bytearray()
+
+    async def read(self, n: int = -1) -> bytes:
+        data: bytes = await self.reader.read(n)
+        self.taken += data
+        return data
+
+    def feed_eof(self) -> None:
+        self.reader.feed_eof()
+
+
+class _Replay:
+    """A reader that gives `first` again, then reads on."""
+
+    def __init__(self, first: bytes | bytearray, reader: Any) -> None:
+        self.pending = bytes(first)
+        self.reader = reader
+
+    async def read(self, n: int = -1) -> bytes:
+        if self.pending:
+            size = len(self.pending) if n < 0 else n
+            first, self.pending = self.pending[:size], self.pending[size:]
+            return first
+        rest: bytes = await self.reader.read(n)
+        return rest
+
+    def feed_eof(self) -> None:
+        self.reader.feed_eof()
 
 
 def _peer_certificate(writer: Any) -> str | None:

@@ -4,6 +4,7 @@ own topics, and get a PUBACK only for what iotas has committed. paho-mqtt plays 
 
 from __future__ import annotations
 
+import asyncio
 import socket
 
 import pytest
@@ -127,3 +128,35 @@ async def test_revoking_a_credential_drops_the_live_connection(embedded: Iotas) 
             assert again.wait_connack() != 0
         finally:
             again.close(clean=False)
+
+
+async def test_a_refused_login_does_not_touch_the_session_it_names(embedded: Iotas) -> None:
+    """A CONNECT with a Thing's client id and a wrong secret is refused before the broker
+    looks at that Thing's session: the device stays connected and subscribed."""
+    async with embedded.client() as api:
+        secret = await embedded.register(api, "acme:held")
+        device = embedded.device("acme:held", secret)
+        try:
+            device.client.subscribe(device.topic("desired"), qos=1)
+            await eventually(lambda: device.suback)
+            for clean in (True, False):
+                impostor = Device(
+                    embedded.mqtt, "acme:held", "wrong-secret", clean_session=clean, will=False
+                )
+                try:
+                    assert impostor.wait_connack() != 0
+                finally:
+                    impostor.close(clean=False)
+            await asyncio.sleep(0.5)
+            assert device.client.is_connected()
+            # Still subscribed: a desired change reaches it.
+            await api.patch("/api/v1/things/acme:held/twin/desired", json={"mode": "eco"})
+            await eventually(
+                lambda: (
+                    {"mode": "eco"}
+                    in [{k: v for k, v in d.items() if k != "$version"} for d in device.desired()]
+                )
+            )
+            assert (await api.get("/api/v1/things/acme:held")).json()["connected"] is True
+        finally:
+            device.close()
