@@ -30,7 +30,8 @@ from amqtt.mqtt.puback import PubackPacket
 
 from iotas.adapters.mqtt import topics
 from iotas.broker.gate import BrokerGate
-from iotas.broker.provisioning import CLAIM_USERNAME
+from iotas.broker.provisioning import CLAIM_USERNAME, SESSION_PREFIX, is_claim_session
+from iotas.domain.errors import IotasError
 
 log = logging.getLogger("iotas.broker")
 
@@ -143,7 +144,7 @@ class _GatedBroker(Broker):
         are judged later by their plugin (their client ids are never Thing ids)."""
         username = connect.username
         if username == CLAIM_USERNAME:
-            return True
+            return await self._claim_may_connect(connect, source)
         certificate = _peer_certificate(writer)
         if certificate is not None:
             thing_id = await self.gate.authenticate_certificate(
@@ -151,6 +152,35 @@ class _GatedBroker(Broker):
             )
             return thing_id is not None
         return await self.gate.authenticate(connect.client_id, username, connect.password, source)
+
+    async def _claim_may_connect(self, connect: Any, source: str) -> bool:
+        """A claim login may not take the session (and the answers queued in it, a private
+        key among them) of a client id that another claim's device holds."""
+        provisioning = self.gate.provisioning
+        if provisioning is None:
+            return False
+        password = connect.password
+        if isinstance(password, bytes | bytearray):
+            password = password.decode(errors="replace")
+        try:
+            claim_id = await provisioning.claims.authenticate(
+                f"Bearer {password}" if password else None, source
+            )
+        except IotasError as exc:
+            self.gate.stats.reject(
+                "auth_failed", f"claim login: {exc.detail}", source=str(connect.client_id)[:64]
+            )
+            return False
+        held, _handler = self._sessions.get(connect.client_id, (None, None))
+        holder = getattr(held, "username", None)
+        if is_claim_session(holder) and not str(holder).startswith(f"{SESSION_PREFIX}{claim_id}/"):
+            self.gate.stats.reject(
+                "auth_failed",
+                f"client id {connect.client_id!r} is held by another claim's device",
+                source=source,
+            )
+            return False
+        return True
 
 
 class _Recording:

@@ -6,6 +6,7 @@ not there yet: the tests stop at the certificate and its credential.)"""
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 from collections.abc import Iterator
 from pathlib import Path
@@ -232,3 +233,28 @@ async def test_end_to_end_a_device_with_a_claim_token_and_a_serial(embedded: Iot
             assert device.wait_connack() != 0
         finally:
             device.close(clean=False)
+
+
+async def test_a_claim_cannot_take_the_client_id_of_another_claims_device(
+    embedded: Iotas,
+) -> None:
+    async with embedded.client() as api:
+        mine = await make_claim(api, "alpha")
+        theirs = await make_claim(api, "beta")
+    holder = connected(embedded, mine["token"], "dev-shared")
+    try:
+        thief = claim_login(embedded, theirs["token"], "dev-shared")
+        try:
+            assert thief.wait_connack() != 0
+        finally:
+            thief.close(clean=False)
+        await asyncio.sleep(0.3)
+        assert holder.client.is_connected()
+        # The same claim may come back on its own client id (a device reconnecting).
+        again = claim_login(embedded, mine["token"], "dev-shared")
+        try:
+            assert again.wait_connack() == 0
+        finally:
+            again.close()
+    finally:
+        holder.close(clean=False)
