@@ -44,6 +44,7 @@ bench: $(STAMP)
 	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
 	$(BIN)/python bench/registry.py
 	$(BIN)/python bench/converge.py
+	$(BIN)/python bench/identity.py
 
 clean:
 	rm -rf $(VENV) iotas-data .pytest_cache .mypy_cache .ruff_cache tests/peers/node-wot/node_modules
