@@ -31,7 +31,6 @@ from amqtt.mqtt.puback import PubackPacket
 from iotas.adapters.mqtt import topics
 from iotas.broker.gate import BrokerGate
 from iotas.broker.provisioning import CLAIM_USERNAME, SESSION_PREFIX, is_claim_session
-from iotas.domain.errors import IotasError
 
 log = logging.getLogger("iotas.broker")
 
@@ -159,17 +158,8 @@ class _GatedBroker(Broker):
         provisioning = self.gate.provisioning
         if provisioning is None:
             return False
-        password = connect.password
-        if isinstance(password, bytes | bytearray):
-            password = password.decode(errors="replace")
-        try:
-            claim_id = await provisioning.claims.authenticate(
-                f"Bearer {password}" if password else None, source
-            )
-        except IotasError as exc:
-            self.gate.stats.reject(
-                "auth_failed", f"claim login: {exc.detail}", source=str(connect.client_id)[:64]
-            )
+        claim_id = await provisioning.claim_of(connect.client_id, connect.password, source)
+        if claim_id is None:
             return False
         held, _handler = self._sessions.get(connect.client_id, (None, None))
         holder = getattr(held, "username", None)

@@ -9,6 +9,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Coroutine
+from typing import Any
 
 from iotas.adapters.mqtt import topics
 from iotas.adapters.mqtt.flood import FloodGuard
@@ -56,52 +58,51 @@ class BrokerGate:
         password: str | None,
         source: str = "-",
     ) -> bool:
-        """A device logs in with its Thing id as client id and username and its secret; a
-        source address that failed too often is refused before any hash is spent."""
-        if self.logins is not None and not self.logins.reserve(source):
-            self.stats.reject(
-                "login_rate_limited", f"too many failed logins from {source}", source=source
-            )
-            return False
-        ok = await self._check_password(client_id, username, password)
-        if self.logins is not None:
-            self.logins.settle(source, ok, "mqtt")
-        return ok
-
-    async def _check_password(
-        self, client_id: str | None, username: str | None, password: str | None
-    ) -> bool:
-        if not username or password is None:
-            self.stats.reject("auth_failed", "no username or password", source=client_id or "?")
-            return False
-        if client_id != username:
-            self.stats.reject(
-                "auth_failed", f"client id {client_id!r} is not the username", source=username
-            )
-            return False
-        try:
-            check_thing_id(username)
-        except InvalidInput:
-            self.stats.reject("auth_failed", "the username is not a Thing id", source=username)
-            return False
-        if not await self.credentials.verify_password(username, password):
-            self.stats.reject("auth_failed", "wrong or revoked secret", source=username)
-            return False
-        return True
+        """A device logs in with its Thing id as client id and username and its secret."""
+        check = self._check_password(client_id, username, password)
+        return await self._limited(source, check) is not None
 
     async def authenticate_certificate(
         self, client_id: str | None, username: str | None, certificate_pem: str, source: str = "-"
     ) -> str | None:
-        """`_check_certificate`, under the same per-source limit as passwords."""
+        """A device on the TLS listener: its Thing id, or None (refused)."""
+        check = self._check_certificate(client_id, username, certificate_pem)
+        return await self._limited(source, check)
+
+    async def _limited(self, source: str, check: Coroutine[Any, Any, str | None]) -> str | None:
+        """Run a login check unless `source` failed too often (then refused before any hash
+        is spent); its outcome counts against the source's allowance."""
         if self.logins is not None and not self.logins.reserve(source):
+            check.close()
             self.stats.reject(
                 "login_rate_limited", f"too many failed logins from {source}", source=source
             )
             return None
-        thing_id = await self._check_certificate(client_id, username, certificate_pem)
+        thing_id = await check
         if self.logins is not None:
             self.logins.settle(source, thing_id is not None, "mqtt")
         return thing_id
+
+    async def _check_password(
+        self, client_id: str | None, username: str | None, password: str | None
+    ) -> str | None:
+        if not username or password is None:
+            self.stats.reject("auth_failed", "no username or password", source=client_id or "?")
+            return None
+        if client_id != username:
+            self.stats.reject(
+                "auth_failed", f"client id {client_id!r} is not the username", source=username
+            )
+            return None
+        try:
+            check_thing_id(username)
+        except InvalidInput:
+            self.stats.reject("auth_failed", "the username is not a Thing id", source=username)
+            return None
+        if not await self.credentials.verify_password(username, password):
+            self.stats.reject("auth_failed", "wrong or revoked secret", source=username)
+            return None
+        return username
 
     async def _check_certificate(
         self, client_id: str | None, username: str | None, certificate_pem: str

@@ -67,27 +67,32 @@ class MqttProvisioning:
         """Check a claim login (amqtt's session: client id, password, remote address) under
         the API's per-source failure limit; on success the session is renamed (see above)."""
         client_id = session.client_id
-        source = session.remote_address or "-"
+        claim_id = await self.claim_of(client_id, session.password, session.remote_address or "-")
+        if claim_id is None:
+            return False
+        self._publish = publish
+        session.username = f"{SESSION_PREFIX}{claim_id}/{client_id}"
+        return True
+
+    async def claim_of(self, client_id: object, password: object, source: str) -> str | None:
+        """The id of the claim whose token is `password`, for a claim login with a usable
+        client id; None (refused, counted) otherwise."""
         if not isinstance(client_id, str) or not CLIENT_ID_RE.match(client_id):
             self.stats.reject(
                 "auth_failed",
                 "a claim login needs a client id of 1-128 letters, digits, '.', '_' or '-'",
                 source=str(client_id)[:64],
             )
-            return False
-        password = session.password
+            return None
         if isinstance(password, bytes | bytearray):
             password = password.decode(errors="replace")
         try:
-            claim_id = await self.claims.authenticate(
+            return await self.claims.authenticate(
                 f"Bearer {password}" if password else None, source
             )
         except IotasError as exc:
             self.stats.reject("auth_failed", f"claim login: {exc.detail}", source=client_id)
-            return False
-        self._publish = publish
-        session.username = f"{SESSION_PREFIX}{claim_id}/{client_id}"
-        return True
+            return None
 
     async def handle(self, username: str, topic: str, payload: bytes) -> None:
         """A claim login published under its own prefix: a request is answered on

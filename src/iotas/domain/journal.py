@@ -132,6 +132,13 @@ def apply(state: Thing | None, event: Event) -> Thing | None:
     raise ValueError(f"unknown event type {event.type!r} at seq {event.seq}")
 
 
+def applied(state: Thing | None, event: Event) -> Thing:
+    """`apply` for an event after which the Thing exists (anything but its deletion)."""
+    thing = apply(state, event)
+    assert thing is not None
+    return thing
+
+
 def fold(events: list[Event]) -> Thing | None:
     state: Thing | None = None
     for event in events:

@@ -231,11 +231,11 @@ class Client:
         """A new credential for the Thing: `{"id", "thing_id", "type", "created_at",
         "revoked_at"}` and `"secret"` (password) or `"certificate"`, `"ca_certificate"` and,
         without a `csr`, `"private_key"` (x509). Secrets and keys are in this answer only."""
-        body: Json = {"type": type}
-        if csr is not None:
-            body["csr"] = csr
         return await self._json(
-            "POST", f"{_thing(thing_id)}/credentials", body=body, headers=cause_header(cause)
+            "POST",
+            f"{_thing(thing_id)}/credentials",
+            body=_credential(type, csr),
+            headers=cause_header(cause),
         )
 
     async def ca_certificate(self) -> str:
@@ -341,13 +341,10 @@ class Client:
     ) -> Json:
         """Release the Thing from quarantine with a new credential: `{"thing", "credential"}`,
         the credential's secret or key in this answer only."""
-        credential: Json = {"type": type}
-        if csr is not None:
-            credential["csr"] = csr
         return await self._json(
             "POST",
             f"{_thing(thing_id)}/quarantine/release",
-            body={"credential": credential},
+            body={"credential": _credential(type, csr)},
             headers=cause_header(cause),
         )
 
@@ -461,6 +458,10 @@ class Client:
             items=list(items) if isinstance(items, list) else [],
             next=str(next_cursor) if next_cursor else None,
         )
+
+
+def _credential(type: str, csr: str | None) -> Json:
+    return {"type": type} if csr is None else {"type": type, "csr": csr}
 
 
 def _thing(id: str) -> str:

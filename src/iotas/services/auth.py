@@ -171,16 +171,21 @@ class Authenticator:
             self._allowance.clear()  # bounded memory under a spray of sources
         return allowance
 
-    async def _authenticate(self, authorization: str | None) -> Actor:
+    def bearer_digest(self, authorization: str | None, what: str = "token") -> str:
+        """The sha256 of the bearer token in an Authorization header (a missing or malformed
+        header is counted and refused)."""
         if not authorization:
             self.failures["missing"] += 1
-            raise Unauthenticated("send 'Authorization: Bearer <token>'")
+            raise Unauthenticated(f"send 'Authorization: Bearer <{what}>'")
         scheme, _, token = authorization.partition(" ")
         token = token.strip()
         if scheme.lower() != "bearer" or not token:
             self.failures["malformed"] += 1
-            raise Unauthenticated("the Authorization header must be 'Bearer <token>'")
-        key = digest(token)
+            raise Unauthenticated(f"the Authorization header must be 'Bearer <{what}>'")
+        return digest(token)
+
+    async def _authenticate(self, authorization: str | None) -> Actor:
+        key = self.bearer_digest(authorization)
         now = time.monotonic()
         cached = self._cache.get(key)
         if cached is not None and cached[0] > now:

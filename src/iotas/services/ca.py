@@ -113,17 +113,7 @@ class CertificateAuthority:
             )
             .sign(key, hashes.SHA256())
         )
-        key_path = folder / CA_KEY
-        # Created 0600 from the start (not chmod-ed after): the key is never readable by others.
-        fd = os.open(key_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(
-                key.private_bytes(
-                    serialization.Encoding.PEM,
-                    serialization.PrivateFormat.PKCS8,
-                    serialization.NoEncryption(),
-                )
-            )
+        _write_key(folder / CA_KEY, key, os.O_EXCL)
         (folder / CA_CERT).write_bytes(cert.public_bytes(serialization.Encoding.PEM))
 
     @property
@@ -155,11 +145,7 @@ class CertificateAuthority:
         """A key made here and its certificate: the key is in the answer only."""
         key = ec.generate_private_key(ec.SECP256R1())
         issued = self._issue(thing_id, key.public_key(), days)
-        pem = key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        ).decode()
+        pem = _key_pem(key)
         return Issued(
             issued.certificate_pem,
             issued.serial,
@@ -253,15 +239,7 @@ def server_files(ca: CertificateAuthority, folder: Path, hosts: list[str]) -> tu
     key = ec.generate_private_key(ec.SECP256R1())
     cert = _server_certificate(ca, key.public_key(), wanted)
     folder.mkdir(parents=True, exist_ok=True)
-    fd = os.open(key_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as handle:
-        handle.write(
-            key.private_bytes(
-                serialization.Encoding.PEM,
-                serialization.PrivateFormat.PKCS8,
-                serialization.NoEncryption(),
-            )
-        )
+    _write_key(key_path, key, os.O_TRUNC)
     cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
     return cert_path, key_path
 
@@ -271,12 +249,7 @@ def issue_server(ca: CertificateAuthority, hosts: list[str]) -> tuple[str, str]:
     elsewhere (Mosquitto) that devices reach with their iotas certificates."""
     key = ec.generate_private_key(ec.SECP256R1())
     cert = _server_certificate(ca, key.public_key(), sorted(set(hosts)))
-    key_pem = key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    ).decode()
-    return cert.public_bytes(serialization.Encoding.PEM).decode(), key_pem
+    return cert.public_bytes(serialization.Encoding.PEM).decode(), _key_pem(key)
 
 
 def _server_certificate(
@@ -317,6 +290,21 @@ def tls_files(ca: CertificateAuthority, folder: Path, hosts: list[str]) -> tuple
     trusted = folder / "trusted-ca.crt"
     trusted.write_text(ca.certificate_pem)
     return cert_file, key_file, trusted
+
+
+def _key_pem(key: ec.EllipticCurvePrivateKey) -> str:
+    return key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    ).decode()
+
+
+def _write_key(path: Path, key: ec.EllipticCurvePrivateKey, mode_flag: int) -> None:
+    # Created 0600 from the start (not chmod-ed after): the key is never readable by others.
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | mode_flag, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(_key_pem(key))
 
 
 def _hosts_of(cert: x509.Certificate) -> list[str]:

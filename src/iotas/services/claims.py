@@ -71,15 +71,7 @@ class ClaimAuthenticator(Authenticator):
 
     async def _authenticate(self, authorization: str | None) -> Actor:
         # No cache: claims are used rarely, and a revocation then takes effect at once.
-        if not authorization:
-            self.failures["missing"] += 1
-            raise Unauthenticated("send 'Authorization: Bearer <claim token>'")
-        scheme, _, token = authorization.partition(" ")
-        token = token.strip()
-        if scheme.lower() != "bearer" or not token:
-            self.failures["malformed"] += 1
-            raise Unauthenticated("the Authorization header must be 'Bearer <claim token>'")
-        key = digest(token)
+        key = self.bearer_digest(authorization, "claim token")
         claim = await self.store.read(lambda conn: claims_repo.by_digest(conn, key))
         if claim is None:
             # The same answer whether or not any claim exists.

@@ -100,7 +100,7 @@ class CredentialService:
         new = await self.prepare(thing_id, body)
 
         def unit(tx: WriteTx) -> CredentialRow:
-            before = _existing(tx, thing_id)
+            before = tx.existing(thing_id)
             row, after = add_in(tx, ctx, before, new)
             things_repo.update_thing(tx.conn, before, after)
             tx.wrote(thing_id, after)
@@ -154,7 +154,7 @@ class CredentialService:
         new = await self.prepare(thing_id, {**request, "type": X509})
 
         def unit(tx: WriteTx) -> tuple[CredentialRow, CredentialRow]:
-            before = _existing(tx, thing_id)
+            before = tx.existing(thing_id)
             old = credentials_repo.x509_by_serial(tx.conn, thing_id, serial)
             if (
                 old is None
@@ -269,7 +269,7 @@ class CredentialService:
         authorize(ctx.actor, thing_id, write=True)
 
         def unit(tx: WriteTx) -> None:
-            before = _existing(tx, thing_id)
+            before = tx.existing(thing_id)
             row = credentials_repo.get(tx.conn, credential_id)
             if row is None or row.thing_id != thing_id or not _current(before, [row]):
                 raise NotFound(f"{thing_id!r} has no credential {credential_id[:64]!r}")
@@ -290,7 +290,7 @@ class CredentialService:
         authorize(ctx.actor, thing_id, write=True)
 
         def unit(tx: WriteTx) -> int:
-            before = _existing(tx, thing_id)
+            before = tx.existing(thing_id)
             active = [
                 row
                 for row in _current(before, credentials_repo.of_thing(tx.conn, thing_id))
@@ -441,7 +441,7 @@ def add_in(
     patch = _patch(new.id, new.type)
     if replaces is not None:
         patch["replaces"] = replaces
-    after = _fold(thing, _record(tx, ctx, thing.id, ev.CREDENTIAL_ADDED, patch))
+    after = ev.applied(thing, _record(tx, ctx, thing.id, ev.CREDENTIAL_ADDED, patch))
     credentials_repo.insert_credential(tx.conn, row)
     return row, after
 
@@ -452,7 +452,7 @@ def revoke_in(tx: WriteTx, ctx: Context, thing: Thing, rows: list[CredentialRow]
     `CredentialService.forget(thing.id)` once the unit has committed."""
     after = thing
     for row in rows:
-        after = _fold(
+        after = ev.applied(
             after, _record(tx, ctx, thing.id, ev.CREDENTIAL_REVOKED, _patch(row.id, row.type))
         )
     credentials_repo.revoke(tx.conn, [row.id for row in rows], tx.ts_us)
@@ -507,18 +507,5 @@ def _patch(credential_id: str, type_: str) -> JSONObject:
     return {"id": credential_id, "type": type_}
 
 
-def _existing(tx: WriteTx, thing_id: str) -> Thing:
-    thing = tx.thing(thing_id)
-    if thing is None:
-        raise NotFound(f"there is no Thing {thing_id!r}")
-    return thing
-
-
 def _record(tx: WriteTx, ctx: Context, thing_id: str, type_: str, patch: JSONObject) -> ev.Event:
     return tx.record(thing_id, type_, actor=ctx.actor.subject, cause=ctx.cause, patch=patch)
-
-
-def _fold(state: Thing, event: ev.Event) -> Thing:
-    thing = ev.apply(state, event)
-    assert thing is not None
-    return thing

@@ -45,7 +45,7 @@ class QuarantineService:
             raise InvalidInput("a quarantine needs a reason", field="reason")
 
         def unit(tx: WriteTx) -> Thing:
-            before = _existing(tx, thing_id)
+            before = tx.existing(thing_id)
             if before.quarantine is not None:
                 raise Conflict(
                     f"{thing_id!r} is quarantined already (since {before.quarantine['since']})"
@@ -59,7 +59,7 @@ class QuarantineService:
                 cause=ctx.cause,
                 patch={"reason": reason, "snapshot": snapshot["sha256"]},
             )
-            after = _fold(revoked, event)
+            after = ev.applied(revoked, event)
             things_repo.update_thing(tx.conn, before, after)
             tx.wrote(thing_id, after)
             return after
@@ -88,10 +88,10 @@ class QuarantineService:
         new = await self.credentials.prepare(thing_id, body["credential"])
 
         def unit(tx: WriteTx) -> dict[str, Any]:
-            before = _existing(tx, thing_id)
+            before = tx.existing(thing_id)
             if before.quarantine is None:
                 raise Conflict(f"{thing_id!r} is not quarantined")
-            released = _fold(
+            released = ev.applied(
                 before,
                 tx.record(
                     thing_id,
@@ -107,16 +107,3 @@ class QuarantineService:
             return {"thing": after.to_dict(), "credential": {**to_dict(row), **new.shown_once}}
 
         return await self.store.write(unit)
-
-
-def _existing(tx: WriteTx, thing_id: str) -> Thing:
-    thing = tx.thing(thing_id)
-    if thing is None:
-        raise NotFound(f"there is no Thing {thing_id!r}")
-    return thing
-
-
-def _fold(state: Thing, event: ev.Event) -> Thing:
-    thing = ev.apply(state, event)
-    assert thing is not None
-    return thing

@@ -82,7 +82,7 @@ class Registry:
         valid_patch = validate_patch(patch)
 
         def unit(tx: WriteTx) -> Thing:
-            before = _existing(tx, thing_id)
+            before = tx.existing(thing_id)
             current = before.record()
             new_record = validate_record(merge_patch.apply(current, valid_patch))
             effective = merge_patch.effective(current, valid_patch)
@@ -95,7 +95,7 @@ class Registry:
                 return before
             if "description" in effective:
                 check_description(thing_id, new_record["description"])
-            after = _fold(before, _record(tx, ctx, thing_id, ev.THING_UPDATED, effective))
+            after = ev.applied(before, _record(tx, ctx, thing_id, ev.THING_UPDATED, effective))
             things_repo.update_thing(tx.conn, before, after)
             tx.wrote(thing_id, after)
             return after
@@ -124,7 +124,7 @@ class Registry:
         def unit(tx: WriteTx) -> tuple[Thing, bool]:
             before = tx.thing(thing_id)
             if before is None:
-                thing = _fold(None, _record(tx, ctx, thing_id, ev.THING_CREATED, record))
+                thing = ev.applied(None, _record(tx, ctx, thing_id, ev.THING_CREATED, record))
                 things_repo.insert_thing(tx.conn, thing)
                 tx.wrote(thing_id, thing)
                 return thing, True
@@ -135,7 +135,7 @@ class Registry:
                 patch = {"description": patch}
             if not patch:
                 return before, False
-            after = _fold(before, _record(tx, ctx, thing_id, ev.THING_UPDATED, patch))
+            after = ev.applied(before, _record(tx, ctx, thing_id, ev.THING_UPDATED, patch))
             things_repo.update_thing(tx.conn, before, after)
             tx.wrote(thing_id, after)
             return after, False
@@ -146,7 +146,7 @@ class Registry:
         check_thing_id(thing_id)
 
         def unit(tx: WriteTx) -> None:
-            before = _existing(tx, thing_id)
+            before = tx.existing(thing_id)
             _record(tx, ctx, thing_id, ev.THING_DELETED, None, before=before.to_dict())
             things_repo.delete_thing(tx.conn, thing_id)
             tx.wrote(thing_id, None)
@@ -172,7 +172,7 @@ class Registry:
         type_ = ev.DESIRED_CHANGED if side == "desired" else ev.REPORTED_CHANGED
 
         def unit(tx: WriteTx) -> Thing:
-            before = _existing(tx, thing_id)
+            before = tx.existing(thing_id)
             if side == "desired":
                 check_not_quarantined(before, "changing its desired state")
             if if_match is not None and if_match != before.twin.version:
@@ -185,7 +185,7 @@ class Registry:
             effective = merge_patch.effective(document, patch)
             if not effective:
                 return before
-            after = _fold(before, _record(tx, ctx, thing_id, type_, effective))
+            after = ev.applied(before, _record(tx, ctx, thing_id, type_, effective))
             things_repo.update_thing(tx.conn, before, after)
             tx.wrote(thing_id, after)
             return after
@@ -228,10 +228,10 @@ class Registry:
         type_ = ev.THING_CONNECTED if connected else ev.THING_DISCONNECTED
 
         def unit(tx: WriteTx) -> Thing:
-            before = _existing(tx, thing_id)
+            before = tx.existing(thing_id)
             if before.connected == connected:
                 return before
-            after = _fold(before, _record(tx, ctx, thing_id, type_, None))
+            after = ev.applied(before, _record(tx, ctx, thing_id, type_, None))
             things_repo.update_thing(tx.conn, before, after)
             tx.wrote(thing_id, after)
             return after
@@ -276,13 +276,13 @@ class Registry:
             raise InvalidInput(str(exc)) from None
 
         def unit(tx: WriteTx) -> Thing:
-            before = _existing(tx, thing_id)
+            before = tx.existing(thing_id)
             _record(tx, ctx, thing_id, ev.ADAPTER_ATTEMPT, attempt)
             after = before
             effective = merge_patch.effective(before.twin.reported, reported)
             if effective:
                 event = _record(tx, reporter, thing_id, ev.REPORTED_CHANGED, effective)
-                after = _fold(before, event)
+                after = ev.applied(before, event)
                 things_repo.update_thing(tx.conn, before, after)
                 tx.wrote(thing_id, after)
             things_repo.touch(tx.conn, [thing_id], seen_us)
@@ -299,7 +299,7 @@ class Registry:
             raise InvalidInput(str(exc)) from None
 
         def unit(tx: WriteTx) -> None:
-            _existing(tx, thing_id)
+            tx.existing(thing_id)
             _record(tx, ctx, thing_id, type_, body)
 
         await self.store.write(unit)
@@ -327,7 +327,7 @@ def create_in(tx: WriteTx, ctx: Context, thing_id: str, record: JSONObject) -> T
     the caller inserts it, after folding in whatever else its unit records."""
     if tx.thing(thing_id) is not None:
         raise Conflict(f"the Thing {thing_id!r} exists already")
-    return _fold(None, _record(tx, ctx, thing_id, ev.THING_CREATED, record))
+    return ev.applied(None, _record(tx, ctx, thing_id, ev.THING_CREATED, record))
 
 
 def desired_in(tx: WriteTx, ctx: Context, thing: Thing, patch: JSONObject) -> Thing:
@@ -336,14 +336,7 @@ def desired_in(tx: WriteTx, ctx: Context, thing: Thing, patch: JSONObject) -> Th
     effective = merge_patch.effective(thing.twin.desired, patch)
     if not effective:
         return thing
-    return _fold(thing, _record(tx, ctx, thing.id, ev.DESIRED_CHANGED, effective))
-
-
-def _existing(tx: WriteTx, thing_id: str) -> Thing:
-    thing = tx.thing(thing_id)
-    if thing is None:
-        raise NotFound(f"there is no Thing {thing_id!r}")
-    return thing
+    return ev.applied(thing, _record(tx, ctx, thing.id, ev.DESIRED_CHANGED, effective))
 
 
 def _record(
@@ -358,9 +351,3 @@ def _record(
     return tx.record(
         thing_id, type_, actor=ctx.actor.subject, cause=ctx.cause, patch=patch, before=before
     )
-
-
-def _fold(state: Thing | None, event: ev.Event) -> Thing:
-    thing = ev.apply(state, event)
-    assert thing is not None
-    return thing

@@ -61,9 +61,7 @@ def check_reason(reason: object) -> str | None:
 
 def take_in(tx: WriteTx, ctx: Context, thing_id: str, reason: str | None) -> dict[str, Any]:
     """Inside a unit of work: snapshot the Thing as it is in this transaction and journal it."""
-    thing = tx.thing(thing_id)
-    if thing is None:
-        raise NotFound(f"there is no Thing {thing_id!r}")
+    thing = tx.existing(thing_id)
     now = tx.ts_us
     born = clock.parse_rfc3339(thing.created_at)
     credentials = [
@@ -87,7 +85,7 @@ def take_in(tx: WriteTx, ctx: Context, thing_id: str, reason: str | None) -> dic
     telemetry = {
         key: {
             "ts": clock.to_rfc3339(ts),
-            "value": num if num is not None else None if value is None else orjson.loads(value),
+            "value": _value(num, value),
         }
         for key, ts, num, value in telemetry_repo.latest(tx.conn, thing_id)
     }

@@ -32,11 +32,13 @@ from sqlalchemy import Connection, Engine, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from iotas.domain import clock
+from iotas.domain.errors import NotFound
 from iotas.domain.journal import Event, chain_hash
 from iotas.domain.merge_patch import JSONObject
 from iotas.domain.things import Thing
 from iotas.store import things_repo
 from iotas.store.schema import journal, journal_head
+from iotas.store.sqlite_driver import sqlite_connection
 
 T = TypeVar("T")
 MAX_BATCH = 256
@@ -74,6 +76,13 @@ class WriteTx:
         if self.known is not None and thing_id in self.known:
             return self.known[thing_id]
         return things_repo.get(self.conn, thing_id)
+
+    def existing(self, thing_id: str) -> Thing:
+        """`thing`, for a unit that needs the Thing to exist (404 otherwise)."""
+        thing = self.thing(thing_id)
+        if thing is None:
+            raise NotFound(f"there is no Thing {thing_id!r}")
+        return thing
 
     def wrote(self, thing_id: str, thing: Thing | None) -> None:
         """Say the unit stored this state (None: deleted) for the Thing."""
@@ -367,8 +376,7 @@ def _run_batch(
     outcomes: list[tuple[bool, Any]] = []
     try:
         with conn.begin():
-            raw = conn.connection.driver_connection
-            assert raw is not None
+            raw = sqlite_connection(conn)
             seq, digest, ts_us = raw.execute(
                 "SELECT seq, hash, ts_us FROM journal_head WHERE id = 1"
             ).fetchone()

@@ -27,6 +27,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import ARRAY
 
 from iotas.store.schema import telemetry, telemetry_latest
+from iotas.store.sqlite_driver import sqlite_connection
 
 Row = tuple[str, str, int, float | None, str | None]
 
@@ -105,8 +106,7 @@ def insert_samples(conn: Connection, rows: Sequence[Row]) -> None:
     if not rows:
         return
     if conn.dialect.name == "sqlite":
-        raw = conn.connection.driver_connection
-        assert raw is not None
+        raw = sqlite_connection(conn)
         raw.executemany(_SQLITE_INSERT, rows)
     else:
         conn.execute(_PG_INSERT, _columns(rows))
@@ -128,8 +128,7 @@ def upsert_latest(conn: Connection, rows: Iterable[Row]) -> None:
     # In (Thing, key) order, so that concurrent upserts lock shared rows in the same order.
     reduced = [newest[pair] for pair in sorted(newest)]
     if conn.dialect.name == "sqlite":
-        raw = conn.connection.driver_connection
-        assert raw is not None
+        raw = sqlite_connection(conn)
         raw.executemany(_SQLITE_UPSERT, reduced)
     else:
         conn.execute(_PG_UPSERT, _columns(reduced))
@@ -140,8 +139,7 @@ def existing_things(conn: Connection, thing_ids: Sequence[str]) -> set[str]:
     if not thing_ids:
         return set()
     if conn.dialect.name == "sqlite":
-        raw = conn.connection.driver_connection
-        assert raw is not None
+        raw = sqlite_connection(conn)
         cursor = raw.execute(_SQLITE_EXISTING, (orjson.dumps(list(thing_ids)).decode(),))
         return {row[0] for row in cursor}
     return set(conn.execute(_PG_EXISTING, {"ids": list(thing_ids)}).scalars())
@@ -156,8 +154,7 @@ def touch_things(conn: Connection, thing_ids: Sequence[str], seen_us: int, stale
     if not thing_ids:
         return
     if conn.dialect.name == "sqlite":
-        raw = conn.connection.driver_connection
-        assert raw is not None
+        raw = sqlite_connection(conn)
         raw.execute(_SQLITE_TOUCH, (seen_us, orjson.dumps(list(thing_ids)).decode(), stale_us))
     else:
         conn.execute(_PG_TOUCH, {"ids": list(thing_ids), "seen": seen_us, "stale": stale_us})

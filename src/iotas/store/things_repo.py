@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import orjson
@@ -13,11 +14,16 @@ from iotas.domain.links import edges
 from iotas.domain.things import Thing
 from iotas.domain.twin import Twin
 from iotas.store.schema import thing_links, things
+from iotas.store.sqlite_driver import sqlite_connection
 from iotas.store.thing_fields import replace_fields
 
 
 def _from_row(row: Row[Any]) -> Thing:
-    m = row._mapping
+    return _thing(row._mapping)
+
+
+def _thing(m: Mapping[Any, Any]) -> Thing:
+    """A Thing from its columns by name, JSON ones already decoded."""
     return Thing(
         id=m["id"],
         kind=m["kind"],
@@ -28,7 +34,7 @@ def _from_row(row: Row[Any]) -> Thing:
         revision=m["revision"],
         created_at=m["created_at"],
         updated_at=m["updated_at"],
-        connected=m["connected"],
+        connected=bool(m["connected"]),
         last_seen=None if m["last_seen_us"] is None else clock.to_rfc3339(m["last_seen_us"]),
         quarantine=m["quarantine"],
         twin=Twin(
@@ -91,52 +97,56 @@ _UPDATE_TWIN = (
 
 # One Thing by id on SQLite, straight to the driver: the write path reads every Thing it
 # changes that is not in the store's cache.
-_SQLITE_GET = (
-    "SELECT id, kind, attributes, labels, links, description, revision, created_at, "
-    "updated_at, connected, last_seen_us, quarantine, desired, reported, desired_meta, "
-    "reported_meta, twin_version, pending_since, drifted_since FROM things WHERE id = ?"
+_SQLITE_COLUMNS = (
+    "id",
+    "kind",
+    "attributes",
+    "labels",
+    "links",
+    "description",
+    "revision",
+    "created_at",
+    "updated_at",
+    "connected",
+    "last_seen_us",
+    "quarantine",
+    "desired",
+    "reported",
+    "desired_meta",
+    "reported_meta",
+    "twin_version",
+    "pending_since",
+    "drifted_since",
+)
+_SQLITE_GET = f"SELECT {', '.join(_SQLITE_COLUMNS)} FROM things WHERE id = ?"  # noqa: S608 (constant names)
+_JSON_COLUMNS = frozenset(
+    {
+        "attributes",
+        "labels",
+        "links",
+        "description",
+        "quarantine",
+        "desired",
+        "reported",
+        "desired_meta",
+        "reported_meta",
+    }
 )
 
 
 def get(conn: Connection, thing_id: str) -> Thing | None:
     if conn.dialect.name == "sqlite":
-        raw = conn.connection.driver_connection
-        assert raw is not None
-        found = raw.execute(_SQLITE_GET, (thing_id,)).fetchone()
-        return None if found is None else _from_sqlite(found)
+        found = sqlite_connection(conn).execute(_SQLITE_GET, (thing_id,)).fetchone()
+        if found is None:
+            return None
+        return _thing(
+            {
+                name: orjson.loads(value) if name in _JSON_COLUMNS and value is not None else value
+                for name, value in zip(_SQLITE_COLUMNS, found, strict=True)
+            }
+        )
     row = conn.execute(_GET, {"thing_id": thing_id}).first()
     return None if row is None else _from_row(row)
-
-
-def _json(text: str | None) -> Any:
-    return None if text is None else orjson.loads(text)
-
-
-def _from_sqlite(r: tuple[Any, ...]) -> Thing:
-    last_seen_us = r[10]
-    return Thing(
-        id=r[0],
-        kind=r[1],
-        attributes=_json(r[2]),
-        labels=_json(r[3]),
-        links=_json(r[4]),
-        description=_json(r[5]),
-        revision=r[6],
-        created_at=r[7],
-        updated_at=r[8],
-        connected=bool(r[9]),
-        last_seen=None if last_seen_us is None else clock.to_rfc3339(last_seen_us),
-        quarantine=_json(r[11]),
-        twin=Twin(
-            desired=_json(r[12]),
-            reported=_json(r[13]),
-            desired_meta=_json(r[14]),
-            reported_meta=_json(r[15]),
-            version=r[16],
-            pending_since=r[17],
-            drifted_since=r[18],
-        ),
-    )
 
 
 def get_many(conn: Connection, ids: list[str]) -> dict[str, Thing]:
@@ -185,9 +195,7 @@ def update_thing(conn: Connection, before: Thing, after: Thing) -> None:
                 orjson.dumps(row[name]).decode() if name in _JSON_TWIN_COLUMNS else row[name]
                 for name in _TWIN_COLUMNS
             ]
-            raw = conn.connection.driver_connection
-            assert raw is not None
-            raw.execute(_SQLITE_UPDATE_TWIN, (*values, row["id"]))
+            sqlite_connection(conn).execute(_SQLITE_UPDATE_TWIN, (*values, row["id"]))
             return
         conn.execute(_UPDATE_TWIN, {f"b_{name}": row[name] for name in ("id", *_TWIN_COLUMNS)})
         return

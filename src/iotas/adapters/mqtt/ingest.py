@@ -55,8 +55,10 @@ class DeviceMessages:
     async def handle(self, topic: str, payload: bytes, *, sender: str | None = None) -> None:
         """Take one message. `sender` is the authenticated client (None: trusted transport)."""
         route = self._route(topic, payload, sender)
-        if route is None:
-            return
+        if route is not None:
+            await self._counted(route, payload)
+
+    async def _counted(self, route: topics.Route, payload: bytes) -> None:
         try:
             await self._dispatch(route, payload)
         except (InvalidInput, NotFound) as exc:
@@ -75,7 +77,7 @@ class DeviceMessages:
         if route is None:
             return None
         if route.channel != "telemetry":
-            return asyncio.ensure_future(self.handle(topic, payload))
+            return asyncio.ensure_future(self._counted(route, payload))
         try:
             samples = parse_payload(payload, clock.now_us())
         except InvalidInput as exc:
