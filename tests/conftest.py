@@ -100,7 +100,11 @@ async def server(database_url: str, tmp_path: Path) -> AsyncIterator[LiveServer]
         auth_failure_burst=1e9,
     )
     config = uvicorn.Config(
-        create_app(settings), host="127.0.0.1", port=settings.port, log_level="warning"
+        create_app(settings),
+        host="127.0.0.1",
+        port=settings.port,
+        log_level="warning",
+        timeout_graceful_shutdown=5,
     )
     uv = uvicorn.Server(config)
     task = asyncio.create_task(uv.serve())

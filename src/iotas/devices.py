@@ -5,13 +5,13 @@ client of an external one. The composition root for the pieces in `adapters/mqtt
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 
 from iotas.adapters.mqtt.adapter import BrokerAddress, MqttAdapter
 from iotas.adapters.mqtt.desired import mirror_desired, publish_all_desired
 from iotas.adapters.mqtt.flood import FloodGuard
 from iotas.adapters.mqtt.ingest import DeviceMessages
+from iotas.aio import cancel_and_wait
 from iotas.api.runtime import Runtime
 from iotas.broker.embedded import EmbeddedBroker, TlsListener
 from iotas.broker.gate import BrokerGate
@@ -124,11 +124,7 @@ class MqttDevices:
         adapter.cut_off(thing_id, for_good=for_good)
 
     async def stop(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(self._tasks)
         if self.adapter is not None:
             if self._cut_off_at_broker in self.rt.credentials.on_revoked:
                 self.rt.credentials.on_revoked.remove(self._cut_off_at_broker)

@@ -16,6 +16,8 @@ from iotas.settings import Settings
 
 # How long tasks still running when the server has stopped get to finish once cancelled.
 LEFTOVER_GRACE_S = 3.0
+# How long open connections get to finish their requests once the server is told to stop.
+SHUTDOWN_GRACE_S = 5
 
 
 def serve(settings: Settings) -> None:
@@ -33,6 +35,8 @@ def serve(settings: Settings) -> None:
         log_level=settings.log_level,
         access_log=False,
         proxy_headers=False,
+        # Open streams (SSE followers, a device's long poll) must not hold Ctrl-C for ever.
+        timeout_graceful_shutdown=SHUTDOWN_GRACE_S,
         **(https_options(settings) if settings.tls else {}),
     )
     server = uvicorn.Server(config)

@@ -20,6 +20,7 @@ from typing import Any
 
 from iotas.adapters.wot.client import ThingSecrets, WotClient
 from iotas.adapters.wot.errors import ThingUnreachable, WotError
+from iotas.aio import cancel_and_wait
 from iotas.api.runtime import Runtime
 from iotas.domain import clock, td
 from iotas.domain import journal as ev
@@ -60,10 +61,7 @@ class WotThings:
             log.info("wot: managing %d adopted Things", len(self.workers))
 
     async def stop(self) -> None:
-        if self._watch is not None:
-            self._watch.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._watch
+        await cancel_and_wait([self._watch])
         await asyncio.gather(*(w.stop() for w in self.workers.values()))
         self.workers.clear()
         await self.client.aclose()
@@ -224,11 +222,7 @@ class ThingWorker:
         self._wake.set()  # reconcile whatever is pending now
 
     async def stop(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(self._tasks)
         self._tasks.clear()
 
     def wake(self) -> None:

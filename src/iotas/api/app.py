@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -12,6 +11,7 @@ from fastapi import FastAPI
 
 from iotas import __version__
 from iotas.adapters.wot.client import WotClient
+from iotas.aio import cancel_and_wait
 from iotas.api import errors, openapi
 from iotas.api.fast_twin import FastTwinPatch
 from iotas.api.routers import (
@@ -127,9 +127,7 @@ def create_app(settings: Settings) -> FastAPI:
         try:
             yield
         finally:
-            retention_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await retention_task
+            await cancel_and_wait([retention_task])
             await wot.stop()
             await devices.stop()
             await rt.store.dispose()

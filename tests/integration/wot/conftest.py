@@ -7,14 +7,16 @@ from __future__ import annotations
 
 import asyncio
 import os
+import queue
 import shutil
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import httpx
 import pytest
@@ -26,19 +28,52 @@ IN_CI = os.environ.get("CI", "").lower() == "true"
 START_SECONDS = 30.0
 
 
+class _Lines:
+    """A peer's stdout, read by a daemon thread: waiting for a line is bounded and never leaves
+    a blocked read behind (a read in the event loop's executor that never returns would hang
+    the loop's close, and with it the whole test run)."""
+
+    def __init__(self, stream: IO[str]) -> None:
+        self._queue: queue.Queue[str] = queue.Queue()
+        threading.Thread(target=self._pump, args=(stream,), daemon=True).start()
+
+    def _pump(self, stream: IO[str]) -> None:
+        for line in stream:
+            self._queue.put(line)
+        self._queue.put("")  # end of output: the peer exited
+
+    def next(self, within: float) -> str:
+        """The next line; "" when the peer has exited; an AssertionError after `within` s."""
+        try:
+            return self._queue.get(timeout=within)
+        except queue.Empty:
+            raise AssertionError(f"the peer printed nothing within {within} s") from None
+
+    async def next_async(self, within: float) -> str:
+        deadline = time.monotonic() + within
+        while True:
+            try:
+                return self._queue.get_nowait()
+            except queue.Empty:
+                if time.monotonic() > deadline:
+                    raise AssertionError(f"the peer printed nothing within {within} s") from None
+                await asyncio.sleep(0.02)
+
+
 @dataclass
 class Peer:
     process: subprocess.Popen[str]
+    lines: _Lines
     td_url: str
     # Where the Thing's own HTTP API reads a property, for checking its true state.
     property_url: str
 
     async def command(self, line: str) -> None:
         """Act on the Thing outside iotas (`set brightness 7`, `emit overheat "hot"`)."""
-        assert self.process.stdin is not None and self.process.stdout is not None
+        assert self.process.stdin is not None
         self.process.stdin.write(line + "\n")
         self.process.stdin.flush()
-        done = await asyncio.wait_for(asyncio.to_thread(self.process.stdout.readline), 10)
+        done = await self.lines.next_async(10)
         assert done.startswith("DONE"), done
 
     async def value(self, name: str) -> Any:
@@ -57,14 +92,14 @@ def _start(argv: list[str], cwd: Path, property_url: str) -> Iterator[Peer]:
     )
     try:
         assert process.stdout is not None
+        lines = _Lines(process.stdout)
         deadline = time.monotonic() + START_SECONDS
-        line = ""
-        while time.monotonic() < deadline and not line.startswith("READY"):
-            line = process.stdout.readline()
-            if not line and process.poll() is not None:
-                pytest.fail(f"{argv[0]} {argv[1]} exited with {process.returncode}")
-        assert line.startswith("READY"), f"{argv} did not start within {START_SECONDS} s"
-        yield Peer(process, line.split()[1], property_url)
+        line = "-"
+        while line and not line.startswith("READY"):
+            line = lines.next(max(0.0, deadline - time.monotonic()))
+        if not line:
+            pytest.fail(f"{argv[0]} {argv[1]} exited with {process.wait(10)}")
+        yield Peer(process, lines, line.split()[1], property_url)
     finally:
         process.kill()
         process.wait(10)

@@ -27,6 +27,7 @@ from gmqtt.mqtt.handler import MqttPackageHandler
 from iotas.adapters.mqtt import dynsec, topics
 from iotas.adapters.mqtt.desired import mirror_desired
 from iotas.adapters.mqtt.ingest import MAX_PAYLOAD, DeviceMessages
+from iotas.aio import cancel_and_wait
 from iotas.domain.errors import InvalidInput
 from iotas.services.credentials import CredentialService
 from iotas.services.journal import JournalService
@@ -170,11 +171,7 @@ class MqttAdapter:
         ]
 
     async def stop(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(self._tasks)
         await self.messages.drain()
         if self._client is not None:
             with contextlib.suppress(Exception):
