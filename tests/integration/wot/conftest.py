@@ -13,7 +13,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -81,38 +81,55 @@ class Peer:
             return (await client.get(self.property_url.format(name=name))).json()
 
 
-def _start(argv: list[str], cwd: Path, property_url: str) -> Iterator[Peer]:
-    process = subprocess.Popen(
-        argv,
-        cwd=cwd,
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-    )
-    try:
-        assert process.stdout is not None
-        lines = _Lines(process.stdout)
-        deadline = time.monotonic() + START_SECONDS
-        line = "-"
-        while line and not line.startswith("READY"):
-            line = lines.next(max(0.0, deadline - time.monotonic()))
-        if not line:
-            pytest.fail(f"{argv[0]} {argv[1]} exited with {process.wait(10)}")
-        yield Peer(process, lines, line.split()[1], property_url)
-    finally:
-        process.kill()
-        process.wait(10)
-        for pipe in (process.stdin, process.stdout):
-            if pipe is not None:
-                pipe.close()
+# A peer is given free ports, but another process may take one first (CoAP's is UDP, which
+# `free_port` does not check): a peer that exits before it is ready is started again on new
+# ports, this many times in all.
+START_ATTEMPTS = 3
+
+
+def _start(
+    command: Callable[[], tuple[list[str], str]], cwd: Path, log_dir: Path
+) -> Iterator[Peer]:
+    """Run `command()` (argv, property URL) until a peer says READY; yield it; kill it."""
+    problems: list[str] = []
+    for attempt in range(START_ATTEMPTS):
+        argv, property_url = command()
+        log = log_dir / f"peer-{attempt}.log"
+        with log.open("w") as errors:
+            process = subprocess.Popen(
+                argv,
+                cwd=cwd,
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=errors,
+                text=True,
+            )
+        try:
+            assert process.stdout is not None
+            lines = _Lines(process.stdout)
+            deadline = time.monotonic() + START_SECONDS
+            line = "-"
+            while line and not line.startswith("READY"):
+                line = lines.next(max(0.0, deadline - time.monotonic()))
+            if line:
+                yield Peer(process, lines, line.split()[1], property_url)
+                return
+            tail = log.read_text(errors="replace").strip().splitlines()[-3:]
+            problems.append(f"exited with {process.wait(10)}: {' / '.join(tail)}")
+        finally:
+            process.kill()
+            process.wait(10)
+            for pipe in (process.stdin, process.stdout):
+                if pipe is not None:
+                    pipe.close()
+    pytest.fail(f"{argv[0]} {argv[1]} did not start: {'; '.join(problems)}")
 
 
 @pytest.fixture
-def wotpy_lamp() -> Iterator[Peer]:
-    http, coap, catalogue = free_port(), free_port(), free_port()
-    yield from _start(
-        [
+def wotpy_lamp(tmp_path: Path) -> Iterator[Peer]:
+    def command() -> tuple[list[str], str]:
+        http, coap, catalogue = free_port(), free_port(), free_port()
+        argv = [
             sys.executable,
             str(PEERS / "wotpy_lamp.py"),
             "--port",
@@ -121,14 +138,14 @@ def wotpy_lamp() -> Iterator[Peer]:
             str(coap),
             "--catalogue-port",
             str(catalogue),
-        ],
-        PEERS,
-        f"http://127.0.0.1:{http}/lamp/property/{{name}}",
-    )
+        ]
+        return argv, f"http://127.0.0.1:{http}/lamp/property/{{name}}"
+
+    yield from _start(command, PEERS, tmp_path)
 
 
 @pytest.fixture
-def node_wot_lamp() -> Iterator[Peer]:
+def node_wot_lamp(tmp_path: Path) -> Iterator[Peer]:
     node = shutil.which("node")
     installed = (PEERS / "node-wot" / "node_modules" / "@node-wot" / "core").is_dir()
     if node is None or not installed:
@@ -136,9 +153,9 @@ def node_wot_lamp() -> Iterator[Peer]:
         if IN_CI:
             pytest.fail(f"CI requires the node-wot peer: {reason}")
         pytest.skip(f"node-wot peer unavailable: {reason}")
-    port = free_port()
-    yield from _start(
-        [node, "lamp.js", str(port)],
-        PEERS / "node-wot",
-        f"http://127.0.0.1:{port}/lamp/properties/{{name}}",
-    )
+
+    def command() -> tuple[list[str], str]:
+        port = free_port()
+        return [node, "lamp.js", str(port)], f"http://127.0.0.1:{port}/lamp/properties/{{name}}"
+
+    yield from _start(command, PEERS / "node-wot", tmp_path)
