@@ -44,6 +44,16 @@ T = TypeVar("T")
 MAX_BATCH = 256
 # Things whose committed state the embedded store keeps in memory (about 2 KB each).
 CACHE_SIZE = 20_000
+# The writer's own SQLite settings. Telemetry lands at the end of every (Thing, key) series
+# in its index, so a batch dirties about one page per active series, thousands of them: with
+# SQLite's default 2 MiB page cache they were read back from the file for every batch, and
+# the default checkpoint (every 1,000 WAL pages) copied them into the file after nearly every
+# commit. With these, a checkpoint copies each page once for many commits; ingest from 1,000
+# devices took half the SQLite time per message (bench/README.md, decision 41).
+WRITER_PRAGMAS = (
+    "PRAGMA cache_size=-65536",  # KiB: 64 MiB, taken as pages are used
+    "PRAGMA wal_autocheckpoint=10000",  # pages: a WAL of up to about 40 MiB
+)
 
 
 @dataclass(slots=True)
@@ -325,7 +335,7 @@ class SqliteStore(Store):
         if self._queued:
             asyncio.get_running_loop().call_soon(self._run_queued)
         if self._writer is None:
-            self._writer = self.engine.connect().execution_options(sqlite_immediate=True)
+            self._writer = self._open_writer()
         outcomes, last_seq, staged = _run_batch(
             self._writer, [job.unit for job in batch], self._known
         )
@@ -334,6 +344,13 @@ class SqliteStore(Store):
             _settle(job.future, ok, value)
         if last_seq is not None:
             self._on_commit(last_seq)
+
+    def _open_writer(self) -> Connection:
+        writer = self.engine.connect()
+        raw = sqlite_connection(writer)
+        for pragma in WRITER_PRAGMAS:
+            raw.execute(pragma)
+        return writer.execution_options(sqlite_immediate=True)
 
     def _remember(self, staged: dict[str, Thing | None]) -> None:
         """Keep the newest committed states, the most recently written last; past the

@@ -9,8 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
-from functools import partial
+from collections.abc import Callable, Collection
 from typing import Any
 
 import orjson
@@ -55,7 +54,13 @@ class DeviceMessages:
     async def handle(self, topic: str, payload: bytes, *, sender: str | None = None) -> None:
         """Take one message. `sender` is the authenticated client (None: trusted transport)."""
         route = self._route(topic, payload, sender)
-        if route is not None:
+        if route is None:
+            return
+        if route.channel == "telemetry":
+            batch = self._join_batch(route, payload)
+            if batch is not None:
+                await asyncio.shield(batch)
+        else:
             await self._counted(route, payload)
 
     async def _counted(self, route: topics.Route, payload: bytes) -> None:
@@ -69,31 +74,29 @@ class DeviceMessages:
 
     def take(self, topic: str, payload: bytes) -> asyncio.Future[Any] | None:
         """`handle` for a trusted transport, without a coroutine for telemetry (nearly every
-        message; a Task each cost a sixth of the ingest path): it is checked here and joins
-        the batch. None when the message is done with (refused and counted); otherwise a
-        future that completes once what it carries is committed, or fails (do not
-        acknowledge then)."""
+        message; a Task each cost a sixth of the ingest path). None when the message is done
+        with (refused and counted); otherwise a future that completes once what it carries is
+        committed, or fails (do not acknowledge then). Telemetry messages of one batch share
+        their batch's future, so a transport can acknowledge them together."""
         route = self._route(topic, payload, None)
         if route is None:
             return None
         if route.channel != "telemetry":
             return asyncio.ensure_future(self._counted(route, payload))
+        return self._join_batch(route, payload)
+
+    def _join_batch(
+        self, route: topics.Route, payload: bytes
+    ) -> asyncio.Future[Collection[str]] | None:
+        """Check a telemetry payload and put its samples in the batch being collected: the
+        batch's future, or None when the payload was refused (and counted). The batch counts
+        its messages once it is committed (`_ingest`)."""
         try:
             samples = parse_payload(payload, clock.now_us())
         except InvalidInput as exc:
             self._refused(route, exc)
             return None
-        stored = self._batcher.add_nowait(route.thing_id, samples)
-        stored.add_done_callback(partial(self._count_stored, route))
-        return stored
-
-    def _count_stored(self, route: topics.Route, stored: asyncio.Future[bool]) -> None:
-        if stored.cancelled() or stored.exception() is not None:
-            return
-        if stored.result():
-            self._accepted(route)
-        else:
-            self._refused(route, NotFound(f"there is no Thing {route.thing_id!r}"))
+        return self._batcher.join(route.thing_id, samples)
 
     def _route(self, topic: str, payload: bytes, sender: str | None) -> topics.Route | None:
         """The message's route, or None when it is refused (and counted) before any work."""
@@ -129,11 +132,7 @@ class DeviceMessages:
 
     async def _dispatch(self, route: topics.Route, payload: bytes) -> None:
         ctx = Context(Actor(route.thing_id, role="device"), f"mqtt {route.channel}")
-        if route.channel == "telemetry":
-            samples = parse_payload(payload, clock.now_us())
-            if not await self._batcher.add(route.thing_id, samples):
-                raise NotFound(f"there is no Thing {route.thing_id!r}")
-        elif route.channel == "reported":
+        if route.channel == "reported":
             patch = _json_object(payload, "a reported patch")
             await self.registry.patch_twin(ctx, route.thing_id, "reported", patch)
         elif route.channel == "presence":
@@ -162,7 +161,18 @@ class DeviceMessages:
         self.reply(topics.certificate(thing_id), orjson.dumps(answer))
 
     async def _ingest(self, batch: list[tuple[str, list[Any]]]) -> frozenset[str]:
-        return (await self.telemetry.ingest(batch)).unknown
+        unknown = (await self.telemetry.ingest(batch)).unknown
+        # Counted here, once per batch: per message, a callback each cost more than the count.
+        refused = 0
+        if unknown:
+            for thing_id, _ in batch:
+                if thing_id in unknown:
+                    refused += 1
+                    self.stats.reject(
+                        "unknown_thing", f"no Thing {thing_id!r} is registered", source=thing_id
+                    )
+        self.stats.accept("telemetry", len(batch) - refused)
+        return unknown
 
     async def touch_seen(self) -> None:
         """Move last_seen, once a second, for Things heard from on channels other than
