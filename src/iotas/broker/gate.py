@@ -72,15 +72,17 @@ class BrokerGate:
     async def _limited(self, source: str, check: Coroutine[Any, Any, str | None]) -> str | None:
         """Run a login check unless `source` failed too often (then refused before any hash
         is spent); its outcome counts against the source's allowance."""
-        if self.logins is not None and not self.logins.reserve(source):
+        if self.logins is None:
+            return await check
+        taken = self.logins.reserve(source)
+        if taken is None:
             check.close()
             self.stats.reject(
                 "login_rate_limited", f"too many failed logins from {source}", source=source
             )
             return None
         thing_id = await check
-        if self.logins is not None:
-            self.logins.settle(source, thing_id is not None, "mqtt")
+        self.logins.settle(source, taken, thing_id is not None, "mqtt")
         return thing_id
 
     async def _check_password(

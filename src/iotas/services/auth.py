@@ -133,22 +133,31 @@ class Authenticator:
             self._adjust(source, -1.0)
             raise
 
-    def reserve(self, source: str) -> bool:
-        """Take one attempt from `source`'s allowance, if it has one: what a device's MQTT
-        login asks before it costs a password hash. The same allowance as API tokens, so a
-        guesser gains nothing by switching protocols; `settle` gives it back on success."""
-        if self._allowance_of(source) < 1.0:
+    def reserve(self, source: str) -> float | None:
+        """What a device's MQTT login asks before it costs a password hash: None when
+        `source` may not try now, else the allowance taken for the attempt, to hand to
+        `settle`. The same allowance as API tokens, so a guesser gains nothing by switching
+        protocols. A source with a failure on record has one attempt taken up front, so many
+        attempts at once cannot outrun their failures; a source without one takes nothing,
+        so a fleet behind one address (a NAT, a gateway) reconnecting at once is not refused
+        for the attempts it has in flight (decision 42)."""
+        allowance = self._allowance_of(source)
+        if allowance < 1.0:
             self.failures["rate_limited"] += 1
-            return False
+            return None
+        if allowance >= self.failure_burst:
+            return 0.0
         self._adjust(source, -1.0)
-        return True
+        return 1.0
 
-    def settle(self, source: str, ok: bool, reason: str) -> None:
-        """After a `reserve`d attempt: a success gives the attempt back, a failure is counted
-        under `reason`."""
+    def settle(self, source: str, taken: float, ok: bool, reason: str) -> None:
+        """After a `reserve`d attempt: a success gives back what was taken, a failure costs
+        one attempt in all and is counted under `reason`."""
         if ok:
-            self._adjust(source, 1.0)
+            if taken:
+                self._adjust(source, taken)
         else:
+            self._adjust(source, taken - 1.0)
             self.failures[reason] += 1
 
     def _adjust(self, source: str, delta: float) -> None:

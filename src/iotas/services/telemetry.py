@@ -217,13 +217,17 @@ class TelemetryRetention:
             return 0
         cutoff = now_us - self.retention_us
         total = 0
+        after: telemetry_repo.Series | None = None
         while True:
-            deleted = await self.store.write(
-                lambda tx: telemetry_repo.delete_older_than(tx.conn, cutoff, self.batch_size)
+            step = await self.store.write(
+                lambda tx, after=after: telemetry_repo.delete_older_than(  # type: ignore[misc]
+                    tx.conn, cutoff, self.batch_size, after
+                )
             )
-            total += deleted
-            if deleted < self.batch_size:
+            total += step.deleted
+            if step.done:
                 return total
+            after = step.after
             await asyncio.sleep(0)  # a turn of the loop for the writes queued meanwhile
 
     async def run(self, interval: float = 60.0) -> None:

@@ -74,3 +74,31 @@ async def test_a_source_that_fails_too_often_is_refused(strict: Iotas) -> None:
                 "/api/v1/things", headers={"Authorization": f"Bearer {strict.token}"}
             )
             assert response.status_code == 429
+
+
+async def test_a_fleet_behind_one_address_logging_in_at_once_is_not_refused(
+    strict: Iotas,
+) -> None:
+    """Six times the allowance of logins at once from one address with a clean record (a NAT
+    after the broker restarted): all get in. Once that address has failed, logins from it
+    take an attempt up front again."""
+    async with strict.client() as api:
+        fleet = {f"acme:nat-{i}": await strict.register(api, f"acme:nat-{i}") for i in range(18)}
+    outcomes: dict[str, bool] = {}
+
+    def log_in(thing_id: str, secret: str) -> None:
+        outcomes[thing_id] = refused(strict, thing_id, secret, GUESSER)
+
+    threads = [
+        threading.Thread(target=log_in, args=(thing_id, secret))
+        for thing_id, secret in fleet.items()
+        if secret is not None
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert len(outcomes) == 18 and not any(outcomes.values()), outcomes
+    for _ in range(3):
+        assert refused(strict, "acme:nat-0", "wrong", GUESSER)
+    assert refused(strict, "acme:nat-1", fleet["acme:nat-1"] or "", GUESSER)

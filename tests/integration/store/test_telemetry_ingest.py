@@ -178,13 +178,41 @@ async def test_delete_older_than_is_bounded(rt: Runtime) -> None:
     def count(conn: Connection) -> int:
         return int(conn.execute(select(func.count()).select_from(telemetry)).scalar_one())
 
-    deleted = await rt.store.write(lambda tx: telemetry_repo.delete_older_than(tx.conn, NOW, 4))
-    assert deleted == 4 and await rt.store.read(count) == 6
-    # The oldest go first (found through the ts index), nothing at or after the cutoff.
-    deleted = await rt.store.write(
+    step = await rt.store.write(lambda tx: telemetry_repo.delete_older_than(tx.conn, NOW, 4))
+    assert step.deleted == 4 and await rt.store.read(count) == 6
+    assert not step.done and step.after is None  # the series may have more: start with it
+    # The oldest go first, nothing at or after the cutoff.
+    step = await rt.store.write(
         lambda tx: telemetry_repo.delete_older_than(tx.conn, NOW - 1000 + 8, 100)
     )
-    assert deleted == 4 and await rt.store.read(count) == 2
+    assert step.deleted == 4 and await rt.store.read(count) == 2
+    assert step.done and step.after == ("acme:a", "t")
+
+
+async def test_retention_walks_series_in_bounded_steps(rt: Runtime) -> None:
+    """Many series, few samples each: a step stops at `series_limit` series and the next
+    goes on after the last one it finished."""
+    old = NOW - 31 * DAY_US
+    await rt.telemetry.ingest(
+        [
+            (f"acme:{name}", [num("o1", old, 0.0), num("o2", old, 0.0), num("n", NOW, 1.0)])
+            for name in "abc"
+        ]
+    )
+    # Series in order: a/n a/o1 a/o2 b/n | b/o1 b/o2 c/n c/o1 | c/o2
+    step = await rt.store.write(
+        lambda tx: telemetry_repo.delete_older_than(tx.conn, NOW - DAY_US, 100, None, 4)
+    )
+    assert (step.deleted, step.after, step.done) == (2, ("acme:b", "n"), False)
+    step = await rt.store.write(
+        lambda tx: telemetry_repo.delete_older_than(tx.conn, NOW - DAY_US, 100, step.after, 4)
+    )
+    assert (step.deleted, step.after, step.done) == (3, ("acme:c", "o1"), False)
+    step = await rt.store.write(
+        lambda tx: telemetry_repo.delete_older_than(tx.conn, NOW - DAY_US, 100, step.after, 4)
+    )
+    assert (step.deleted, step.done) == (1, True)
+    assert sorted({row[1] for row in await rows(rt)}) == ["n"]
 
 
 async def test_retention_loop_runs_until_cancelled(rt: Runtime) -> None:
