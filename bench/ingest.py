@@ -816,14 +816,23 @@ async def measure_sustained(
     steps: list[dict[str, Any]] = []
     best: dict[str, Any] | None = None
     rate = start_rate
+
+    async def sample() -> tuple[float, int, float]:
+        # The counter is an HTTP read that takes a while under load: stamp it, and the
+        # devices' acknowledgements, at the middle of the read, or the two windows differ.
+        before, acked_before = time.monotonic(), fleet.acked
+        value = await read_count(count)
+        after, acked_after = time.monotonic(), fleet.acked
+        return (before + after) / 2, value, (acked_before + acked_after) / 2
+
     for _ in range(args.max_steps):
         c_start = await read_count(count)
         fleet.load(args.step_warmup + args.step_seconds, rate, args.inflight, int(rate * 1000))
         await asyncio.sleep(args.step_warmup)
-        t0, c0, acked0 = time.monotonic(), await read_count(count), fleet.acked
+        t0, c0, acked0 = await sample()
         cpu = CpuWindow(cpu_groups)
         await asyncio.sleep(args.step_seconds)
-        t1, c1, acked1 = time.monotonic(), await read_count(count), fleet.acked
+        t1, c1, acked1 = await sample()
         cpu_result = cpu.result()
         done = await fleet.finished(args.step_seconds + 120)
         stopped = time.monotonic()

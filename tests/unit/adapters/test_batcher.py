@@ -59,15 +59,23 @@ async def test_a_failed_commit_fails_every_message_of_it() -> None:
 async def test_the_window_grows_while_messages_arrive_fast_and_shrinks_after() -> None:
     flushes = Flushes()
     batcher = TelemetryBatcher(
-        flushes, window=0.01, busy_window=0.1, busy_rate=1000.0, max_messages=10_000
+        flushes,
+        window=0.01,
+        busy_window=0.1,
+        busy_rate=1000.0,
+        rate_period=0.05,
+        max_messages=10_000,
     )
-    # 50 messages in a 10 ms window: 5,000 a second, above the busy rate.
-    for i in range(50):
-        batcher.join(f"a:{i}", SAMPLE)
+    # About 100 messages in 60 ms: well above 1,000 a second.
+    for i in range(6):
+        for j in range(16):
+            batcher.join(f"a:{i}-{j}", SAMPLE)
+        await asyncio.sleep(0.01)
     await batcher.drain()
     assert batcher._window == 0.1
-    # Then one message in a 100 ms window: 10 a second, back to the short window.
-    started = asyncio.get_running_loop().time()
-    await batcher.join("a:late", SAMPLE)
-    assert asyncio.get_running_loop().time() - started >= 0.09
+    # Then a message now and then: back to the short window once a period has passed.
+    for _ in range(2):
+        started = asyncio.get_running_loop().time()
+        await batcher.join("a:late", SAMPLE)
+    assert asyncio.get_running_loop().time() - started < 0.05
     assert batcher._window == 0.01
