@@ -10,6 +10,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Coroutine
+from dataclasses import dataclass
 from typing import Any
 
 from iotas.adapters.mqtt import topics
@@ -29,6 +30,20 @@ from iotas.services.stats import IngestStats
 log = logging.getLogger("iotas.broker")
 
 
+# Logins from one source address checked at once; more wait their turn. A source with a
+# clean record reserves nothing up front (decision 42), so without this a guesser's first
+# wave could queue thousands of password hashes before its first failure was counted.
+LOGINS_AT_ONCE_PER_SOURCE = 32
+
+
+@dataclass(slots=True)
+class _Turns:
+    """A source's logins being checked (at most the gate's value) or waiting."""
+
+    gate: asyncio.Semaphore
+    users: int = 0
+
+
 class BrokerGate:
     def __init__(
         self,
@@ -43,6 +58,7 @@ class BrokerGate:
     ) -> None:
         # Failed logins limited per source address, sharing the API's allowance.
         self.logins = logins
+        self._checking: dict[str, _Turns] = {}
         self.credentials = credentials
         self.messages = messages
         self.registry = registry
@@ -74,16 +90,33 @@ class BrokerGate:
         is spent); its outcome counts against the source's allowance."""
         if self.logins is None:
             return await check
-        taken = self.logins.reserve(source)
-        if taken is None:
-            check.close()
-            self.stats.reject(
-                "login_rate_limited", f"too many failed logins from {source}", source=source
-            )
-            return None
-        thing_id = await check
-        self.logins.settle(source, taken, thing_id is not None, "mqtt")
-        return thing_id
+        turns = self._checking.get(source)
+        if turns is None:
+            turns = self._checking[source] = _Turns(asyncio.Semaphore(LOGINS_AT_ONCE_PER_SOURCE))
+        turns.users += 1
+        try:
+            try:
+                await turns.gate.acquire()
+            except BaseException:
+                check.close()  # cancelled while waiting its turn
+                raise
+            try:
+                taken = self.logins.reserve(source)
+                if taken is None:
+                    check.close()
+                    self.stats.reject(
+                        "login_rate_limited", f"too many failed logins from {source}", source=source
+                    )
+                    return None
+                thing_id = await check
+                self.logins.settle(source, taken, thing_id is not None, "mqtt")
+                return thing_id
+            finally:
+                turns.gate.release()
+        finally:
+            turns.users -= 1
+            if not turns.users:
+                del self._checking[source]
 
     async def _check_password(
         self, client_id: str | None, username: str | None, password: str | None

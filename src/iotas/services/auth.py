@@ -140,7 +140,7 @@ class Authenticator:
         protocols. A source with a failure on record has one attempt taken up front, so many
         attempts at once cannot outrun their failures; a source without one takes nothing,
         so a fleet behind one address (a NAT, a gateway) reconnecting at once is not refused
-        for the attempts it has in flight (decision 42)."""
+        for the attempts it has in flight; callers bound how many run at once (decision 42)."""
         allowance = self._allowance_of(source)
         if allowance < 1.0:
             self.failures["rate_limited"] += 1

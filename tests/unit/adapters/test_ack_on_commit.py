@@ -12,11 +12,20 @@ from gmqtt import Client
 from iotas.adapters.mqtt.adapter import _ack_on_commit
 
 
+class Closable:
+    def __init__(self) -> None:
+        self.closed = False
+
+    def close(self) -> None:
+        self.closed = True
+
+
 class Written:
-    """Stands in for gmqtt's connection: records each write."""
+    """Stands in for gmqtt's connection: records each write, and whether it was closed."""
 
     def __init__(self) -> None:
         self.packets: list[bytes] = []
+        self._transport = Closable()
 
     def send_package(self, data: bytes) -> None:
         self.packets.append(bytes(data))
@@ -71,7 +80,9 @@ async def test_messages_of_one_commit_are_acknowledged_together_once_it_succeeds
     assert connection.packets == [puback(1, 2, 300)]
 
 
-async def test_a_failed_commit_acknowledges_nothing() -> None:
+async def test_a_failed_commit_acknowledges_nothing_and_drops_the_connection() -> None:
+    """The broker sends the messages again on the next connection (MQTT 5 resends only
+    then); left unacknowledged on this one, they would hold its in-flight window."""
     taker = Taker()
     handler, _, connection = handler_for(taker)
     taker.answer = asyncio.get_running_loop().create_future()
@@ -80,6 +91,7 @@ async def test_a_failed_commit_acknowledges_nothing() -> None:
     await asyncio.sleep(0)
     assert connection.packets == []
     assert handler._owed == {}
+    assert connection._transport.closed
 
 
 async def test_acknowledgements_owed_on_a_lost_connection_are_not_sent_on_the_next() -> None:

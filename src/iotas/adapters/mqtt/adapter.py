@@ -135,8 +135,17 @@ class _AckOnCommit(MqttPackageHandler):  # type: ignore[misc]
         if stored.cancelled():
             return
         if (exc := stored.exception()) is not None:
+            # A broker sends unacknowledged messages again only on a new connection, and until
+            # then they hold its in-flight window: a few failed batches would stop delivery.
             count = sum(len(mids) for mids in owed.values())
-            log.warning("%d message(s) not stored (%s); the broker sends them again", count, exc)
+            log.warning(
+                "%d message(s) not stored (%s); reconnecting so the broker sends them again",
+                count,
+                exc,
+            )
+            current = self.connection()
+            if current is not None and current in owed:
+                current._transport.close()  # gmqtt reconnects, the session resends
             return
         current = self.connection()
         for connection, mids in owed.items():
