@@ -132,3 +132,17 @@ async def test_a_take_that_raises_is_not_acknowledged_and_does_not_stop_the_next
     client._package_handler._handle_packet(*publish("things/a:1/telemetry", 1, b"{}"))
     client._package_handler._handle_packet(*publish("things/a:2/telemetry", 2, b"{}"))
     assert connection.packets == [puback(2)]
+
+
+async def test_after_a_downgrade_to_mqtt_3_1_1_no_byte_is_read_as_properties() -> None:
+    """MQTT 3.1.1 has no properties: a payload starting with a zero byte keeps it."""
+    from gmqtt.mqtt.constants import MQTTv311
+
+    taker = Taker()
+    handler, _, connection = handler_for(taker)
+    handler._connection_state.protocol_version = MQTTv311
+    name = b"things/a:1/telemetry"
+    body = len(name).to_bytes(2, "big") + name + (5).to_bytes(2, "big") + b"\x00{}"
+    handler._handle_packet(0x32, body)
+    assert taker.taken == [("things/a:1/telemetry", b"\x00{}")]
+    assert connection.packets == [puback(5)]

@@ -79,3 +79,20 @@ async def test_the_window_grows_while_messages_arrive_fast_and_shrinks_after() -
         await batcher.join("a:late", SAMPLE)
     assert asyncio.get_running_loop().time() - started < 0.05
     assert batcher._window == 0.01
+
+
+async def test_a_cancelled_commit_cancels_its_messages_instead_of_leaving_them_waiting() -> None:
+    started = asyncio.Event()
+
+    async def slow(batch: list[tuple[str, list[Sample]]]) -> Collection[str]:
+        started.set()
+        await asyncio.sleep(10)
+        return ()
+
+    batcher = TelemetryBatcher(slow, window=0.001)
+    joined = batcher.join("a:1", SAMPLE)
+    await started.wait()
+    for task in list(batcher._tasks):
+        task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await asyncio.wait_for(joined, 1.0)

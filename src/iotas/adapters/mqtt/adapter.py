@@ -91,7 +91,11 @@ class _AckOnCommit(MqttPackageHandler):  # type: ignore[misc]
     _owed: dict[asyncio.Future[Any], dict[Any, list[int]]]
 
     def _handle_packet(self, cmd: int, packet: bytes) -> None:
-        if cmd & _PUBLISH_QOS_MASK != _PUBLISH_QOS_1 or self._optimistic_acknowledgement:
+        if (
+            cmd & _PUBLISH_QOS_MASK != _PUBLISH_QOS_1
+            or self._optimistic_acknowledgement
+            or self._connection_state.protocol_version < MQTTv50  # no properties to skip
+        ):
             super()._handle_packet(cmd, packet)
             return
         end = 2 + int.from_bytes(packet[:2], "big")

@@ -93,6 +93,9 @@ class TelemetryBatcher:
     ) -> None:
         try:
             unknown = await self._flush(items)
+        except asyncio.CancelledError:
+            done.cancel()  # its messages are not acknowledged; nobody waits for ever
+            raise
         except Exception as exc:
             done.set_exception(exc)
         else:
