@@ -738,6 +738,15 @@ async def read_count(count: Callable[[], Any]) -> int:
     return int(await value) if asyncio.iscoroutine(value) else int(value)
 
 
+async def read_stamped(count: Callable[[], Any], fleet: Fleet) -> tuple[float, int, float, float]:
+    """`count()` stamped at the middle of its read (an HTTP read takes a while under load),
+    with the devices' acknowledgements at the same moment, and how long the read took."""
+    before, acked_before = time.monotonic(), fleet.acked
+    value = await read_count(count)
+    after, acked_after = time.monotonic(), fleet.acked
+    return (before + after) / 2, value, (acked_before + acked_after) / 2, after - before
+
+
 async def measure_rate(
     fleet: Fleet,
     count: Callable[[], Any],
@@ -755,11 +764,9 @@ async def measure_rate(
     sample_s: list[float] = []
 
     async def sample() -> tuple[float, int]:
-        before = time.monotonic()
-        value = await read_count(count)
-        after = time.monotonic()
-        sample_s.append(round(after - before, 4))
-        return (before + after) / 2, value
+        at, value, _, took = await read_stamped(count, fleet)
+        sample_s.append(round(took, 4))
+        return at, value
 
     _, c_start = await sample()
     max_messages = int(args.max_rate * (args.warmup + args.seconds))
@@ -818,12 +825,8 @@ async def measure_sustained(
     rate = start_rate
 
     async def sample() -> tuple[float, int, float]:
-        # The counter is an HTTP read that takes a while under load: stamp it, and the
-        # devices' acknowledgements, at the middle of the read, or the two windows differ.
-        before, acked_before = time.monotonic(), fleet.acked
-        value = await read_count(count)
-        after, acked_after = time.monotonic(), fleet.acked
-        return (before + after) / 2, value, (acked_before + acked_after) / 2
+        at, value, acked, _ = await read_stamped(count, fleet)
+        return at, value, acked
 
     for _ in range(args.max_steps):
         c_start = await read_count(count)

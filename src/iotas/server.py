@@ -9,6 +9,7 @@ from typing import Any
 
 import uvicorn
 
+from iotas.aio import cancel_and_wait
 from iotas.api.app import create_app
 from iotas.api.tls import ClientCertProtocol
 from iotas.services.ca import CA_DIR, CertificateAuthority, tls_files
@@ -72,10 +73,7 @@ async def _serve(server: uvicorn.Server) -> None:
     finally:
         current = asyncio.current_task()
         leftovers = [task for task in asyncio.all_tasks() if task is not current]
-        for task in leftovers:
-            task.cancel()
-        if leftovers:
-            await asyncio.wait(leftovers, timeout=LEFTOVER_GRACE_S)
+        await cancel_and_wait(leftovers, LEFTOVER_GRACE_S)
 
 
 def _new_loop() -> asyncio.AbstractEventLoop:

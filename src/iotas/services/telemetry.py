@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -219,16 +219,18 @@ class TelemetryRetention:
         total = 0
         after: telemetry_repo.Series | None = None
         while True:
-            step = await self.store.write(
-                lambda tx, after=after: telemetry_repo.delete_older_than(  # type: ignore[misc]
-                    tx.conn, cutoff, self.batch_size, after
-                )
-            )
+            step = await self.store.write(self._expire(cutoff, after))
             total += step.deleted
             if step.done:
                 return total
             after = step.after
             await asyncio.sleep(0)  # a turn of the loop for the writes queued meanwhile
+
+    def _expire(
+        self, cutoff: int, after: telemetry_repo.Series | None
+    ) -> Callable[[WriteTx], telemetry_repo.Expired]:
+        """One bounded step of `run_once`, as a write unit."""
+        return lambda tx: telemetry_repo.delete_older_than(tx.conn, cutoff, self.batch_size, after)
 
     async def run(self, interval: float = 60.0) -> None:
         """Run until cancelled: once now, then every `interval` seconds."""

@@ -122,9 +122,12 @@ class DeviceMessages:
         if isinstance(exc, TelemetryRejected):
             self.stats.reject(exc.reason, exc.detail, source=source)
         elif isinstance(exc, NotFound):
-            self.stats.reject("unknown_thing", f"no Thing {source!r} is registered", source=source)
+            self._unknown(source)
         else:
             self.stats.reject(f"bad_{route.channel}", exc.detail, source=source)
+
+    def _unknown(self, thing_id: str) -> None:
+        self.stats.reject("unknown_thing", f"no Thing {thing_id!r} is registered", source=thing_id)
 
     def _accepted(self, route: topics.Route) -> None:
         self.stats.accept(route.channel)
@@ -168,9 +171,7 @@ class DeviceMessages:
             for thing_id, _ in batch:
                 if thing_id in unknown:
                     refused += 1
-                    self.stats.reject(
-                        "unknown_thing", f"no Thing {thing_id!r} is registered", source=thing_id
-                    )
+                    self._unknown(thing_id)
         self.stats.accept("telemetry", len(batch) - refused)
         return unknown
 
