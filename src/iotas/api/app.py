@@ -124,10 +124,13 @@ def create_app(settings: Settings) -> FastAPI:
         retention_task = asyncio.create_task(
             retention.run(settings.telemetry_retention_interval), name="iotas-telemetry-retention"
         )
+        compaction_task = asyncio.create_task(
+            rt.telemetry.run_compaction(), name="iotas-telemetry-compaction"
+        )
         try:
             yield
         finally:
-            await cancel_and_wait([retention_task])
+            await cancel_and_wait([retention_task, compaction_task])
             await wot.stop()
             await devices.stop()
             await rt.store.dispose()

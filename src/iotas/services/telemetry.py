@@ -3,11 +3,15 @@
 Ingest is not journaled (brief, section 3: too much volume). A call to `ingest` is one
 transaction whatever the number of messages in it, and returns once that has committed: the
 MQTT adapter acknowledges QoS 1 messages only then, so an acknowledged sample is durable.
+On SQLite it commits to a staging table; `run_compaction` moves the staged samples into the
+series index in bulk, off the event loop (decision 43). Queries read both, so a sample is
+queryable from its commit on.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -34,6 +38,18 @@ from iotas.store.telemetry_repo import Row
 log = logging.getLogger("iotas.telemetry")
 
 MAX_POINTS = 10_000  # per key and query
+# Staged samples (SQLite) are moved into the series index once there are this many, or after
+# this long. Each move costs about one page per series it touches, however many samples it
+# carries; the staged ones are read without an index by queries, so they stay few.
+STAGE_SAMPLES = 100_000
+STAGE_SECONDS = 5.0
+
+
+async def move_staged(store: Store) -> int:
+    """Move the staged samples into the series index: on SQLite; elsewhere none are staged."""
+    if store.dialect != "sqlite":
+        return 0
+    return await store.write_aside(telemetry_repo.move_staged)
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +90,9 @@ class TelemetryService:
         # Running totals for the operator (metrics will read them).
         self.stored_samples = 0
         self.dropped_samples = 0
+        self.stage_samples = STAGE_SAMPLES
+        self._staged = 0  # samples staged since the last move
+        self._stage_full = asyncio.Event()
 
     async def ingest(self, batch: Sequence[tuple[str, Sequence[Sample]]]) -> IngestResult:
         """Store every sample of every (Thing id, samples) pair in one transaction.
@@ -97,8 +116,7 @@ class TelemetryService:
             exist = telemetry_repo.existing_things(tx.conn, ids)
             kept = [tid for tid in ids if tid in exist]
             rows = [row for tid in kept for row in by_thing[tid]]
-            telemetry_repo.insert_samples(tx.conn, rows)
-            telemetry_repo.upsert_latest(tx.conn, rows)
+            telemetry_repo.add_samples(tx.conn, rows)
             stale_us = tx.ts_us - resolution_us
             telemetry_repo.touch_things(tx.conn, kept, tx.ts_us, stale_us)
             _refresh_cached(tx, kept, stale_us)
@@ -108,7 +126,33 @@ class TelemetryService:
         result = await self.store.write(unit)
         self.stored_samples += result.stored
         self.dropped_samples += result.dropped
+        if self.store.dialect == "sqlite":
+            self._staged += result.stored
+            if self._staged >= self.stage_samples:
+                self._stage_full.set()
         return result
+
+    async def compact(self) -> int:
+        """Move the staged samples into the series index now; the samples moved."""
+        self._staged = 0
+        self._stage_full.clear()
+        return await move_staged(self.store)
+
+    async def run_compaction(self, interval: float = STAGE_SECONDS) -> None:
+        """Until cancelled: move staged samples every `interval` seconds, or as soon as
+        `stage_samples` of them wait. The first round also moves what a previous run left."""
+        leftovers = True
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stage_full.wait(), interval)
+            if not (self._staged or leftovers):
+                continue
+            try:
+                await self.compact()
+            except Exception:  # they stay staged (and queryable); the next round tries again
+                log.exception("moving staged telemetry failed")
+            else:
+                leftovers = False
 
     async def ingest_document(self, thing_id: str, document: object) -> int:
         """Check and store one payload of one Thing (the HTTP route); the samples stored."""
@@ -216,6 +260,7 @@ class TelemetryRetention:
         if self.retention_us == 0:
             return 0
         cutoff = now_us - self.retention_us
+        await move_staged(self.store)  # staged samples are deleted from the series index
         total = 0
         after: telemetry_repo.Series | None = None
         while True:

@@ -155,6 +155,20 @@ telemetry = Table(
     Index("ix_telemetry_thing_key_ts", "thing_id", "key", "ts_us"),
 )
 
+# Samples just received on SQLite, in arrival order and without an index: appending is cheap
+# where inserting into the series index costs about one page per series per commit. Moved
+# into `telemetry` in bulk every few seconds (`telemetry_repo.move_staged`); queries read
+# both. PostgreSQL inserts into `telemetry` directly and leaves this table empty.
+telemetry_staged = Table(
+    "telemetry_staged",
+    metadata,
+    Column("thing_id", String(200), nullable=False),
+    Column("key", String(200), nullable=False),
+    Column("ts_us", BigInteger, nullable=False),
+    Column("num", Float, nullable=True),
+    Column("value", Text, nullable=True),
+)
+
 # The newest sample per (Thing, key), so "the latest value" never scans the time series.
 telemetry_latest = Table(
     "telemetry_latest",

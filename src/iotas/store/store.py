@@ -4,11 +4,12 @@ Services hand the store a *unit of work*: a plain function over a SQLAlchemy Cor
 `Connection`, which is the whole transaction. Repositories are plain functions too, so one
 code base serves both databases:
 
-- SQLite (embedded): units run on threads with the stdlib driver, one hop per unit rather
-  than one per statement. Writes go through a single writer thread that commits in groups:
-  the units waiting when a batch starts share one transaction, each inside its own SAVEPOINT,
-  so one failing unit is rolled back alone. SQLite has one writer at a time anyway; grouping
-  turns its lock and commit into one per batch instead of one per change.
+- SQLite (embedded): reads run on threads with the stdlib driver, one hop per unit rather
+  than one per statement. Writes go through a single writer connection that commits in
+  groups: the units waiting when a batch starts share one transaction, each inside its own
+  SAVEPOINT, so one failing unit is rolled back alone. SQLite has one writer at a time
+  anyway; grouping turns its lock and commit into one per batch instead of one per change.
+  A long bulk write without events (`write_aside`) has the writer to itself on a thread.
 - PostgreSQL: units run through `AsyncConnection.run_sync` on asyncpg; concurrency is real.
 
 Every write transaction first locks the journal head row. That serialises writers, so the
@@ -172,6 +173,11 @@ class Store:
     async def write(self, unit: Callable[[WriteTx], T]) -> T:
         raise NotImplementedError
 
+    async def write_aside(self, unit: Callable[[Connection], T]) -> T:
+        """A long bulk write with no journal events (moving rows in bulk), kept off the event
+        loop where the store would otherwise run it there. Here: an ordinary write."""
+        return await self.write(lambda tx: unit(tx.conn))
+
     async def dispose(self) -> None:
         raise NotImplementedError
 
@@ -307,6 +313,9 @@ class SqliteStore(Store):
         self._readers = ThreadPoolExecutor(readers, thread_name_prefix="iotas-sqlite-read")
         self._writer: Connection | None = None
         self._queued: list[_Job] = []
+        # A `write_aside` unit holding the writer on its own thread; writes queue meanwhile.
+        self._aside: asyncio.Future[Any] | None = None
+        self._aside_thread = ThreadPoolExecutor(1, thread_name_prefix="iotas-sqlite-aside")
         # Committed state of recently written Things. Sound because this process is the only
         # writer of the file (see `engine.lock_data_file`) and it is updated after commit only.
         self._known: dict[str, Thing | None] = {}
@@ -327,10 +336,37 @@ class SqliteStore(Store):
         self._queued.append(_Job(unit, future))
         return await future
 
+    async def write_aside(self, unit: Callable[[Connection], T]) -> T:
+        """Run `unit` in one transaction of the writer connection, on a thread of its own;
+        writes queue until it commits. For a few statements that each do much work inside
+        SQLite (sqlite3 releases the GIL for the whole of each), so the event loop goes on
+        (parsing the next messages) on the other core meanwhile. One at a time."""
+        while self._aside is not None:
+            await asyncio.wait([self._aside])
+        if self._writer is None:
+            self._writer = self._open_writer()
+        writer = self._writer
+
+        def run() -> T:
+            with writer.begin():
+                return unit(writer)
+
+        aside = self._aside = asyncio.wrap_future(self._aside_thread.submit(run))
+        aside.add_done_callback(self._aside_done)
+        # Shielded: a cancelled caller must not free the writer while the thread still uses it.
+        return await asyncio.shield(aside)
+
+    def _aside_done(self, _aside: asyncio.Future[Any]) -> None:
+        self._aside = None
+        if self._queued:
+            self._run_queued()
+
     def _run_queued(self) -> None:
         # Runs on the event loop thread, on purpose: a writer thread would trade the GIL with
         # the loop on every statement (sqlite3 releases it around each call), and that convoy
         # cost more than the few milliseconds a batch holds the loop.
+        if self._aside is not None or not self._queued:
+            return  # `_aside_done` runs the queue; or it ran it before this turn came
         batch, self._queued = self._queued[:MAX_BATCH], self._queued[MAX_BATCH:]
         if self._queued:
             asyncio.get_running_loop().call_soon(self._run_queued)
@@ -365,10 +401,13 @@ class SqliteStore(Store):
                 del known[thing_id]
 
     async def dispose(self) -> None:
+        while self._aside is not None:
+            await asyncio.wait([self._aside])
         while self._queued:  # finish what was accepted before closing
             self._run_queued()
         if self._writer is not None:
             self._writer.close()
+        self._aside_thread.shutdown(wait=True)
         self._readers.shutdown(wait=True)
         self.engine.dispose()
         if self._lock_fd is not None:

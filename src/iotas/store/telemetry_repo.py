@@ -1,6 +1,9 @@
 """Telemetry samples, latest values and retention. Repositories never begin or commit.
 
 Rows are tuples `(thing_id, key, ts_us, num, value)` (a `Sample` with its Thing in front).
+On SQLite, ingest appends them to `telemetry_staged`, and `move_staged` moves them into the
+series index of `telemetry`, and their latest values into `telemetry_latest`, in bulk every
+few seconds (decision 43); queries read both.
 Ingest is the hottest write path in iotas, so its statements skip SQLAlchemy's per-row work
 where that showed in measurements: on SQLite they go to the sqlite3 connection's executemany
 (the way the store's batch statements do), on PostgreSQL each is one statement over arrays
@@ -19,20 +22,32 @@ from sqlalchemy import (
     Connection,
     Float,
     Select,
+    Subquery,
+    Table,
     Text,
     bindparam,
     func,
+    literal_column,
     select,
     text,
+    union_all,
 )
 from sqlalchemy.dialects.postgresql import ARRAY
 
-from iotas.store.schema import telemetry, telemetry_latest
+from iotas.store.schema import telemetry, telemetry_latest, telemetry_staged
 from iotas.store.sqlite_driver import sqlite_connection
 
 Row = tuple[str, str, int, float | None, str | None]
 
-_SQLITE_INSERT = "INSERT INTO telemetry (thing_id, key, ts_us, num, value) VALUES (?, ?, ?, ?, ?)"
+_SQLITE_STAGE = (
+    "INSERT INTO telemetry_staged (thing_id, key, ts_us, num, value) VALUES (?, ?, ?, ?, ?)"
+)
+# Each series' rows together, so that the series index takes them page by page; the DELETE
+# without a WHERE is SQLite's truncate, which frees the pages without visiting the rows.
+_SQLITE_MOVE = (
+    "INSERT INTO telemetry (thing_id, key, ts_us, num, value) "
+    "SELECT thing_id, key, ts_us, num, value FROM telemetry_staged ORDER BY thing_id, key, ts_us"
+)
 _ON_CONFLICT = (
     " ON CONFLICT (thing_id, key) DO UPDATE SET "
     "ts_us = excluded.ts_us, num = excluded.num, value = excluded.value "
@@ -43,6 +58,19 @@ _SQLITE_UPSERT = (
     "ON CONFLICT (thing_id, key) DO UPDATE SET "
     "ts_us = excluded.ts_us, num = excluded.num, value = excluded.value "
     "WHERE excluded.ts_us > telemetry_latest.ts_us"
+)
+# The newest staged sample of each series, the first received among equal times (as with
+# `upsert_latest`, a sample only replaces an older latest value).
+_SQLITE_FOLD_LATEST = (
+    "INSERT INTO telemetry_latest (thing_id, key, ts_us, num, value) "
+    "SELECT thing_id, key, ts_us, num, value FROM (SELECT *, row_number() OVER "
+    "(PARTITION BY thing_id, key ORDER BY ts_us DESC, rowid) AS n FROM telemetry_staged) "
+    "WHERE n = 1 ON CONFLICT (thing_id, key) DO UPDATE SET "
+    "ts_us = excluded.ts_us, num = excluded.num, value = excluded.value "
+    "WHERE excluded.ts_us > telemetry_latest.ts_us"
+)
+_SQLITE_STAGED_OF = (
+    "SELECT key, ts_us, num, value FROM telemetry_staged WHERE thing_id = ? ORDER BY rowid"
 )
 # Five arrays in, one statement: asyncpg sends it once however many rows there are.
 _UNNEST = (
@@ -111,14 +139,39 @@ def _columns(rows: Sequence[Row]) -> dict[str, list[Any]]:
     }
 
 
-def insert_samples(conn: Connection, rows: Sequence[Row]) -> None:
+def add_samples(conn: Connection, rows: Sequence[Row]) -> None:
+    """Store samples, queryable and counted in the latest values from the commit on.
+
+    On SQLite they are staged (see `move_staged`); on PostgreSQL inserted, and the latest
+    values upserted, at once.
+    """
     if not rows:
         return
     if conn.dialect.name == "sqlite":
         raw = sqlite_connection(conn)
-        raw.executemany(_SQLITE_INSERT, rows)
+        raw.executemany(_SQLITE_STAGE, rows)
     else:
         conn.execute(_PG_INSERT, _columns(rows))
+        upsert_latest(conn, rows)
+
+
+def move_staged(conn: Connection) -> int:
+    """Fold the staged samples into the latest values and move them into `telemetry`
+    (SQLite); the samples moved.
+
+    Three statements, each all inside SQLite: the store runs this on a thread of its own
+    (`Store.write_aside`), and sqlite3 releases the GIL for the whole of each statement.
+    Inserting a few seconds of samples at once, sorted by series, dirties each series' last
+    index page once, where each ingest commit would have dirtied it again; and each series'
+    latest value is written once per move instead of once per commit (decision 43).
+    """
+    if conn.dialect.name != "sqlite":
+        return 0
+    raw = sqlite_connection(conn)
+    raw.execute(_SQLITE_FOLD_LATEST)
+    moved = raw.execute(_SQLITE_MOVE).rowcount
+    raw.execute("DELETE FROM telemetry_staged")
+    return int(moved)
 
 
 def upsert_latest(conn: Connection, rows: Iterable[Row]) -> None:
@@ -169,19 +222,39 @@ def touch_things(conn: Connection, thing_ids: Sequence[str], seen_us: int, stale
         conn.execute(_PG_TOUCH, {"ids": list(thing_ids), "seen": seen_us, "stale": stale_us})
 
 
-def _range(query: Select[Any], thing_id: str, key: str, from_us: int, to_us: int | None) -> Any:
-    query = query.where(
-        telemetry.c.thing_id == thing_id, telemetry.c.key == key, telemetry.c.ts_us >= from_us
-    )
-    return query if to_us is None else query.where(telemetry.c.ts_us < to_us)
+def _ranges(
+    conn: Connection, thing_id: str, key: str, from_us: int, to_us: int | None
+) -> list[Select[Any]]:
+    """(ts_us, num, value) of one key in [from, to): one select per table holding samples
+    (the staged ones too on SQLite), each filtered itself so each uses its own access path."""
+    tables: list[Table] = [telemetry]
+    if conn.dialect.name == "sqlite":
+        tables.append(telemetry_staged)
+    selects = []
+    for table in tables:
+        query = select(table.c.ts_us, table.c.num, table.c.value).where(
+            table.c.thing_id == thing_id, table.c.key == key, table.c.ts_us >= from_us
+        )
+        selects.append(query if to_us is None else query.where(table.c.ts_us < to_us))
+    return selects
+
+
+def _samples(
+    conn: Connection, thing_id: str, key: str, from_us: int, to_us: int | None
+) -> Subquery:
+    selects = _ranges(conn, thing_id, key, from_us, to_us)
+    return (union_all(*selects) if len(selects) > 1 else selects[0]).subquery()
 
 
 def raw_samples(
     conn: Connection, thing_id: str, key: str, from_us: int, to_us: int | None, limit: int
 ) -> list[tuple[int, float | None, str | None]]:
     """Up to `limit` samples of one key in [from, to), oldest first, as (ts_us, num, value)."""
-    query = select(telemetry.c.ts_us, telemetry.c.num, telemetry.c.value)
-    query = _range(query, thing_id, key, from_us, to_us).order_by(telemetry.c.ts_us).limit(limit)
+    selects = _ranges(conn, thing_id, key, from_us, to_us)
+    # ORDER BY on the compound itself: SQLite merges the two ordered arms (the series index,
+    # a sort of the few staged rows) and stops at the limit, rather than sorting them all.
+    ordered = union_all(*selects) if len(selects) > 1 else selects[0]
+    query = ordered.order_by(literal_column("ts_us")).limit(limit)
     return [(row.ts_us, row.num, row.value) for row in conn.execute(query)]
 
 
@@ -203,14 +276,9 @@ def buckets(
     `last` is the sample with the greatest ts in the bucket, whatever its type.
     """
     width = bindparam("bucket_us", bucket_us, type_=BigInteger)
-    start = ((telemetry.c.ts_us // width) * width).label("bucket")
-    inner = _range(
-        select(start, telemetry.c.ts_us, telemetry.c.num, telemetry.c.value),
-        thing_id,
-        key,
-        from_us,
-        to_us,
-    ).subquery()
+    samples = _samples(conn, thing_id, key, from_us, to_us)
+    start = ((samples.c.ts_us // width) * width).label("bucket")
+    inner = select(start, samples.c.ts_us, samples.c.num, samples.c.value).subquery()
     bucket = inner.c.bucket
     if agg == "last":
         rank = func.row_number().over(partition_by=bucket, order_by=inner.c.ts_us.desc())
@@ -240,21 +308,27 @@ def buckets(
 
 
 def latest(conn: Connection, thing_id: str) -> list[tuple[str, int, float | None, str | None]]:
-    """The newest sample of each key of the Thing, as (key, ts_us, num, value), by key."""
+    """The newest sample of each key of the Thing, as (key, ts_us, num, value), by key.
+
+    On SQLite, staged samples count too, by the rule `move_staged` will apply: in the order
+    received, a sample replaces only an older one.
+    """
     t = telemetry_latest
-    query = (
-        select(t.c.key, t.c.ts_us, t.c.num, t.c.value)
-        .where(t.c.thing_id == thing_id)
-        .order_by(t.c.key)
-    )
-    return [(row.key, row.ts_us, row.num, row.value) for row in conn.execute(query)]
+    query = select(t.c.key, t.c.ts_us, t.c.num, t.c.value).where(t.c.thing_id == thing_id)
+    newest = {row.key: (row.key, row.ts_us, row.num, row.value) for row in conn.execute(query)}
+    if conn.dialect.name == "sqlite":
+        for key, ts_us, num, value in sqlite_connection(conn).execute(
+            _SQLITE_STAGED_OF, (thing_id,)
+        ):
+            seen = newest.get(key)
+            if seen is None or ts_us > seen[1]:
+                newest[key] = (key, ts_us, num, value)
+    return [newest[key] for key in sorted(newest)]
 
 
 def keys(conn: Connection, thing_id: str) -> list[str]:
-    """Every key the Thing has sent (the latest table has one row per key), in order."""
-    t = telemetry_latest
-    query = select(t.c.key).where(t.c.thing_id == thing_id).order_by(t.c.key)
-    return list(conn.execute(query).scalars())
+    """Every key the Thing has sent (one row per key in the latest values), in order."""
+    return [row[0] for row in latest(conn, thing_id)]
 
 
 Series = tuple[str, str]  # (Thing id, key)

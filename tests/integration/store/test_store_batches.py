@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import Connection
 
 from iotas.api.runtime import Runtime
 from iotas.domain import journal as ev
@@ -106,3 +108,43 @@ async def test_a_second_process_cannot_open_the_embedded_file(tmp_path: Path) ->
         await first.dispose()
     again = await open_store(url, on_commit=lambda seq: None)
     await again.dispose()
+
+
+async def test_writes_wait_for_a_write_aside_and_the_loop_does_not(tmp_path: Path) -> None:
+    """A `write_aside` unit has the writer to itself on its own thread: writes queue behind
+    it and land after it, the event loop runs meanwhile, and a caller that gives up does not
+    free the writer while the unit still runs."""
+    store = await open_store(database_url(None, tmp_path), on_commit=lambda seq: None)
+    started, release = threading.Event(), threading.Event()
+
+    def slow(conn: Connection) -> int:
+        started.set()
+        assert release.wait(10)
+        conn.exec_driver_sql(
+            "INSERT INTO telemetry_staged (thing_id, key, ts_us, num) VALUES ('a', 'k', 1, 1.0)"
+        )
+        return 7
+
+    def staged(conn: Connection) -> int:
+        return int(conn.exec_driver_sql("SELECT count(*) FROM telemetry_staged").scalar_one())
+
+    try:
+        aside = asyncio.create_task(store.write_aside(slow))
+        assert await asyncio.to_thread(started.wait, 10)
+        write = asyncio.create_task(store.write(lambda tx: staged(tx.conn)))
+        ticks = 0
+        for _ in range(5):  # the loop is free while the unit holds the writer
+            await asyncio.sleep(0.01)
+            ticks += 1
+        assert ticks == 5 and not write.done()
+        aside.cancel()
+        await asyncio.sleep(0.05)
+        assert not write.done()  # still behind the unit, which runs on
+        release.set()
+        assert await asyncio.wait_for(write, 10) == 1  # it saw the unit's committed row
+        with pytest.raises(asyncio.CancelledError):
+            await aside
+        assert await store.write_aside(staged) == 1
+    finally:
+        release.set()
+        await store.dispose()

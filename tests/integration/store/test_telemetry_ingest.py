@@ -8,8 +8,9 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
-from sqlalchemy import Connection, func, select
+from sqlalchemy import Connection, Table, func, select
 
+from iotas.aio import cancel_and_wait
 from iotas.api.app import open_runtime
 from iotas.api.runtime import Runtime
 from iotas.domain import clock
@@ -18,7 +19,7 @@ from iotas.services.context import Actor, Context
 from iotas.services.telemetry import TelemetryRetention, TelemetryService
 from iotas.settings import Settings
 from iotas.store import telemetry_repo
-from iotas.store.schema import telemetry
+from iotas.store.schema import telemetry, telemetry_staged
 from iotas.store.store import Store, WriteTx
 
 CTX = Context(Actor("tester"), "test")
@@ -52,17 +53,28 @@ class CountingStore(Store):
         self.writes += 1
         return await self.inner.write(unit)
 
+    async def write_aside(self, unit: Callable[[Connection], T]) -> T:
+        return await self.inner.write_aside(unit)  # moving staged samples: not counted
+
 
 def num(key: str, ts_us: int, value: float) -> Sample:
     return Sample(key, ts_us, value, None)
 
 
-async def rows(rt: Runtime, thing_id: str | None = None) -> list[tuple[Any, ...]]:
+async def rows(
+    rt: Runtime, thing_id: str | None = None, table: Table | None = None
+) -> list[tuple[Any, ...]]:
+    """Stored samples, in order: of `table`, or of both (staged and moved) by default."""
+    tables = [telemetry, telemetry_staged] if table is None else [table]
+
     def read(conn: Connection) -> list[tuple[Any, ...]]:
-        query = select(telemetry).order_by(telemetry.c.thing_id, telemetry.c.key, telemetry.c.ts_us)
-        if thing_id is not None:
-            query = query.where(telemetry.c.thing_id == thing_id)
-        return [tuple(row) for row in conn.execute(query)]
+        found = []
+        for each in tables:
+            query = select(each)
+            if thing_id is not None:
+                query = query.where(each.c.thing_id == thing_id)
+            found += [tuple(row) for row in conn.execute(query)]
+        return sorted(found, key=lambda row: (row[0], row[1], row[2]))
 
     return await rt.store.read(read)
 
@@ -113,17 +125,32 @@ async def test_concurrent_ingests_all_land(rt: Runtime) -> None:
         assert await rt.telemetry.latest(f"acme:{name}") == {"k": (NOW - 100_000 + 294, 29.0)}
 
 
-async def test_latest_only_moves_forward(rt: Runtime) -> None:
-    await rt.telemetry.ingest([("acme:a", [num("temp", NOW, 5.0)])])
+@pytest.mark.parametrize("move", [False, True], ids=["staged", "moved"])
+async def test_latest_only_moves_forward(rt: Runtime, move: bool) -> None:
+    """The same answers whether the samples are staged or moved (SQLite), or a mix."""
+
+    async def ingest(batch: list[tuple[str, list[Sample]]]) -> None:
+        await rt.telemetry.ingest(batch)
+        if move:
+            await rt.telemetry.compact()
+
+    await ingest([("acme:a", [num("temp", NOW, 5.0)])])
     # Older (a late backfill) and equally old samples are stored but do not replace it.
-    await rt.telemetry.ingest([("acme:a", [num("temp", NOW - 1, 4.0), num("temp", NOW, 6.0)])])
+    await ingest([("acme:a", [num("temp", NOW - 1, 4.0), num("temp", NOW, 6.0)])])
     assert await rt.telemetry.latest("acme:a") == {"temp": (NOW, 5.0)}
     # Within one batch the newest wins, wherever it stands.
-    await rt.telemetry.ingest(
+    await ingest(
         [("acme:a", [num("temp", NOW + 9, 9.0), num("temp", NOW + 1, 7.0)]), ("acme:b", [])]
     )
     assert await rt.telemetry.latest("acme:a") == {"temp": (NOW + 9, 9.0)}
     assert len(await rows(rt, "acme:a")) == 5
+    # A key only staged so far is listed, and answered when no keys are asked for.
+    await rt.telemetry.ingest([("acme:a", [num("hum", NOW, 50.0), num("hum", NOW, 51.0)])])
+    assert await rt.telemetry.latest("acme:a") == {"temp": (NOW + 9, 9.0), "hum": (NOW, 50.0)}
+    answer = await rt.telemetry.query("acme:a", None, from_us=NOW - 10, to_us=None)
+    assert sorted(answer) == ["hum", "temp"] and len(answer["hum"].points) == 2
+    await rt.telemetry.compact()
+    assert await rt.telemetry.latest("acme:a") == {"temp": (NOW + 9, 9.0), "hum": (NOW, 50.0)}
 
 
 async def test_samples_of_a_thing_deleted_meanwhile_are_dropped(rt: Runtime) -> None:
@@ -174,6 +201,7 @@ async def test_retention_deletes_only_old_rows_in_bounded_batches(rt: Runtime) -
 
 async def test_delete_older_than_is_bounded(rt: Runtime) -> None:
     await rt.telemetry.ingest([("acme:a", [num("t", NOW - 1000 + i, 0.0) for i in range(10)])])
+    await rt.telemetry.compact()  # retention deletes from the series index
 
     def count(conn: Connection) -> int:
         return int(conn.execute(select(func.count()).select_from(telemetry)).scalar_one())
@@ -199,6 +227,7 @@ async def test_retention_walks_series_in_bounded_steps(rt: Runtime) -> None:
             for name in "abc"
         ]
     )
+    await rt.telemetry.compact()
     # Series in order: a/n a/o1 a/o2 b/n | b/o1 b/o2 c/n c/o1 | c/o2
     step = await rt.store.write(
         lambda tx: telemetry_repo.delete_older_than(tx.conn, NOW - DAY_US, 100, None, 4)
@@ -251,3 +280,66 @@ async def test_the_server_enforces_the_retention_setting(database_url: str, tmp_
                 break
             await asyncio.sleep(0.01)
         assert [row[2:4] for row in await rows(runtime)] == [(now, 2.0)]
+
+
+async def test_samples_read_the_same_staged_moved_and_across_both(rt: Runtime) -> None:
+    """On SQLite ingest stages samples and `compact` moves them into the series index;
+    queries (raw, pages, buckets) answer the same wherever the samples are."""
+    first = [num("t", NOW - 10_000 + i * 100, float(i)) for i in range(40)]
+    later = [num("t", NOW - 10_000 + 50 + i * 100, float(100 + i)) for i in range(40)]
+
+    async def answers() -> list[Any]:
+        query = rt.telemetry.query
+        start = NOW - 20_000
+        return [
+            await query("acme:a", ["t"], from_us=start, to_us=None),
+            await query("acme:a", ["t"], from_us=start, to_us=None, limit=7),
+            await query("acme:a", ["t"], from_us=start, to_us=None, bucket_us=1000, agg="avg"),
+            await query("acme:a", ["t"], from_us=start, to_us=None, bucket_us=1000, agg="last"),
+            await query("acme:a", ["t"], from_us=start, to_us=None, bucket_us=1000, agg="count"),
+        ]
+
+    await rt.telemetry.ingest([("acme:a", first)])
+    sqlite = rt.store.dialect == "sqlite"
+    assert len(await rows(rt, table=telemetry_staged)) == (40 if sqlite else 0)
+    staged_answers = await answers()
+    assert await rt.telemetry.compact() == (40 if sqlite else 0)
+    assert await rows(rt, table=telemetry_staged) == []
+    assert len(await rows(rt, table=telemetry)) == 40
+    assert await answers() == staged_answers
+    # Half moved, half staged, interleaved in time: one ordered answer.
+    await rt.telemetry.ingest([("acme:a", later)])
+    mixed = (await rt.telemetry.query("acme:a", ["t"], from_us=NOW - 20_000, to_us=None))["t"]
+    assert [ts for ts, _ in mixed.points] == sorted(s.ts_us for s in first + later)
+    page = await rt.telemetry.query("acme:a", ["t"], from_us=NOW - 20_000, to_us=None, limit=5)
+    assert page["t"].points == mixed.points[:5] and page["t"].resume_us == mixed.points[4][0] + 1
+    mixed_answers = await answers()
+    await rt.telemetry.compact()
+    assert await answers() == mixed_answers
+    assert len(await rows(rt)) == 80
+
+
+async def test_staged_samples_move_once_enough_wait_or_the_time_passes(rt: Runtime) -> None:
+    rt.telemetry.stage_samples = 10
+    mover = asyncio.create_task(rt.telemetry.run_compaction(interval=30.0))
+    try:
+        await rt.telemetry.ingest([("acme:a", [num("t", NOW - i, 0.0) for i in range(12)])])
+        for _ in range(200):  # enough samples waited: moved long before the interval
+            if not await rows(rt, table=telemetry_staged):
+                break
+            await asyncio.sleep(0.02)
+        assert await rows(rt, table=telemetry_staged) == []
+        assert len(await rows(rt)) == 12
+    finally:
+        await cancel_and_wait([mover])
+    timed = asyncio.create_task(rt.telemetry.run_compaction(interval=0.05))
+    try:
+        await rt.telemetry.ingest([("acme:b", [num("t", NOW, 1.0)])])  # below the count
+        for _ in range(200):
+            if not await rows(rt, table=telemetry_staged):
+                break
+            await asyncio.sleep(0.02)
+        assert await rows(rt, table=telemetry_staged) == []
+        assert len(await rows(rt, table=telemetry)) == 13
+    finally:
+        await cancel_and_wait([timed])
