@@ -1472,7 +1472,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--mosquitto-inflight",
         type=int,
-        default=4000,
+        default=20000,
         help="Mosquitto's max_inflight_messages (outgoing QoS 1 per client)",
     )
     # A count bound for the time-bound runs, far above what the machine can do.
