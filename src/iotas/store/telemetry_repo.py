@@ -46,28 +46,33 @@ _SQLITE_STAGE = (
 # without a WHERE is SQLite's truncate, which frees the pages without visiting the rows.
 _SQLITE_MOVE = (
     "INSERT INTO telemetry (thing_id, key, ts_us, num, value) "
-    "SELECT thing_id, key, ts_us, num, value FROM telemetry_staged ORDER BY thing_id, key, ts_us"
+    "SELECT thing_id, key, ts_us, num, value FROM telemetry_staged "
+    "ORDER BY thing_id, key, ts_us, rowid"
 )
 _ON_CONFLICT = (
     " ON CONFLICT (thing_id, key) DO UPDATE SET "
     "ts_us = excluded.ts_us, num = excluded.num, value = excluded.value "
-    "WHERE excluded.ts_us > telemetry_latest.ts_us"
+    "WHERE excluded.ts_us >= telemetry_latest.ts_us"
 )
 _SQLITE_UPSERT = (
     "INSERT INTO telemetry_latest (thing_id, key, ts_us, num, value) VALUES (?, ?, ?, ?, ?) "
     "ON CONFLICT (thing_id, key) DO UPDATE SET "
     "ts_us = excluded.ts_us, num = excluded.num, value = excluded.value "
-    "WHERE excluded.ts_us > telemetry_latest.ts_us"
+    "WHERE excluded.ts_us >= telemetry_latest.ts_us"
 )
-# The newest staged sample of each series, the first received among equal times (as with
-# `upsert_latest`, a sample only replaces an older latest value).
+# After a move: the newest sample of each series moved, the last received among equal times
+# (rows of one move enter `telemetry` in the order received within equal times, and a row
+# gets a greater rowid than every row already there). One step back in the series index per
+# series; a window function over the staged rows took 1.3 times the CPU of the whole move.
 _SQLITE_FOLD_LATEST = (
     "INSERT INTO telemetry_latest (thing_id, key, ts_us, num, value) "
-    "SELECT thing_id, key, ts_us, num, value FROM (SELECT *, row_number() OVER "
-    "(PARTITION BY thing_id, key ORDER BY ts_us DESC, rowid) AS n FROM telemetry_staged) "
-    "WHERE n = 1 ON CONFLICT (thing_id, key) DO UPDATE SET "
+    "SELECT t.thing_id, t.key, t.ts_us, t.num, t.value "
+    "FROM (SELECT DISTINCT thing_id, key FROM telemetry_staged) AS s "
+    "JOIN telemetry AS t ON t.rowid = (SELECT rowid FROM telemetry AS i "
+    "WHERE i.thing_id = s.thing_id AND i.key = s.key ORDER BY i.ts_us DESC, i.rowid DESC LIMIT 1) "
+    "WHERE true ON CONFLICT (thing_id, key) DO UPDATE SET "
     "ts_us = excluded.ts_us, num = excluded.num, value = excluded.value "
-    "WHERE excluded.ts_us > telemetry_latest.ts_us"
+    "WHERE excluded.ts_us >= telemetry_latest.ts_us"
 )
 _SQLITE_STAGED_OF = (
     "SELECT key, ts_us, num, value FROM telemetry_staged WHERE thing_id = ? ORDER BY rowid"
@@ -156,7 +161,7 @@ def add_samples(conn: Connection, rows: Sequence[Row]) -> None:
 
 
 def move_staged(conn: Connection) -> int:
-    """Fold the staged samples into the latest values and move them into `telemetry`
+    """Move the staged samples into `telemetry` and fold them into the latest values
     (SQLite); the samples moved.
 
     Three statements, each all inside SQLite: the store runs this on a thread of its own
@@ -168,14 +173,15 @@ def move_staged(conn: Connection) -> int:
     if conn.dialect.name != "sqlite":
         return 0
     raw = sqlite_connection(conn)
-    raw.execute(_SQLITE_FOLD_LATEST)
     moved = raw.execute(_SQLITE_MOVE).rowcount
+    raw.execute(_SQLITE_FOLD_LATEST)
     raw.execute("DELETE FROM telemetry_staged")
     return int(moved)
 
 
 def upsert_latest(conn: Connection, rows: Iterable[Row]) -> None:
-    """Make each row the latest value of its (Thing, key) unless a newer one is stored.
+    """Make each row the latest value of its (Thing, key) unless a newer one is stored; of
+    equal times the last received wins (as a point written again does in InfluxDB).
 
     Rows are first reduced to the newest per (Thing, key): PostgreSQL refuses to update one
     row twice in a statement, and fewer rows is less work on both.
@@ -183,7 +189,7 @@ def upsert_latest(conn: Connection, rows: Iterable[Row]) -> None:
     newest: dict[tuple[str, str], Row] = {}
     for row in rows:
         seen = newest.get((row[0], row[1]))
-        if seen is None or row[2] > seen[2]:
+        if seen is None or row[2] >= seen[2]:
             newest[(row[0], row[1])] = row
     if not newest:
         return
@@ -311,7 +317,7 @@ def latest(conn: Connection, thing_id: str) -> list[tuple[str, int, float | None
     """The newest sample of each key of the Thing, as (key, ts_us, num, value), by key.
 
     On SQLite, staged samples count too, by the rule `move_staged` will apply: in the order
-    received, a sample replaces only an older one.
+    received, a sample replaces one of the same time or older (see `upsert_latest`).
     """
     t = telemetry_latest
     query = select(t.c.key, t.c.ts_us, t.c.num, t.c.value).where(t.c.thing_id == thing_id)
@@ -321,7 +327,7 @@ def latest(conn: Connection, thing_id: str) -> list[tuple[str, int, float | None
             _SQLITE_STAGED_OF, (thing_id,)
         ):
             seen = newest.get(key)
-            if seen is None or ts_us > seen[1]:
+            if seen is None or ts_us >= seen[1]:
                 newest[key] = (key, ts_us, num, value)
     return [newest[key] for key in sorted(newest)]
 

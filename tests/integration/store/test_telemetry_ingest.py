@@ -135,22 +135,28 @@ async def test_latest_only_moves_forward(rt: Runtime, move: bool) -> None:
             await rt.telemetry.compact()
 
     await ingest([("acme:a", [num("temp", NOW, 5.0)])])
-    # Older (a late backfill) and equally old samples are stored but do not replace it.
-    await ingest([("acme:a", [num("temp", NOW - 1, 4.0), num("temp", NOW, 6.0)])])
+    # An older sample (a late backfill) is stored but does not replace it; of equal times
+    # the last received wins.
+    await ingest([("acme:a", [num("temp", NOW - 1, 4.0)])])
     assert await rt.telemetry.latest("acme:a") == {"temp": (NOW, 5.0)}
+    await ingest([("acme:a", [num("temp", NOW, 6.0), num("temp", NOW - 2, 3.0)])])
+    assert await rt.telemetry.latest("acme:a") == {"temp": (NOW, 6.0)}
     # Within one batch the newest wins, wherever it stands.
     await ingest(
         [("acme:a", [num("temp", NOW + 9, 9.0), num("temp", NOW + 1, 7.0)]), ("acme:b", [])]
     )
     assert await rt.telemetry.latest("acme:a") == {"temp": (NOW + 9, 9.0)}
-    assert len(await rows(rt, "acme:a")) == 5
+    assert len(await rows(rt, "acme:a")) == 6
     # A key only staged so far is listed, and answered when no keys are asked for.
     await rt.telemetry.ingest([("acme:a", [num("hum", NOW, 50.0), num("hum", NOW, 51.0)])])
-    assert await rt.telemetry.latest("acme:a") == {"temp": (NOW + 9, 9.0), "hum": (NOW, 50.0)}
+    assert await rt.telemetry.latest("acme:a") == {"temp": (NOW + 9, 9.0), "hum": (NOW, 51.0)}
     answer = await rt.telemetry.query("acme:a", None, from_us=NOW - 10, to_us=None)
     assert sorted(answer) == ["hum", "temp"] and len(answer["hum"].points) == 2
     await rt.telemetry.compact()
-    assert await rt.telemetry.latest("acme:a") == {"temp": (NOW + 9, 9.0), "hum": (NOW, 50.0)}
+    assert await rt.telemetry.latest("acme:a") == {"temp": (NOW + 9, 9.0), "hum": (NOW, 51.0)}
+    # Across moves too: a sample of the same time received later wins.
+    await ingest([("acme:a", [num("hum", NOW, 52.0)])])
+    assert (await rt.telemetry.latest("acme:a"))["hum"] == (NOW, 52.0)
 
 
 async def test_samples_of_a_thing_deleted_meanwhile_are_dropped(rt: Runtime) -> None:
