@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 from iotas.domain.errors import InvalidInput
 from iotas.domain.ids import check_thing_id
@@ -27,6 +28,9 @@ class Route:
     name: str | None = None
 
 
+# Every message is routed, and a fleet uses the same few topics per device over and over:
+# the routes of the most recent ones are kept (a Route is immutable; refusals are not kept).
+@lru_cache(maxsize=32_768)
 def parse(topic: str) -> Route:
     """Route an inbound topic, or raise InvalidInput naming what is wrong with it."""
     parts = topic.split("/")
