@@ -813,7 +813,8 @@ async def measure_sustained(
     `args.step_seconds` long after a short warm-up, from `start_rate` up by `args.step_factor`
     until a step is not kept up with (or `args.max_steps`, or the generator no longer sends
     more than at the step before); if the first step is not kept up with, once from lower.
-    The offered rate is what the broker acknowledged to the devices in the window. A step is
+    Then `args.refine` steps between the highest rate kept up with and the lowest not, each
+    at their geometric mean, so b is found to within a fraction of a step. The offered rate is what the broker acknowledged to the devices in the window. A step is
     kept up with when what was counted in its window is at least 97% of that, and the backlog
     left when the load stops is stored within 2 s.
 
@@ -823,6 +824,11 @@ async def measure_sustained(
     steps: list[dict[str, Any]] = []
     best: dict[str, Any] | None = None
     rate = start_rate
+    # Asked rates: the highest kept up with, the lowest not; between them, `args.refine`
+    # steps halve the gap (in ratio), so b is not up to a whole step factor low.
+    kept_at: float | None = None
+    fell_at: float | None = None
+    refined = 0
 
     async def sample() -> tuple[float, int, float]:
         at, value, acked, _ = await read_stamped(count, fleet)
@@ -861,25 +867,40 @@ async def measure_sustained(
             flush=True,
         )
         if not kept_up and len(steps) == 1:
+            fell_at = rate
             rate /= args.step_factor**2  # the start was too high: one step down, then on up
             continue
         if not kept_up:
-            break
+            fell_at = rate if fell_at is None else min(fell_at, rate)
+            if kept_at is None or refined >= args.refine:
+                break
+            refined += 1
+            rate = (kept_at * fell_at) ** 0.5
+            continue
         generator_limit = best is not None and acked_rate < 1.03 * best["offered_per_s"]
         if best is None or stored_rate > best["stored_per_s"]:
             best = step
+        kept_at = rate if kept_at is None else max(kept_at, rate)
         if generator_limit:
             # Asked for more, offered no more: the devices' limit here (on the embedded broker
             # they wait for iotas' commits), so the best so far is iotas' rate.
             step["generator_limit"] = True
             break
+        if fell_at is not None and rate * args.step_factor >= fell_at:
+            if refined >= args.refine:
+                break
+            refined += 1
+            rate = (kept_at * fell_at) ** 0.5
+            continue
         rate *= args.step_factor
     return {
         "rate_per_s": best["stored_per_s"] if best else 0.0,
         "offered_per_s": best["offered_per_s"] if best else 0.0,
         "steps": steps,
         "rule": "highest paced rate whose window stored >= 97% of what devices had "
-        "acknowledged, with the backlog stored within 2 s of the load stopping",
+        "acknowledged, with the backlog stored within 2 s of the load stopping; steps of "
+        f"x{args.step_factor} up, then {args.refine} halving the ratio between the highest "
+        "step kept up with and the lowest not",
     }
 
 
@@ -1481,7 +1502,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--step-warmup", type=float, default=3.0, help="before each window (s)")
     parser.add_argument("--step-factor", type=float, default=1.12, help="rate increase a step")
-    parser.add_argument("--max-steps", type=int, default=8, help="sustained steps at most")
+    parser.add_argument("--max-steps", type=int, default=10, help="sustained steps at most")
+    parser.add_argument(
+        "--refine", type=int, default=2, help="steps between the last kept up and the first not"
+    )
     parser.add_argument("--max-rate", type=float, default=500_000.0, help=argparse.SUPPRESS)
     parser.add_argument("--timeout", type=float, default=2400.0, help="hard bound on the run (s)")
     parser.add_argument(

@@ -92,6 +92,12 @@ def is_key(value: object) -> bool:
     return isinstance(value, str) and _KEY_RE.fullmatch(value) is not None
 
 
+# Keys already found valid: a fleet sends the same few keys in every message, and the check
+# ran for each value. Bounded: past the limit, new keys are checked every time.
+_VALID_KEYS: set[str] = set()
+_VALID_KEYS_MAX = 4096
+
+
 def parse_payload(
     payload: bytes | bytearray | memoryview | str,
     received_us: int,
@@ -149,10 +155,18 @@ def parse_document(
         for key, value in record.items():
             if key == TS:
                 continue
-            if not is_key(key):
-                shown = repr(key)[:80] if isinstance(key, str) else _json_type(key)
-                raise TelemetryRejected(BAD_KEY, f"{where}: {shown} is not a valid key: {KEY_RULE}")
-            samples.append(_sample(key, ts_us, value, f"{where}: {key}", limits))
+            if key not in _VALID_KEYS:
+                if not is_key(key):
+                    shown = repr(key)[:80] if isinstance(key, str) else _json_type(key)
+                    raise TelemetryRejected(
+                        BAD_KEY, f"{where}: {shown} is not a valid key: {KEY_RULE}"
+                    )
+                if len(_VALID_KEYS) < _VALID_KEYS_MAX:
+                    _VALID_KEYS.add(key)
+            if type(value) is float and math.isfinite(value):  # nearly every value
+                samples.append(Sample(key, ts_us, value, None))
+            else:
+                samples.append(_sample(key, ts_us, value, f"{where}: {key}", limits))
     return samples
 
 
