@@ -134,9 +134,13 @@ class TelemetryService:
 
     async def compact(self) -> int:
         """Move the staged samples into the series index now; the samples moved."""
-        self._staged = 0
+        staged, self._staged = self._staged, 0
         self._stage_full.clear()
-        return await move_staged(self.store)
+        try:
+            return await move_staged(self.store)
+        except BaseException:
+            self._staged += staged  # still staged: the next round moves them
+            raise
 
     async def run_compaction(self, interval: float = STAGE_SECONDS) -> None:
         """Until cancelled: move staged samples every `interval` seconds, or as soon as
@@ -151,6 +155,7 @@ class TelemetryService:
                 await self.compact()
             except Exception:  # they stay staged (and queryable); the next round tries again
                 log.exception("moving staged telemetry failed")
+                leftovers = True
             else:
                 leftovers = False
 

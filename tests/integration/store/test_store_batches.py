@@ -131,12 +131,11 @@ async def test_writes_wait_for_a_write_aside_and_the_loop_does_not(tmp_path: Pat
     try:
         aside = asyncio.create_task(store.write_aside(slow))
         assert await asyncio.to_thread(started.wait, 10)
+        # The loop runs while the unit holds the writer: were the unit on the loop's thread,
+        # nothing here would run, `release` would never be set, and the unit would fail.
         write = asyncio.create_task(store.write(lambda tx: staged(tx.conn)))
-        ticks = 0
-        for _ in range(5):  # the loop is free while the unit holds the writer
-            await asyncio.sleep(0.01)
-            ticks += 1
-        assert ticks == 5 and not write.done()
+        await asyncio.sleep(0.05)
+        assert not write.done()
         aside.cancel()
         await asyncio.sleep(0.05)
         assert not write.done()  # still behind the unit, which runs on
@@ -145,6 +144,35 @@ async def test_writes_wait_for_a_write_aside_and_the_loop_does_not(tmp_path: Pat
         with pytest.raises(asyncio.CancelledError):
             await aside
         assert await store.write_aside(staged) == 1
+    finally:
+        release.set()
+        await store.dispose()
+
+
+async def test_a_failing_write_aside_undoes_itself_and_writes_go_on(tmp_path: Path) -> None:
+    store = await open_store(database_url(None, tmp_path), on_commit=lambda seq: None)
+    started, release = threading.Event(), threading.Event()
+
+    def failing(conn: Connection) -> None:
+        conn.exec_driver_sql(
+            "INSERT INTO telemetry_staged (thing_id, key, ts_us, num) VALUES ('a', 'k', 1, 1.0)"
+        )
+        started.set()
+        assert release.wait(10)
+        raise OSError("disk I/O error")
+
+    def staged(conn: Connection) -> int:
+        return int(conn.exec_driver_sql("SELECT count(*) FROM telemetry_staged").scalar_one())
+
+    try:
+        aside = asyncio.create_task(store.write_aside(failing))
+        assert await asyncio.to_thread(started.wait, 10)
+        write = asyncio.create_task(store.write(lambda tx: staged(tx.conn)))
+        release.set()
+        with pytest.raises(OSError, match="disk I/O error"):
+            await aside
+        assert await asyncio.wait_for(write, 10) == 0  # queued behind it, ran after the rollback
+        assert await store.write_aside(staged) == 0  # the writer is usable again
     finally:
         release.set()
         await store.dispose()

@@ -8,7 +8,8 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
-from sqlalchemy import Connection, Table, func, select
+from alembic import command
+from sqlalchemy import Connection, Table, func, select, text
 
 from iotas.aio import cancel_and_wait
 from iotas.api.app import open_runtime
@@ -19,6 +20,8 @@ from iotas.services.context import Actor, Context
 from iotas.services.telemetry import TelemetryRetention, TelemetryService
 from iotas.settings import Settings
 from iotas.store import telemetry_repo
+from iotas.store.engine import sqlite_engine
+from iotas.store.migrate import alembic_config
 from iotas.store.schema import telemetry, telemetry_staged
 from iotas.store.store import Store, WriteTx
 
@@ -349,3 +352,83 @@ async def test_staged_samples_move_once_enough_wait_or_the_time_passes(rt: Runti
         assert len(await rows(rt, table=telemetry)) == 13
     finally:
         await cancel_and_wait([timed])
+
+
+class FailingMoves(CountingStore):
+    """The real store, whose next `failures` moves of staged samples fail."""
+
+    def __init__(self, inner: Store, failures: int) -> None:
+        super().__init__(inner)
+        self.failures = failures
+
+    async def write_aside(self, unit: Callable[[Connection], T]) -> T:
+        if self.failures:
+            self.failures -= 1
+            raise OSError("disk I/O error")
+        return await self.inner.write_aside(unit)
+
+
+@pytest.fixture
+async def sqlite_rt(tmp_path: Path) -> AsyncIterator[Runtime]:
+    """A runtime on SQLite only: the one place samples are staged and moved."""
+    url = f"sqlite:///{tmp_path / 'iotas.db'}"
+    runtime = await open_runtime(Settings(data_dir=tmp_path / "d", database_url=url))
+    try:
+        await runtime.registry.create(CTX, {"id": "acme:a", "kind": "sensor"})
+        yield runtime
+    finally:
+        await runtime.store.dispose()
+
+
+async def test_a_failed_move_is_tried_again_with_no_new_samples(sqlite_rt: Runtime) -> None:
+    rt = sqlite_rt
+    store = FailingMoves(rt.store, failures=1)
+    service = TelemetryService(store)
+    await service.ingest([("acme:a", [num("t", NOW, 1.0)])])
+    with pytest.raises(OSError):
+        await service.compact()
+    assert len(await rows(rt, table=telemetry_staged)) == 1
+    mover = asyncio.create_task(service.run_compaction(interval=0.05))
+    try:
+        for _ in range(200):
+            if not await rows(rt, table=telemetry_staged):
+                break
+            await asyncio.sleep(0.02)
+        assert await rows(rt, table=telemetry_staged) == []
+        assert len(await rows(rt, table=telemetry)) == 1
+        # And once more after a failure of the loop's own round, with nothing new to count.
+        await service.ingest([("acme:a", [num("t", NOW + 1, 2.0)])])
+        store.failures = 1
+        for _ in range(200):
+            if not await rows(rt, table=telemetry_staged):
+                break
+            await asyncio.sleep(0.02)
+        assert await rows(rt, table=telemetry_staged) == [] and store.failures == 0
+        assert await service.latest("acme:a") == {"t": (NOW + 1, 2.0)}
+    finally:
+        await cancel_and_wait([mover])
+
+
+async def test_downgrading_past_the_staging_table_keeps_staged_samples(tmp_path: Path) -> None:
+    """SQLite only: the one place samples are staged."""
+    url = f"sqlite:///{tmp_path / 'iotas.db'}"
+    runtime = await open_runtime(Settings(data_dir=tmp_path / "d", database_url=url))
+    try:
+        await runtime.registry.create(CTX, {"id": "acme:a", "kind": "sensor"})
+        await runtime.telemetry.ingest([("acme:a", [num("t", NOW, 1.0), num("u", NOW, 5.0)])])
+        await runtime.telemetry.compact()
+        await runtime.telemetry.ingest([("acme:a", [num("t", NOW + 1, 2.0), num("t", NOW, 3.0)])])
+    finally:
+        await runtime.store.dispose()
+    engine = sqlite_engine(url)
+    try:
+        with engine.begin() as conn:
+            command.downgrade(alembic_config(conn), "0007")
+            history = conn.execute(select(func.count()).select_from(telemetry)).scalar_one()
+            latest = conn.execute(
+                text("SELECT key, ts_us, num FROM telemetry_latest ORDER BY key")
+            ).all()
+    finally:
+        engine.dispose()
+    assert history == 4
+    assert [tuple(row) for row in latest] == [("t", NOW + 1, 2.0), ("u", NOW, 5.0)]

@@ -27,6 +27,17 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    # Staged samples (SQLite only) are not in the latest values yet: fold them in, newest of
+    # each series, last received among equal times, then keep them as history.
+    if op.get_bind().dialect.name == "sqlite":
+        op.execute(
+            "INSERT INTO telemetry_latest (thing_id, key, ts_us, num, value) "
+            "SELECT thing_id, key, ts_us, num, value FROM (SELECT *, row_number() OVER "
+            "(PARTITION BY thing_id, key ORDER BY ts_us DESC, rowid DESC) AS n "
+            "FROM telemetry_staged) WHERE n = 1 ON CONFLICT (thing_id, key) DO UPDATE SET "
+            "ts_us = excluded.ts_us, num = excluded.num, value = excluded.value "
+            "WHERE excluded.ts_us >= telemetry_latest.ts_us"
+        )
     op.execute(
         "INSERT INTO telemetry (thing_id, key, ts_us, num, value) "
         "SELECT thing_id, key, ts_us, num, value FROM telemetry_staged"
