@@ -814,9 +814,10 @@ async def measure_sustained(
     until a step is not kept up with (or `args.max_steps`, or the generator no longer sends
     more than at the step before); if the first step is not kept up with, once from lower.
     Then `args.refine` steps between the highest rate kept up with and the lowest not, each
-    at their geometric mean, so b is found to within a fraction of a step. The offered rate is what the broker acknowledged to the devices in the window. A step is
-    kept up with when what was counted in its window is at least 97% of that, and the backlog
-    left when the load stops is stored within 2 s.
+    at their geometric mean, so b is found to within a fraction of a step. The offered rate
+    is what the broker acknowledged to the devices in the window. A step is kept up with when
+    what was counted in its window is at least 97% of that, and the backlog left when the
+    load stops is stored within 2 s.
 
     A flat-out burst (`measure_rate`) makes the generator and the broker spend cores on
     messages the consumer cannot take yet, on a machine where all three share two cores; a
