@@ -6,6 +6,8 @@ plain integer comparisons on both SQLite and PostgreSQL; documents carry RFC 333
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import (
     JSON,
     BigInteger,
@@ -140,16 +142,24 @@ credentials = Table(
     Column("expires_us", BigInteger, nullable=True),
 )
 
-# Telemetry samples, one row per value: `num` for numbers, `value` (JSON text) otherwise.
-# Not journaled (too much volume); retention deletes old rows.
+
+def _sample_columns() -> list[Column[Any]]:
+    """A sample with its Thing: `num` for numbers, `value` (JSON text) otherwise."""
+    return [
+        Column("thing_id", String(200), nullable=False),
+        Column("key", String(200), nullable=False),
+        Column("ts_us", BigInteger, nullable=False),
+        Column("num", Float, nullable=True),
+        Column("value", Text, nullable=True),
+    ]
+
+
+# Telemetry samples, one row per value. Not journaled (too much volume); retention deletes
+# old rows.
 telemetry = Table(
     "telemetry",
     metadata,
-    Column("thing_id", String(200), nullable=False),
-    Column("key", String(200), nullable=False),
-    Column("ts_us", BigInteger, nullable=False),
-    Column("num", Float, nullable=True),
-    Column("value", Text, nullable=True),
+    *_sample_columns(),
     # The only index: every series' samples in time order (retention walks series; an index
     # on ts_us alone cost a fifth of every insert, decision 41).
     Index("ix_telemetry_thing_key_ts", "thing_id", "key", "ts_us"),
@@ -159,15 +169,7 @@ telemetry = Table(
 # where inserting into the series index costs about one page per series per commit. Moved
 # into `telemetry` in bulk every few seconds (`telemetry_repo.move_staged`); queries read
 # both. PostgreSQL inserts into `telemetry` directly and leaves this table empty.
-telemetry_staged = Table(
-    "telemetry_staged",
-    metadata,
-    Column("thing_id", String(200), nullable=False),
-    Column("key", String(200), nullable=False),
-    Column("ts_us", BigInteger, nullable=False),
-    Column("num", Float, nullable=True),
-    Column("value", Text, nullable=True),
-)
+telemetry_staged = Table("telemetry_staged", metadata, *_sample_columns())
 
 # The newest sample per (Thing, key), so "the latest value" never scans the time series.
 telemetry_latest = Table(
