@@ -802,6 +802,9 @@ async def measure_rate(
     }
 
 
+LAG_SPAN = 2.0  # s over which each end of a sustained step's window is read
+
+
 async def measure_sustained(
     fleet: Fleet,
     count: Callable[[], Any],
@@ -812,7 +815,7 @@ async def measure_sustained(
     """The highest offered rate the consumer keeps up with: paced load in steps, each
     `args.step_seconds` long after a short warm-up, from `start_rate` up by `args.step_factor`
     until a step is not kept up with (or `args.max_steps`, or the generator no longer sends
-    more than at the step before); if the first step is not kept up with, once from lower.
+    more than at the step before); while no step has been kept up with, two steps lower.
     Then `args.refine` steps between the highest rate kept up with and the lowest not, each
     at their geometric mean, so b is found to within a fraction of a step. The offered rate
     is what the broker acknowledged to the devices in the window. A step is kept up with when
@@ -832,12 +835,25 @@ async def measure_sustained(
     refined = 0
 
     async def sample() -> tuple[float, int, float]:
-        at, value, acked, _ = await read_stamped(count, fleet)
-        return at, value, acked
+        """The read of least lag (acknowledged minus stored) over `LAG_SPAN` s. What the
+        consumer holds in flight varies over a cycle (iotas: a batch window, a move of staged
+        samples that holds commits for up to a second), and one read at each end of a 10 s
+        window lands anywhere in it: up to a tenth of the window either way. The least lag
+        of each end is the same point of the cycle."""
+        found: tuple[float, int, float] | None = None
+        until = time.monotonic() + LAG_SPAN
+        while True:
+            at, value, acked, _ = await read_stamped(count, fleet)
+            if found is None or acked - value < found[2] - found[1]:
+                found = (at, value, acked)
+            if time.monotonic() >= until:
+                return found
+            await asyncio.sleep(0.1)
 
     for _ in range(args.max_steps):
         c_start = await read_count(count)
-        fleet.load(args.step_warmup + args.step_seconds, rate, args.inflight, int(rate * 1000))
+        load_s = args.step_warmup + args.step_seconds + 2 * LAG_SPAN + 1
+        fleet.load(load_s, rate, args.inflight, int(rate * 1000))
         await asyncio.sleep(args.step_warmup)
         t0, c0, acked0 = await sample()
         cpu = CpuWindow(cpu_groups)
@@ -870,9 +886,9 @@ async def measure_sustained(
             f"{'kept up' if kept_up else 'fell behind'}",
             flush=True,
         )
-        if not kept_up and len(steps) == 1:
+        if not kept_up and kept_at is None:
             fell_at = rate
-            rate /= args.step_factor**2  # the start was too high: one step down, then on up
+            rate /= args.step_factor**2  # too high so far: two steps down, then on up
             continue
         if not kept_up:
             fell_at = rate if fell_at is None else min(fell_at, rate)
