@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
@@ -93,6 +94,11 @@ class TelemetryService:
         self.stage_samples = STAGE_SAMPLES
         self._staged = 0  # samples staged since the last move
         self._stage_full = asyncio.Event()
+        # Moves of staged samples (SQLite), for the operator.
+        self.moves = 0
+        self.moved_samples = 0
+        self.move_failures = 0
+        self.last_move_s: float | None = None
 
     async def ingest(self, batch: Sequence[tuple[str, Sequence[Sample]]]) -> IngestResult:
         """Store every sample of every (Thing id, samples) pair in one transaction.
@@ -136,11 +142,32 @@ class TelemetryService:
         """Move the staged samples into the series index now; the samples moved."""
         staged, self._staged = self._staged, 0
         self._stage_full.clear()
+        started = time.monotonic()
         try:
-            return await move_staged(self.store)
-        except BaseException:
+            moved = await move_staged(self.store)
+        except BaseException as exc:
             self._staged += staged  # still staged: the next round moves them
+            if isinstance(exc, Exception):
+                self.move_failures += 1
             raise
+        if self.store.dialect == "sqlite":
+            self.moves += 1
+            self.moved_samples += moved
+            self.last_move_s = time.monotonic() - started
+        return moved
+
+    def counters(self) -> dict[str, Any]:
+        """Samples stored and dropped since start, and the moves of staged samples."""
+        last = self.last_move_s
+        return {
+            "stored_samples": self.stored_samples,
+            "dropped_samples": self.dropped_samples,
+            "staged_samples": self._staged,  # since the last move began (SQLite)
+            "moves": self.moves,
+            "moved_samples": self.moved_samples,
+            "move_failures": self.move_failures,
+            "last_move_ms": None if last is None else round(last * 1000, 1),
+        }
 
     async def run_compaction(self, interval: float = STAGE_SECONDS) -> None:
         """Until cancelled: move staged samples every `interval` seconds, or as soon as

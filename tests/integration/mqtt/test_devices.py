@@ -179,6 +179,10 @@ async def test_bad_messages_are_counted_and_logged_and_others_still_flow(iotas: 
             assert delta.keys() == expected.keys()
 
             metrics = (await api.get("/metrics")).text
+            stored = re.search(r"^iotas_telemetry_samples_stored_total (\d+)$", metrics, re.M)
+            assert stored is not None and int(stored.group(1)) >= 1  # the good message
+            telemetry = (await api.get("/api/v1/stats")).json()["telemetry"]
+            assert telemetry["stored_samples"] >= 1 and telemetry["move_failures"] == 0
             for reason in expected:
                 assert re.search(
                     rf'^iotas_messages_rejected_total\{{reason="{reason}"\}} \d+$', metrics, re.M

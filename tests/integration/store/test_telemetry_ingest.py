@@ -312,7 +312,12 @@ async def test_samples_read_the_same_staged_moved_and_across_both(rt: Runtime) -
     sqlite = rt.store.dialect == "sqlite"
     assert len(await rows(rt, table=telemetry_staged)) == (40 if sqlite else 0)
     staged_answers = await answers()
+    assert rt.telemetry.counters()["staged_samples"] == (40 if sqlite else 0)
     assert await rt.telemetry.compact() == (40 if sqlite else 0)
+    counters = rt.telemetry.counters()
+    assert counters["stored_samples"] == 40 and counters["staged_samples"] == 0
+    assert (counters["moves"], counters["moved_samples"]) == ((1, 40) if sqlite else (0, 0))
+    assert (counters["last_move_ms"] is not None) == sqlite
     assert await rows(rt, table=telemetry_staged) == []
     assert len(await rows(rt, table=telemetry)) == 40
     assert await answers() == staged_answers
@@ -405,6 +410,8 @@ async def test_a_failed_move_is_tried_again_with_no_new_samples(sqlite_rt: Runti
             await asyncio.sleep(0.02)
         assert await rows(rt, table=telemetry_staged) == [] and store.failures == 0
         assert await service.latest("acme:a") == {"t": (NOW + 1, 2.0)}
+        counters = service.counters()
+        assert counters["move_failures"] == 2 and counters["moved_samples"] == 2
     finally:
         await cancel_and_wait([mover])
 
