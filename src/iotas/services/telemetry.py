@@ -140,6 +140,8 @@ class TelemetryService:
 
     async def compact(self) -> int:
         """Move the staged samples into the series index now; the samples moved."""
+        if self.store.dialect != "sqlite":
+            return 0  # nothing is staged
         staged, self._staged = self._staged, 0
         self._stage_full.clear()
         started = time.monotonic()
@@ -150,10 +152,9 @@ class TelemetryService:
             if isinstance(exc, Exception):
                 self.move_failures += 1
             raise
-        if self.store.dialect == "sqlite":
-            self.moves += 1
-            self.moved_samples += moved
-            self.last_move_s = time.monotonic() - started
+        self.moves += 1
+        self.moved_samples += moved
+        self.last_move_s = time.monotonic() - started
         return moved
 
     def counters(self) -> dict[str, Any]:

@@ -46,11 +46,11 @@ MAX_BATCH = 256
 # Things whose committed state the embedded store keeps in memory (about 2 KB each).
 CACHE_SIZE = 20_000
 # The writer's own SQLite settings. Telemetry lands at the end of every (Thing, key) series
-# in its index, so a batch dirties about one page per active series, thousands of them: with
-# SQLite's default 2 MiB page cache they were read back from the file for every batch, and
-# the default checkpoint (every 1,000 WAL pages) copied them into the file after nearly every
-# commit. With these, a checkpoint copies each page once for many commits; ingest from 1,000
-# devices took half the SQLite time per message (bench/README.md, decision 41).
+# in its index, so each move of staged samples dirties about one page per active series,
+# thousands of them: with SQLite's default 2 MiB page cache they were read back from the file
+# every time, and the default checkpoint (every 1,000 WAL pages) copied them into the file
+# nearly every time. With these, a checkpoint copies each page once for many commits
+# (decisions 41 and 43).
 WRITER_PRAGMAS = (
     "PRAGMA cache_size=-65536",  # KiB: 64 MiB, taken as pages are used
     "PRAGMA wal_autocheckpoint=10000",  # pages: a WAL of up to about 40 MiB

@@ -19,10 +19,10 @@ from typing import Any
 import orjson
 from sqlalchemy import (
     BigInteger,
+    CompoundSelect,
     Connection,
     Float,
     Select,
-    Subquery,
     Table,
     Text,
     bindparam,
@@ -170,8 +170,6 @@ def move_staged(conn: Connection) -> int:
     index page once, where each ingest commit would have dirtied it again; and each series'
     latest value is written once per move instead of once per commit (decision 43).
     """
-    if conn.dialect.name != "sqlite":
-        return 0
     raw = sqlite_connection(conn)
     moved = raw.execute(_SQLITE_MOVE).rowcount
     raw.execute(_SQLITE_FOLD_LATEST)
@@ -247,20 +245,20 @@ def _ranges(
 
 def _samples(
     conn: Connection, thing_id: str, key: str, from_us: int, to_us: int | None
-) -> Subquery:
+) -> Select[Any] | CompoundSelect[Any]:
+    """`_ranges` as one selectable: their UNION ALL where there are two."""
     selects = _ranges(conn, thing_id, key, from_us, to_us)
-    return (union_all(*selects) if len(selects) > 1 else selects[0]).subquery()
+    return union_all(*selects) if len(selects) > 1 else selects[0]
 
 
 def raw_samples(
     conn: Connection, thing_id: str, key: str, from_us: int, to_us: int | None, limit: int
 ) -> list[tuple[int, float | None, str | None]]:
     """Up to `limit` samples of one key in [from, to), oldest first, as (ts_us, num, value)."""
-    selects = _ranges(conn, thing_id, key, from_us, to_us)
     # ORDER BY on the compound itself: SQLite merges the two ordered arms (the series index,
     # a sort of the few staged rows) and stops at the limit, rather than sorting them all.
-    ordered = union_all(*selects) if len(selects) > 1 else selects[0]
-    query = ordered.order_by(literal_column("ts_us")).limit(limit)
+    samples = _samples(conn, thing_id, key, from_us, to_us)
+    query = samples.order_by(literal_column("ts_us")).limit(limit)
     return [(row.ts_us, row.num, row.value) for row in conn.execute(query)]
 
 
@@ -282,7 +280,7 @@ def buckets(
     `last` is the sample with the greatest ts in the bucket, whatever its type.
     """
     width = bindparam("bucket_us", bucket_us, type_=BigInteger)
-    samples = _samples(conn, thing_id, key, from_us, to_us)
+    samples = _samples(conn, thing_id, key, from_us, to_us).subquery()
     start = ((samples.c.ts_us // width) * width).label("bucket")
     inner = select(start, samples.c.ts_us, samples.c.num, samples.c.value).subquery()
     bucket = inner.c.bucket

@@ -333,7 +333,8 @@ async def test_samples_read_the_same_staged_moved_and_across_both(rt: Runtime) -
     assert len(await rows(rt)) == 80
 
 
-async def test_staged_samples_move_once_enough_wait_or_the_time_passes(rt: Runtime) -> None:
+async def test_staged_samples_move_once_enough_wait_or_the_time_passes(sqlite_rt: Runtime) -> None:
+    rt = sqlite_rt
     rt.telemetry.stage_samples = 10
     mover = asyncio.create_task(rt.telemetry.run_compaction(interval=30.0))
     try:
@@ -379,7 +380,8 @@ async def sqlite_rt(tmp_path: Path) -> AsyncIterator[Runtime]:
     url = f"sqlite:///{tmp_path / 'iotas.db'}"
     runtime = await open_runtime(Settings(data_dir=tmp_path / "d", database_url=url))
     try:
-        await runtime.registry.create(CTX, {"id": "acme:a", "kind": "sensor"})
+        for name in ("a", "b"):
+            await runtime.registry.create(CTX, {"id": f"acme:{name}", "kind": "sensor"})
         yield runtime
     finally:
         await runtime.store.dispose()

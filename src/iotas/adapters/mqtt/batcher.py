@@ -21,9 +21,10 @@ class TelemetryBatcher:
     """Batches are cut after `window` seconds, or after `busy_window` while messages arrive
     at `busy_rate` a second or more (measured over `rate_period`, not per batch: a commit
     holds the loop, and what arrived meanwhile comes in at once): each commit then carries
-    more messages (on SQLite a commit costs about one page per series it touches, however
-    many samples each gets), while a lone device, or a fleet iotas keeps up with easily,
-    waits no longer for its acknowledgements (bench/README.md, decision 41)."""
+    more messages (a commit has a cost of its own, and on PostgreSQL the latest-value upsert
+    costs one row per series it touches, however many samples each gets), while a lone
+    device, or a fleet iotas keeps up with easily, waits no longer for its acknowledgements
+    (bench/README.md, decision 41)."""
 
     def __init__(
         self,
