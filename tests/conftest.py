@@ -30,6 +30,38 @@ T = TypeVar("T")
 BACKENDS = ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
 
 
+# The real services CI must prove (.ci/run): a test that needs one carries its marker, set
+# explicitly or here from the fixtures it uses, and the marker is written to the JUnit report
+# as a `service` property, so a skipped or expected-to-fail test of a service is found by what
+# it needs, not by its name.
+SERVICES = ("postgres", "mosquitto", "wot_runtime")
+_SERVICE_FIXTURES = {
+    "pg_database": "postgres",
+    "postgres_db": "postgres",
+    "mosquitto": "mosquitto",
+    "wotpy_lamp": "wot_runtime",
+    "node_wot_lamp": "wot_runtime",
+}
+_SERVICE_PARAMS = {("database_url", "postgresql"): "postgres", ("iotas", "mosquitto"): "mosquitto"}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        found = {mark for name, mark in _SERVICE_FIXTURES.items() if name in item.fixturenames}
+        callspec = getattr(item, "callspec", None)
+        if callspec is not None:
+            found |= {
+                mark
+                for (name, value), mark in _SERVICE_PARAMS.items()
+                if callspec.params.get(name) == value
+            }
+        for mark in found:
+            item.add_marker(mark)
+        for service in SERVICES:
+            if item.get_closest_marker(service) is not None:
+                item.user_properties.append(("service", service))
+
+
 def _pg_admin_dsn() -> str:
     return PG_URL.replace("postgresql+asyncpg://", "postgresql://")
 

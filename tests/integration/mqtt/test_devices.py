@@ -222,17 +222,13 @@ print(sent)
 """
 
 
-async def test_a_flood_from_one_device_does_not_stall_another(
-    iotas: Iotas, request: pytest.FixtureRequest
-) -> None:
-    if iotas.shared_broker:
-        # Through Mosquitto every device reaches iotas in order over iotas' one connection:
-        # what a flooding device sends beyond what iotas can take queues in front of every
-        # other device's messages (seconds, measured), and past max_queued_messages (1000)
-        # the broker drops messages for iotas, anyone's. Only the broker can cap one device.
-        request.applymarker(
-            pytest.mark.xfail(reason="Mosquitto: head-of-line blocking on iotas' connection")
-        )
+# The embedded broker only: through Mosquitto every device reaches iotas in order over iotas'
+# one connection, so what a flooding device sends beyond what iotas can take queues in front of
+# every other device's messages (seconds, measured), and past max_queued_messages the broker
+# drops messages for iotas, anyone's. Only the broker could cap one device, and Mosquitto has no
+# per-client rate limit: docs/deployment.md states the limit instead of a test that cannot fail.
+@pytest.mark.parametrize("iotas", ["embedded"], indirect=True)
+async def test_a_flood_from_one_device_does_not_stall_another(iotas: Iotas) -> None:
     flooder, quiet = f"{ns()}:flood", f"{ns()}:quiet"
     async with iotas.client() as api:
         flood_secret = await iotas.register(api, flooder)
@@ -267,9 +263,9 @@ async def test_a_flood_from_one_device_does_not_stall_another(
             assert taken > 0  # the flood was competing for iotas, not refused at the door
             assert max(waits) < 1.0, f"flood of {int(out)} messages; the other waited {waits}"
             assert iotas.alive()
-            if not iotas.shared_broker:  # the embedded broker holds each device to a budget
-                stats = (await api.get("/api/v1/stats")).json()["ingest"]
-                assert stats["rejected"].get("rate_limited", 0) > 0, stats
+            # The embedded broker holds each device to a budget.
+            stats = (await api.get("/api/v1/stats")).json()["ingest"]
+            assert stats["rejected"].get("rate_limited", 0) > 0, stats
         finally:
             device.close()
             if flood.poll() is None:

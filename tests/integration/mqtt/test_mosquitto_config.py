@@ -28,6 +28,8 @@ import pytest
 from integration.mqtt.mqtt_support import IN_CI
 from support import LiveServer, free_port
 
+pytestmark = pytest.mark.mosquitto
+
 A, B = "acme:a", "acme:b"
 WAIT = 5.0
 

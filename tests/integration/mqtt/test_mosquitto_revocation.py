@@ -27,6 +27,8 @@ from integration.mqtt.test_mosquitto_tls import (
 )
 from support import LiveServer, free_port
 
+pytestmark = pytest.mark.mosquitto
+
 __all__ = ["out_dir"]  # the fixture, used by name
 
 P, Q, R = "acme:kick-p", "acme:kick-q", "acme:kick-r"

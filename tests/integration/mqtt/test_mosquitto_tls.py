@@ -34,6 +34,8 @@ from integration.mqtt.mqtt_support import IN_CI
 from integration.mqtt.test_mosquitto_config import WAIT, Broker, Mqtt, _cli, attempt
 from support import LiveServer, free_port
 
+pytestmark = pytest.mark.mosquitto
+
 A, B, C = "acme:tls-a", "acme:tls-b", "acme:tls-c"
 
 

@@ -15,6 +15,8 @@ import pytest
 from integration.mqtt.mqtt_support import eventually, require_mosquitto
 from support import LiveServer
 
+pytestmark = pytest.mark.mosquitto
+
 BROKER = "mqtt://127.0.0.1:1883"
 
 
