@@ -14,7 +14,6 @@ from iotas.domain.query import (
     Compare,
     Exists,
     Field,
-    FieldSpec,
     Glob,
     In,
     Linked,
@@ -515,16 +514,14 @@ def test_glob_has_no_catastrophic_backtracking() -> None:
     assert time.perf_counter() - started < 2
 
 
-# --- time fields (none exist yet: these check that adding one is a table entry) ------------
+# --- time fields: last_seen, as query.FIELDS declares it --------------------------------------
 
 
-@pytest.fixture
-def last_seen(monkeypatch: pytest.MonkeyPatch) -> None:
-    spec = FieldSpec("time", "last_seen_us", ("last_seen_us",))
-    monkeypatch.setitem(query.FIELDS, "last_seen", spec)
+def test_last_seen_is_the_time_field_of_presence() -> None:
+    assert query.FIELDS["last_seen"].kind == "time"
+    assert query.FIELDS["connected"].kind == "bool"
 
 
-@pytest.mark.usefixtures("last_seen")
 def test_time_field_compares_with_now() -> None:
     assert parse("last_seen < now() - 1h") == cmp(Field("last_seen"), "<", Now(-HOUR))
     assert parse("last_seen >= now()") == cmp(Field("last_seen"), ">=", Now(0))
@@ -533,20 +530,19 @@ def test_time_field_compares_with_now() -> None:
     assert parse("last_seen > now() - 5m").value == Now(-300_000_000)  # type: ignore[union-attr]
     assert parse("last_seen > now() - 10s").value == Now(-10_000_000)  # type: ignore[union-attr]
     now = 1_000 * HOUR
-    stale = {"last_seen_us": now - 2 * HOUR}
-    fresh = {"last_seen_us": now - 1}
-    never = {"last_seen_us": None}
+    stale = {"last_seen": now - 2 * HOUR}
+    fresh = {"last_seen": now - 1}
+    never = {"last_seen": None}
     node = parse("last_seen < now() - 1h")
     assert [matches(node, d, now_us=now) for d in (stale, fresh, never)] == [True, False, False]
     assert matches(parse("last_seen != now()"), never, now_us=now)
     assert matches(parse("not exists(last_seen)"), never, now_us=now)
-    rfc3339 = {"last_seen_us": "1970-01-01T00:00:00Z"}
+    rfc3339 = {"last_seen": "1970-01-01T00:00:00Z"}
     assert matches(parse("last_seen < now() - 1h"), rfc3339, now_us=now)
     assert to_text(node) == "last_seen < now() - 3600000ms"
     assert parse(to_text(node)) == node
 
 
-@pytest.mark.usefixtures("last_seen")
 @pytest.mark.parametrize(
     ("text", "position", "message"),
     [
