@@ -23,7 +23,7 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
-from iotas.cli.up import DataDir, Host, Port, run_server
+from iotas.cli.up import DataDir, Host, Port, run_server, url_host
 from iotas.sdk import ApiError, Client, ConnectionFailed
 from iotas.sim.fleet import Fleet
 
@@ -167,15 +167,15 @@ class DemoPorts:
 
     @property
     def url(self) -> str:
-        return f"http://{_url_host(self.host)}:{self.port}"
+        return f"http://{url_host(self.host)}:{self.port}"
 
     @property
     def mqtt_url(self) -> str:
-        return f"mqtt://{_url_host(self.host)}:{self.mqtt_port}"
+        return f"mqtt://{url_host(self.host)}:{self.mqtt_port}"
 
     @property
     def mqtts_url(self) -> str:
-        return f"mqtts://{_url_host(self.host)}:{self.mqtts_port}"
+        return f"mqtts://{url_host(self.host)}:{self.mqtts_port}"
 
 
 class DemoFleet:
@@ -344,11 +344,3 @@ def demo(
         if stopped.exit_code == 0:
             console.print("iotas demo stopped.")
         raise
-
-
-def _url_host(host: str) -> str:
-    if host in ("0.0.0.0", ""):  # noqa: S104 - reaching a wildcard bind through loopback
-        return "127.0.0.1"
-    if host == "::":
-        return "[::1]"
-    return f"[{host}]" if ":" in host else host
