@@ -28,6 +28,10 @@ class ServerProcess:
     token: str
     data_dir: Path
     process: subprocess.Popen[bytes]
+    log_path: Path
+
+    def output(self) -> str:
+        return self.log_path.read_text(encoding="utf-8")
 
 
 def clean_env(**extra: str) -> dict[str, str]:
@@ -37,26 +41,43 @@ def clean_env(**extra: str) -> dict[str, str]:
 
 
 @contextmanager
-def server_process(workdir: Path) -> Iterator[ServerProcess]:
-    """Start `python -m iotas up` on a free port with a known admin token; stop it after."""
+def server_process(
+    workdir: Path,
+    *,
+    broker: bool = False,
+    data_dir: Path | None = None,
+    generated_token: bool = False,
+) -> Iterator[ServerProcess]:
+    """Start `python -m iotas up` on a free port with a known admin token; stop it after.
+    With `broker`, the embedded MQTT broker listens on free ports (`iotas up` prints them);
+    with `generated_token`, the server makes the admin token and writes it to its data dir,
+    as on a first `iotas up`."""
     token = "iotas_e2e_" + secrets.token_urlsafe(18)
     port = free_port()
-    data_dir = workdir / "data"
+    data_dir = data_dir or workdir / "data"
     log_path = workdir / "server.log"
+    mqtt = (
+        ("--mqtt-port", str(free_port()), "--mqtts-port", str(free_port()))
+        if broker
+        else ("--no-broker",)
+    )
     with log_path.open("wb") as log:
         process = subprocess.Popen(
             [
                 *(sys.executable, "-m", "iotas", "up", "--port", str(port)),
-                *("--data-dir", str(data_dir), "--no-broker"),
+                *("--data-dir", str(data_dir), *mqtt),
             ],
-            env=clean_env(IOTAS_ADMIN_TOKEN=token),
+            env=clean_env() if generated_token else clean_env(IOTAS_ADMIN_TOKEN=token),
             stdout=log,
             stderr=subprocess.STDOUT,
+            cwd=workdir,
         )
     url = f"http://127.0.0.1:{port}"
     try:
         wait_healthy(url, process, log_path)
-        yield ServerProcess(url, token, data_dir, process)
+        if generated_token:
+            token = (data_dir / "admin-token").read_text(encoding="utf-8").strip()
+        yield ServerProcess(url, token, data_dir, process, log_path)
     finally:
         stop(process)
 

@@ -64,20 +64,41 @@ class Options:
     json: bool = False
 
 
-def find_token() -> str | None:
-    """The admin token a local `iotas up` wrote, when no token was given."""
+def token_files() -> list[Path]:
+    """Where a local `iotas up` keeps the admin token, in the order the CLI looks."""
     candidates = []
     if os.environ.get("IOTAS_DATA_DIR"):
         candidates.append(Path(os.environ["IOTAS_DATA_DIR"]) / "admin-token")
     candidates.append(DEFAULT_DATA_DIR / "admin-token")
-    for path in candidates:
+    return candidates
+
+
+def find_token() -> tuple[str, Path] | None:
+    """The admin token a local `iotas up` wrote, and its file, when no token was given."""
+    for path in token_files():
         try:
             token = path.read_text(encoding="utf-8").strip()
         except OSError:
             continue
         if token:
-            return token
+            return token, path
     return None
+
+
+def token_hint(options: Options, found: Path | None) -> str:
+    """What to do about a 401: say which token was sent, or that none was, and where one is."""
+    if options.token:
+        sent = "the token from --token or IOTAS_TOKEN was refused"
+    elif found is not None:
+        sent = f"the token in {found} was refused (another server's?)"
+    else:
+        looked = " or ".join(str(path) for path in token_files())
+        sent = f"no API token was sent (none given, no {looked} here)"
+    return (
+        f"{sent}: set IOTAS_TOKEN (or pass --token). The admin token is in the server's "
+        "<data dir>/admin-token: ./iotas-data/admin-token in the directory where `iotas up` "
+        "was started (iotas finds it there on its own, or anywhere with IOTAS_DATA_DIR)."
+    )
 
 
 class Cli:
@@ -88,8 +109,13 @@ class Cli:
         self.out = Output(json_mode=options.json)
 
     def client(self) -> Client:
-        token = self.options.token or find_token()
-        return Client(self.options.url, token)
+        return Client(self.options.url, self._token()[0])
+
+    def _token(self) -> tuple[str | None, Path | None]:
+        if self.options.token:
+            return self.options.token, None
+        found = find_token()
+        return (None, None) if found is None else found
 
     def run(self, call: Callable[[Client], Awaitable[T]], *, until_interrupted: bool = False) -> T:
         """Run `call` with a connected client; exit with the right code on failure. With
@@ -103,7 +129,10 @@ class Cli:
         try:
             return asyncio.run(main())
         except ApiError as exc:
-            self.fail(str(exc), exit_code_for(exc), problem=exc.problem)
+            message = str(exc)
+            if exc.status == 401:
+                message += "\n" + token_hint(self.options, self._token()[1])
+            self.fail(message, exit_code_for(exc), problem=exc.problem)
         except InputError as exc:
             self.fail(str(exc), ExitCode.INVALID)
         except KeyboardInterrupt:

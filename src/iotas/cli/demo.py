@@ -1,14 +1,17 @@
 """`iotas demo`: the server plus a small example fleet, ready to explore.
 
 The server runs in the main thread (so Ctrl-C stops it cleanly); a helper thread waits for
-`/healthz`, creates the example Things through the SDK where they are missing, and prints how
-to reach them. Running it again on the same data directory keeps what is there.
+`/healthz`, creates the example Things through the SDK where they are missing, prints how
+to reach them and runs the simulated fleet. Ctrl-C stops the fleet, then the server, and
+exits 0. Running it again on the same data directory keeps what is there.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import errno
+import functools
 import shlex
 import socket
 import threading
@@ -20,7 +23,7 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
-from iotas.cli.up import DataDir, Host, Port, run_server
+from iotas.cli.up import DataDir, Host, Port, run_server, url_host
 from iotas.sdk import ApiError, Client, ConnectionFailed
 from iotas.sim.fleet import Fleet
 
@@ -164,26 +167,73 @@ class DemoPorts:
 
     @property
     def url(self) -> str:
-        return f"http://{_url_host(self.host)}:{self.port}"
+        return f"http://{url_host(self.host)}:{self.port}"
 
     @property
     def mqtt_url(self) -> str:
-        return f"mqtt://{_url_host(self.host)}:{self.mqtt_port}"
+        return f"mqtt://{url_host(self.host)}:{self.mqtt_port}"
 
     @property
     def mqtts_url(self) -> str:
-        return f"mqtts://{_url_host(self.host)}:{self.mqtts_port}"
+        return f"mqtts://{url_host(self.host)}:{self.mqtts_port}"
 
 
-def prepare(demo: DemoPorts, data_dir: Path, given_token: str | None, console: Console) -> None:
-    """Wait for the server, seed the example Things, print the banner, then run the simulated
-    fleet until the process ends (runs in a helper thread)."""
-    url = demo.url
+class DemoFleet:
+    """The helper thread: wait for the server, seed the example Things, print the banner, then
+    run the simulated fleet until `stop()`.
 
-    async def run() -> None:
+    Ctrl-C stops the fleet first (each device says "offline" and disconnects), then the
+    server: torn down under live sessions, the broker would cut 200 connections that all
+    reconnect into a server that is stopping."""
+
+    STOP_WITHIN_S = 15.0
+
+    def __init__(
+        self, demo: DemoPorts, data_dir: Path, given_token: str | None, console: Console
+    ) -> None:
+        self.demo = demo
+        self.data_dir = data_dir
+        self.given_token = given_token
+        self.console = console
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._started = threading.Event()
+        self._thread = threading.Thread(target=self._main, name="iotas-demo-fleet", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+        self._started.wait()
+
+    def stop(self) -> None:
+        """Cancel the setup or the fleet and wait (bounded) for the devices to disconnect."""
+        loop, task = self._loop, self._task
+        if loop is not None and task is not None and not loop.is_closed():
+            # The loop may close between the check and the call: then there is nothing to stop.
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(task.cancel)
+        self._thread.join(self.STOP_WITHIN_S)
+
+    def _main(self) -> None:
+        url = self.demo.url
+        try:
+            asyncio.run(self._run())
+        except asyncio.CancelledError:
+            pass  # stopped by stop()
+        except TimeoutError:
+            self.console.print(f"[bold red]Demo setup failed:[/bold red] no answer from {url}")
+        except (ApiError, OSError) as exc:
+            self.console.print(f"[bold red]Demo setup failed:[/bold red] {exc}")
+        finally:
+            self._started.set()  # also when asyncio.run failed before _run began
+
+    async def _run(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._task = asyncio.current_task()
+        self._started.set()
+        demo, url = self.demo, self.demo.url
         async with Client(url, "") as probe, asyncio.timeout(READY_TIMEOUT):
             await wait_ready(probe)
-        token = await asyncio.to_thread(read_token, data_dir, given_token, READY_TIMEOUT)
+        token = await asyncio.to_thread(read_token, self.data_dir, self.given_token, READY_TIMEOUT)
         async with Client(url, token) as client:
             created = await seed(client)
             # `--devices 0` means no fleet at all (a fleet of none cannot be planned).
@@ -194,16 +244,10 @@ def prepare(demo: DemoPorts, data_dir: Path, given_token: str | None, console: C
             )
             if fleet is not None:
                 await fleet.provision()
-            console.print(banner(demo, token, data_dir, created), highlight=False, soft_wrap=True)
+            banner_text = banner(demo, token, self.data_dir, created)
+            self.console.print(banner_text, highlight=False, soft_wrap=True)
             if fleet is not None:
                 await fleet.run()
-
-    try:
-        asyncio.run(run())
-    except TimeoutError:
-        console.print(f"[bold red]Demo setup failed:[/bold red] no answer from {url}")
-    except (ApiError, OSError) as exc:
-        console.print(f"[bold red]Demo setup failed:[/bold red] {exc}")
 
 
 def choose_port(host: str, wanted: int, *, strict: bool, what: str, console: Console) -> int:
@@ -292,19 +336,11 @@ def demo(
         mqtt_port=demo_ports.mqtt_port,
         mqtts_port=demo_ports.mqtts_port,
     )
-    helper = threading.Thread(
-        target=prepare,
-        args=(demo_ports, settings.data_dir, settings.admin_token, console),
-        name="iotas-demo-seed",
-        daemon=True,
-    )
+    helper = DemoFleet(demo_ports, settings.data_dir, settings.admin_token, console)
     helper.start()
-    run_server(serve, settings)
-
-
-def _url_host(host: str) -> str:
-    if host in ("0.0.0.0", ""):  # noqa: S104 - reaching a wildcard bind through loopback
-        return "127.0.0.1"
-    if host == "::":
-        return "[::1]"
-    return f"[{host}]" if ":" in host else host
+    try:
+        run_server(functools.partial(serve, before_shutdown=helper.stop), settings)
+    except typer.Exit as stopped:
+        if stopped.exit_code == 0:
+            console.print("iotas demo stopped.")
+        raise

@@ -14,6 +14,7 @@ from iotas.cli import (
     demo,
     journal,
     simulate,
+    snapshots,
     things,
     tokens,
     twin,
@@ -28,6 +29,7 @@ app = typer.Typer(
     no_args_is_help=True,
     # Tracebacks must never print locals: they hold tokens.
     pretty_exceptions_show_locals=False,
+    rich_markup_mode=None,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 app.add_typer(things.app, name="things")
@@ -37,6 +39,7 @@ app.add_typer(broker_config.app, name="broker-config")
 app.add_typer(ca.app, name="ca")
 app.add_typer(claims.app, name="claims")
 app.add_typer(tokens.app, name="tokens")
+app.add_typer(snapshots.app, name="snapshots")
 app.command("history")(journal.history)
 app.command("watch")(watch.watch)
 app.command("up")(up.up)

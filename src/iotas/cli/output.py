@@ -90,7 +90,8 @@ class Output:
         if with_thing:
             table.add_column("THING", no_wrap=True)
         table.add_column("ACTOR")
-        table.add_column("CHANGE")
+        # Folded onto more lines when the terminal is narrow, never cut off.
+        table.add_column("CHANGE", overflow="fold")
         for event in items:
             row = [str(event.get("seq", "")), short_time(event.get("ts")), str(event.get("type"))]
             if with_thing:
@@ -130,11 +131,14 @@ def short_time(ts: object) -> str:
 
 
 def summary(event: dict[str, Any]) -> str:
-    """The change, compact, with the cause when someone gave one."""
+    """The change, compact (a long patch is cut; --json has it whole), and the cause whole
+    when someone gave one: it is the one thing here a person wrote."""
     patch = event.get("patch")
     text = "-" if patch is None else orjson.dumps(patch).decode()
+    if len(text) > SUMMARY_WIDTH:
+        text = text[: SUMMARY_WIDTH - 1] + "…"
     cause = event.get("cause")
     # Without X-Iotas-Cause the server records the request line; that adds nothing here.
     if cause and not REQUEST_LINE.match(str(cause)):
         text += f"  ({cause})"
-    return text if len(text) <= SUMMARY_WIDTH else text[: SUMMARY_WIDTH - 1] + "…"
+    return text

@@ -134,8 +134,9 @@ def instant(text: str | None, option: str, *, now: datetime | None = None) -> st
 
 
 def cause(text: str | None) -> str | None:
-    if text is not None and (not text.isascii() or not text.isprintable()):
-        raise InputError("--cause is sent as an HTTP header, so it must be printable ASCII")
+    # Any printable text: the SDK percent-encodes it as UTF-8 for the header (docs/api.md).
+    if text is not None and not text.isprintable():
+        raise InputError("--cause must be printable text (no control characters)")
     return text
 
 

@@ -41,7 +41,7 @@ def quarantine(
     snapshot = (thing.get("quarantine") or {}).get("snapshot")
     cli.out.info(
         f"Quarantined [bold]{thing_id}[/bold]; evidence: snapshot {snapshot} "
-        f"(iotas snapshots get, or GET /api/v1/snapshots/{snapshot})"
+        f"(iotas snapshots get {snapshot} --out evidence.json)"
     )
 
 

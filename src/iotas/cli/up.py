@@ -91,7 +91,50 @@ def up(
             mqtt_port=None if no_broker else mqtt_port,
             mqtts_port=None if no_broker or not mqtts_port else mqtts_port,
         )
+    typer.echo(endpoints(settings))
     run_server(serve, settings)
+
+
+def endpoints(settings: Settings) -> str:
+    """What `iotas up` serves, printed as it starts: devices need the MQTT ports and the CLI
+    the URL (`export IOTAS_URL=...` when it is not the default)."""
+    scheme = "https" if settings.tls else "http"
+    url = f"{scheme}://{url_host(settings.host)}:{settings.port}"
+    lines = [f"iotas: serving {url}  (API {url}/api/v1, IOTAS_URL={url})"]
+    if settings.mqtt_url is not None:
+        lines.append(f"  MQTT   devices use the broker at {_without_password(settings.mqtt_url)}")
+    elif settings.mqtt_port is None:
+        lines.append("  MQTT   none (--no-broker)")
+    else:
+        mqtt_host = url_host(settings.mqtt_host)
+        lines.append(
+            f"  MQTT   mqtt://{mqtt_host}:{settings.mqtt_port}  (embedded broker; devices log "
+            "in with their Thing id and a secret)"
+        )
+        if settings.mqtts_port is not None:
+            lines.append(
+                f"  MQTTS  mqtts://{mqtt_host}:{settings.mqtts_port}  (TLS; devices log in with "
+                "their iotas certificate)"
+            )
+    return "\n".join(lines)
+
+
+def url_host(host: str) -> str:
+    """A host as it goes in a URL that reaches it: a wildcard bind is reached on loopback."""
+    if host in ("0.0.0.0", ""):  # noqa: S104 - reaching a wildcard bind through loopback
+        return "127.0.0.1"
+    if host == "::":
+        return "[::1]"
+    return f"[{host}]" if ":" in host else host
+
+
+def _without_password(url: str) -> str:
+    scheme, sep, rest = url.partition("://")
+    userinfo, at, hostpart = rest.rpartition("@")
+    if not at:
+        return url
+    user = userinfo.partition(":")[0]
+    return f"{scheme}{sep}{user}@{hostpart}"
 
 
 def run_server(serve: Callable[[Settings], None], settings: Settings) -> None:

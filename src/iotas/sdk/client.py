@@ -319,6 +319,17 @@ class Client:
         """No device can provision with the claim any more; what it made stays."""
         await self._request("DELETE", f"{API}/claims/{quote(claim_id, safe='')}")
 
+    # -- snapshots -----------------------------------------------------------------------
+
+    async def snapshots(self, thing_id: str) -> list[Json]:
+        """The forensic snapshots of a Thing, oldest first (each names its `sha256`)."""
+        items = (await self._json("GET", f"{_thing(thing_id)}/snapshots")).get("items")
+        return list(items) if isinstance(items, list) else []
+
+    async def snapshot(self, sha256: str) -> bytes:
+        """A snapshot's exact bytes (their sha256 is its name)."""
+        return (await self._request("GET", f"{API}/snapshots/{quote(sha256, safe='')}")).content
+
     # -- quarantine ----------------------------------------------------------------------
 
     async def quarantine(self, thing_id: str, reason: str, *, cause: str | None = None) -> Json:

@@ -1,0 +1,22 @@
+"""The change column of `history` and `journal tail`: a long patch is cut, the cause never
+(issue 12, item 15)."""
+
+from __future__ import annotations
+
+from iotas.cli.output import SUMMARY_WIDTH, summary
+
+CAUSE = "Wartung nach Störung — Ventil Nr. 4 getauscht, naïve Messwerte verworfen, Ticket Ω-4711"
+
+
+def test_the_cause_is_kept_whole_after_a_long_patch() -> None:
+    patch = {f"key{n}": n for n in range(40)}
+    text = summary({"patch": patch, "cause": CAUSE})
+    change, _, cause = text.partition("  (")
+    assert len(change) == SUMMARY_WIDTH and change.endswith("…")
+    assert cause == CAUSE + ")"
+
+
+def test_a_short_change_is_whole_and_the_request_line_is_left_out() -> None:
+    assert summary({"patch": {"a": 1}, "cause": CAUSE}) == '{"a":1}  (' + CAUSE + ")"
+    assert summary({"patch": {"a": 1}, "cause": "PATCH /api/v1/things/a:b"}) == '{"a":1}'
+    assert summary({"patch": None}) == "-"
