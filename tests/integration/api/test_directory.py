@@ -13,6 +13,7 @@ from support import LiveServer
 from td_check import assert_valid_td
 
 TD_TYPE = {"content-type": "application/td+json"}
+DISCOVERY = "https://www.w3.org/2022/wot/discovery"
 
 
 def lamp(td_id: str | None = "urn:dev:ops:32473-lamp-1", title: str = "Lamp") -> dict[str, Any]:
@@ -47,6 +48,17 @@ def td_url(td_id: str) -> str:
     return f"/tdd/things/{quote(td_id, safe=':')}"
 
 
+def as_registered(enriched: dict[str, Any]) -> dict[str, Any]:
+    """An Enriched TD without what enriching added: the `registration` member and the
+    Discovery context (appended last to `@context`)."""
+    assert set(enriched["registration"]) >= {"created", "modified", "retrieved"}
+    doc = {k: v for k, v in enriched.items() if k != "registration"}
+    context = doc["@context"]
+    assert context[-1] == DISCOVERY, context
+    doc["@context"] = context[0] if len(context) == 2 else context[:-1]
+    return doc
+
+
 async def test_put_get_update_patch_delete(server: LiveServer) -> None:
     c = server.client
     td_id = "urn:dev:ops:32473-lamp-1"
@@ -57,8 +69,10 @@ async def test_put_get_update_patch_delete(server: LiveServer) -> None:
     got = await c.get(td_url(td_id))
     assert got.status_code == 200
     assert got.headers["content-type"].startswith("application/td+json")
-    assert got.json() == lamp(td_id)  # a third-party TD is served as given
+    assert as_registered(got.json()) == lamp(td_id)  # served as registered, enriched
     assert_valid_td(got.json())
+    plain = await c.get(td_url(td_id), params={"enriched": "false"})
+    assert plain.json() == lamp(td_id)
 
     # One store: the TD is a Thing of the registry, under an id derived from its URI.
     listed = (await c.get("/api/v1/things", params={"q": 'kind == "saref-LightSwitch"'})).json()
