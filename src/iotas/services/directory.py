@@ -162,6 +162,8 @@ class Directory:
         if "id" in patch and patch["id"] != td_id:
             raise InvalidInput("a patch cannot change the TD's id", field="/id")
         thing, registration = await self.entry(td_id, ctx.actor)
+        if registration is None and not td.has_own_forms(thing.description):
+            raise _native(thing.id)
         requested = reg.Requested() if registration is None else registration.requested()
         current = reg.with_requested(thing.description or {"id": td_id}, requested)
         doc = merge_patch.apply(current, patch)
@@ -188,10 +190,7 @@ class Directory:
             previous = None if before is None else directory_repo.get(tx.conn, thing_id)
             native = before is not None and not td.has_own_forms(before.description)
             if native and previous is None:
-                raise Conflict(
-                    f"{thing_id!r} is a native Thing: its TD is generated from it; change its "
-                    f"description (a model) with PATCH /api/v1/things/{thing_id}"
-                )
+                raise _native(thing_id)
             directory_repo.put(tx.conn, thing_id, reg.registered(previous, requested, tx.ts_us))
 
         kind = known.kind if known is not None else kind_of(doc)
@@ -271,6 +270,13 @@ def _find(conn: Any, td_id: str) -> Entry | None:
     # Not there, or a (40-bit) hash collision: look for the TD's id itself.
     thing = directory_repo.find_by_td_id(conn, td_id)
     return None if thing is None else directory_repo.entry(conn, thing.id)
+
+
+def _native(thing_id: str) -> Conflict:
+    return Conflict(
+        f"{thing_id!r} is a native Thing: its TD is generated from it; change its "
+        f"description (a model) with PATCH /api/v1/things/{thing_id}"
+    )
 
 
 def _expired(conn: Any, thing_id: str, now_us: int) -> bool:
