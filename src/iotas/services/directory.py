@@ -178,24 +178,32 @@ class Directory:
         self, ctx: Context, thing_id: str, doc: JSONObject, known: Thing | None
     ) -> tuple[Thing, bool]:
         """Validate `doc` as a TD and store it as registered, with its registration."""
-        doc, requested = reg.split(doc, self.now())
-        td.validate_td(doc)
         now = self.now()
-        if known is None and await self.store.read(lambda conn: _expired(conn, thing_id, now)):
-            # An expired registration is gone already: its Thing is deleted first, so
-            # registering the id again is a creation.
-            await self._purge([thing_id], now)
+        doc, requested = reg.split(doc, now)
+        td.validate_td(doc)
 
         def registering(tx: WriteTx, before: Thing | None, after: Thing) -> None:
             previous = None if before is None else directory_repo.get(tx.conn, thing_id)
+            if previous is not None and previous.expired(now):
+                raise _Expired  # undone; the caller deletes it and registers anew
             native = before is not None and not td.has_own_forms(before.description)
             if native and previous is None:
                 raise _native(thing_id)
             directory_repo.put(tx.conn, thing_id, reg.registered(previous, requested, tx.ts_us))
 
         kind = known.kind if known is not None else kind_of(doc)
+        try:
+            return await self.registry.put_description(
+                ctx, thing_id, doc, kind=kind, registering=registering
+            )
+        except _Expired:
+            if known is not None:  # a patch of what expired meanwhile: it is gone
+                raise NotFound(f"the directory has no Thing Description {thing_id!r}") from None
+        # An expired registration is gone already: its Thing is deleted first, so registering
+        # the id again is a creation.
+        await self._purge([thing_id], now)
         return await self.registry.put_description(
-            ctx, thing_id, doc, kind=kind, registering=registering
+            ctx, thing_id, doc, kind=kind_of(doc), registering=registering
         )
 
     # -- expiry ----------------------------------------------------------------------------
@@ -279,9 +287,8 @@ def _native(thing_id: str) -> Conflict:
     )
 
 
-def _expired(conn: Any, thing_id: str, now_us: int) -> bool:
-    registration = directory_repo.get(conn, thing_id)
-    return registration is not None and registration.expired(now_us)
+class _Expired(Exception):
+    """A write found the registration it replaces expired."""
 
 
 def _purge_in(tx: WriteTx, thing_ids: list[str], now_us: int) -> int:

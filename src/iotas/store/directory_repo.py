@@ -10,6 +10,8 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy import ColumnElement, Connection, Select, func, or_, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from iotas.domain.registration import Registration
 from iotas.domain.things import Thing
@@ -103,15 +105,16 @@ def get(conn: Connection, thing_id: str) -> Registration | None:
 
 
 def put(conn: Connection, thing_id: str, registration: Registration) -> None:
+    """Insert or replace the registration: one statement (an upsert on both backends)."""
     values = {
         "created_us": registration.created_us,
         "modified_us": registration.modified_us,
         "expires_us": registration.expires_us,
         "ttl": registration.ttl,
     }
-    updated = conn.execute(regs.update().where(regs.c.thing_id == thing_id).values(**values))
-    if updated.rowcount == 0:
-        conn.execute(regs.insert().values(thing_id=thing_id, **values))
+    insert = sqlite_insert if conn.dialect.name == "sqlite" else pg_insert
+    statement = insert(regs).values(thing_id=thing_id, **values)
+    conn.execute(statement.on_conflict_do_update(index_elements=[regs.c.thing_id], set_=values))
 
 
 def expired_ids(conn: Connection, now_us: int, limit: int) -> list[str]:
