@@ -127,10 +127,11 @@ def create_app(settings: Settings) -> FastAPI:
         compaction_task = asyncio.create_task(
             rt.telemetry.run_compaction(), name="iotas-telemetry-compaction"
         )
+        purge_task = asyncio.create_task(rt.directory.run_purge(), name="iotas-tdd-expiry")
         try:
             yield
         finally:
-            await cancel_and_wait([retention_task, compaction_task])
+            await cancel_and_wait([retention_task, compaction_task, purge_task])
             await wot.stop()
             await devices.stop()
             await rt.store.dispose()

@@ -28,6 +28,7 @@ TD_CONTEXT = "https://www.w3.org/2022/wot/td/v1.1"
 MAX_TD_BYTES = 1024 * 1024
 MAX_AFFORDANCES = 1000
 MAX_DEPTH = 32
+MAX_LISTED_ERRORS = 20
 AFFORDANCE_KINDS = ("properties", "actions", "events")
 _URI = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:\S*$")
 _HTTP = ("http", "https")
@@ -48,32 +49,39 @@ def validate_td(doc: object) -> JSONObject:
     """Return `doc` if it is a valid TD 1.1 within iotas' bounds; otherwise raise InvalidInput
     naming the first offending member as a JSON Pointer (`field`) and how many more there are."""
     if not isinstance(doc, dict):
-        raise InvalidInput("a Thing Description must be a JSON object", field="/")
+        raise InvalidInput("a Thing Description must be a JSON object", field="")
     try:
         size = len(orjson.dumps(doc))
     except (TypeError, orjson.JSONEncodeError) as exc:
-        raise InvalidInput(f"the Thing Description is not plain JSON: {exc}", field="/") from None
+        raise InvalidInput(f"the Thing Description is not plain JSON: {exc}", field="") from None
     if size > MAX_TD_BYTES:
-        raise InvalidInput(f"a Thing Description may be at most {MAX_TD_BYTES} bytes", field="/")
+        raise InvalidInput(f"a Thing Description may be at most {MAX_TD_BYTES} bytes", field="")
     if _depth(doc) > MAX_DEPTH:
-        raise InvalidInput(f"a Thing Description may nest at most {MAX_DEPTH} deep", field="/")
+        raise InvalidInput(f"a Thing Description may nest at most {MAX_DEPTH} deep", field="")
     count = sum(len(doc[k]) for k in AFFORDANCE_KINDS if isinstance(doc.get(k), dict))
     if count > MAX_AFFORDANCES:
         raise InvalidInput(
-            f"a Thing Description may have at most {MAX_AFFORDANCES} affordances", field="/"
+            f"a Thing Description may have at most {MAX_AFFORDANCES} affordances", field=""
         )
     errors = list(_validator().iter_errors(doc))
     if errors:
         best = jsonschema.exceptions.best_match(errors)
         # `best_match` picks the deepest, most specific error of a oneOf/anyOf; its context
         # often says more than the combinator's own message.
-        pointer = _pointer(best.absolute_path)
-        message = best.message if len(best.message) <= 300 else best.message[:300] + "..."
+        pointer = _error_pointer(best)
+        message = _short(best.message)
         more = len(errors) - 1
         tail = f" ({more} more problem{'s' if more != 1 else ''})" if more else ""
+        # WoT Discovery (7.3.2.1.4) asks for `validationErrors`: [{field, description}].
+        others = sorted((e for e in errors if e is not best), key=lambda e: list(e.absolute_path))
+        listed = [
+            {"field": _error_pointer(e), "description": _short(e.message)}
+            for e in [best, *others][:MAX_LISTED_ERRORS]
+        ]
         raise InvalidInput(
-            f"the Thing Description is not valid TD 1.1 at {pointer}: {message}{tail}",
+            f"the Thing Description is not valid TD 1.1 at {pointer or '/'}: {message}{tail}",
             field=pointer,
+            validationErrors=listed,
         )
     td_id = doc.get("id")
     if td_id is not None and not _URI.match(td_id):
@@ -88,7 +96,9 @@ def validate_td(doc: object) -> JSONObject:
 
 
 def has_own_forms(description: JSONObject | None) -> bool:
-    """A TD with forms of its own (a third-party Thing's), rather than a model without any."""
+    """A TD with forms of its own (a third-party Thing's), rather than a model without any.
+    (A TD registered through the directory is served as given even without forms: the
+    directory knows it from its registration, not from this.)"""
     if not description:
         return False
     if description.get("forms"):
@@ -102,10 +112,12 @@ def has_own_forms(description: JSONObject | None) -> bool:
     return False
 
 
-def served_td(thing: Thing, *, http_base: str, mqtt_base: str | None) -> JSONObject:
-    """The TD the directory serves: a third-party TD as given, else the generated one."""
-    if has_own_forms(thing.description):
-        assert thing.description is not None
+def served_td(
+    thing: Thing, *, http_base: str, mqtt_base: str | None, registered: bool = False
+) -> JSONObject:
+    """The TD the directory serves: a TD registered through the directory (`registered`) or
+    a third-party TD with forms as given, else the one generated for a native Thing."""
+    if thing.description is not None and (registered or has_own_forms(thing.description)):
         return dict(thing.description)
     return native_td(thing, http_base=http_base, mqtt_base=mqtt_base)
 
@@ -399,8 +411,27 @@ def _security_names(value: object) -> tuple[str, ...]:
 
 
 def _pointer(path: Any) -> str:
-    parts = [str(p).replace("~", "~0").replace("/", "~1") for p in path]
-    return "/" + "/".join(parts) if parts else "/"
+    """RFC 6901: "" is the whole document."""
+    return "".join("/" + str(p).replace("~", "~0").replace("/", "~1") for p in path)
+
+
+def _error_pointer(error: Any) -> str:
+    """Where a schema error is: for a missing required member, that member (`/title`), not
+    the object that lacks it."""
+    path = list(error.absolute_path)
+    if error.validator == "required" and isinstance(error.instance, dict):
+        missing = [
+            name
+            for name in error.validator_value
+            if name not in error.instance and repr(name) in error.message
+        ]
+        if missing:
+            path.append(missing[0])
+    return _pointer(path)
+
+
+def _short(message: str) -> str:
+    return message if len(message) <= 300 else message[:300] + "..."
 
 
 def _depth(value: Any, level: int = 0) -> int:

@@ -7,9 +7,11 @@ store, holding the read, the event and the write together.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 
 from iotas.domain import clock, merge_patch, td
 from iotas.domain import journal as ev
+from iotas.domain import registration as reg
 from iotas.domain.errors import Conflict, InvalidInput, NotFound, PreconditionFailed
 from iotas.domain.ids import check_thing_id
 from iotas.domain.merge_patch import JSONObject
@@ -17,7 +19,7 @@ from iotas.domain.query import parse as parse_query
 from iotas.domain.things import Thing, check_not_quarantined, validate_patch, validate_record
 from iotas.domain.twin import Side
 from iotas.services.context import Context
-from iotas.store import things_repo
+from iotas.store import directory_repo, things_repo
 from iotas.store.query_sql import compile_query
 from iotas.store.store import Store, WriteTx
 
@@ -94,7 +96,7 @@ class Registry:
             if not effective:
                 return before
             if "description" in effective:
-                check_description(thing_id, new_record["description"])
+                check_registered_description(tx, thing_id, new_record["description"])
             after = ev.applied(before, _record(tx, ctx, thing_id, ev.THING_UPDATED, effective))
             things_repo.update_thing(tx.conn, before, after)
             tx.wrote(thing_id, after)
@@ -110,19 +112,32 @@ class Registry:
         *,
         kind: str,
         attributes: JSONObject | None = None,
+        registering: Callable[[WriteTx, Thing | None, Thing], None] | None = None,
     ) -> tuple[Thing, bool]:
         """Create the Thing with this Thing Description (and, only then, these attributes),
         or replace the TD of the existing one (journaled as the merge patch between the two).
-        Returns the Thing and whether it was created. What the directory's PUT does."""
+        Returns the Thing and whether it was created.
+
+        `registering` is the directory's: it has validated the TD as a TD itself (a TD
+        registered through it is never a native Thing's model), and its function runs in
+        the same transaction once the Thing is written, with the Thing before (None) and
+        after, even when nothing changed; raising there undoes the whole write."""
         check_thing_id(thing_id)
         ctx.actor.may_create(thing_id)
         record = validate_record(
             {"kind": kind, "description": description, "attributes": attributes}
         )
-        check_description(thing_id, record["description"])
+        if registering is None:
+            check_description(thing_id, record["description"])
 
         def unit(tx: WriteTx) -> tuple[Thing, bool]:
             before = tx.thing(thing_id)
+            thing, created = write(tx, before)
+            if registering is not None:
+                registering(tx, before, thing)
+            return thing, created
+
+        def write(tx: WriteTx, before: Thing | None) -> tuple[Thing, bool]:
             if before is None:
                 thing = ev.applied(None, _record(tx, ctx, thing_id, ev.THING_CREATED, record))
                 things_repo.insert_thing(tx.conn, thing)
@@ -320,6 +335,21 @@ def check_description(thing_id: str, description: JSONObject | None) -> None:
         return
     model = Thing(id=thing_id, kind="thing", description=description)
     td.validate_td(td.native_td(model, http_base="http://localhost", mqtt_base="mqtt://localhost"))
+
+
+def check_registered_description(
+    tx: WriteTx, thing_id: str, description: JSONObject | None
+) -> None:
+    """`check_description`, except for a TD registered through the directory: that is a TD
+    as registered (never a model), so it is checked as one, and its registration is
+    modified now."""
+    registration = directory_repo.get(tx.conn, thing_id)
+    if registration is None:
+        check_description(thing_id, description)
+        return
+    td.validate_td(description)
+    renewed = reg.registered(registration, registration.requested(), tx.ts_us)
+    directory_repo.put(tx.conn, thing_id, renewed)
 
 
 def create_in(tx: WriteTx, ctx: Context, thing_id: str, record: JSONObject) -> Thing:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import quote
 
@@ -13,6 +14,7 @@ from support import LiveServer
 from td_check import assert_valid_td
 
 TD_TYPE = {"content-type": "application/td+json"}
+DISCOVERY = "https://www.w3.org/2022/wot/discovery"
 
 
 def lamp(td_id: str | None = "urn:dev:ops:32473-lamp-1", title: str = "Lamp") -> dict[str, Any]:
@@ -47,6 +49,17 @@ def td_url(td_id: str) -> str:
     return f"/tdd/things/{quote(td_id, safe=':')}"
 
 
+def as_registered(enriched: dict[str, Any]) -> dict[str, Any]:
+    """An Enriched TD without what enriching added: the `registration` member and the
+    Discovery context (appended last to `@context`)."""
+    assert set(enriched["registration"]) >= {"created", "modified", "retrieved"}
+    doc = {k: v for k, v in enriched.items() if k != "registration"}
+    context = doc["@context"]
+    assert context[-1] == DISCOVERY, context
+    doc["@context"] = context[0] if len(context) == 2 else context[:-1]
+    return doc
+
+
 async def test_put_get_update_patch_delete(server: LiveServer) -> None:
     c = server.client
     td_id = "urn:dev:ops:32473-lamp-1"
@@ -57,8 +70,10 @@ async def test_put_get_update_patch_delete(server: LiveServer) -> None:
     got = await c.get(td_url(td_id))
     assert got.status_code == 200
     assert got.headers["content-type"].startswith("application/td+json")
-    assert got.json() == lamp(td_id)  # a third-party TD is served as given
+    assert as_registered(got.json()) == lamp(td_id)  # served as registered, enriched
     assert_valid_td(got.json())
+    plain = await c.get(td_url(td_id), params={"enriched": "false"})
+    assert plain.json() == lamp(td_id)
 
     # One store: the TD is a Thing of the registry, under an id derived from its URI.
     listed = (await c.get("/api/v1/things", params={"q": 'kind == "saref-LightSwitch"'})).json()
@@ -288,3 +303,208 @@ async def test_expensive_jsonpath_searches_are_cut_off(
     answer = await c.get("/tdd/search/jsonpath", params={"query": query})
     assert answer.status_code in (200, 400)
     assert asyncio.get_running_loop().time() - started < 5
+
+
+def bare(td_id: str | None = "urn:example:bare-1") -> dict[str, Any]:
+    """A TD with no forms at all (nothing to interact with, only metadata), nosec."""
+    doc: dict[str, Any] = {
+        "@context": "https://www.w3.org/2022/wot/td/v1.1",
+        "title": "Bare sensor",
+        "description": "registered by a discoverer, no interactions",
+        "securityDefinitions": {"nosec_sc": {"scheme": "nosec"}},
+        "security": "nosec_sc",
+        "links": [{"href": "https://example.com/manual", "rel": "manual"}],
+    }
+    if td_id is not None:
+        doc["id"] = td_id
+    return doc
+
+
+async def test_a_td_without_forms_comes_back_as_registered(server: LiveServer) -> None:
+    c = server.client
+    created = await c.put(td_url("urn:example:bare-1"), json=bare(), headers=TD_TYPE)
+    assert created.status_code == 201, created.text
+    got = (await c.get(td_url("urn:example:bare-1"))).json()
+    # Its own id, title and security; no forms or properties added by iotas.
+    assert got["id"] == "urn:example:bare-1" and got["title"] == "Bare sensor"
+    assert got["security"] == "nosec_sc"
+    assert got["securityDefinitions"] == {"nosec_sc": {"scheme": "nosec"}}
+    assert "forms" not in got and "properties" not in got and "events" not in got
+    assert as_registered(got) == bare()
+    assert_valid_td(got)
+    plain = await c.get(td_url("urn:example:bare-1"), params={"enriched": "false"})
+    assert plain.json() == bare()
+    # The same through listing and search.
+    listed = (await c.get("/tdd/things")).json()
+    assert [as_registered(d) for d in listed] == [bare()]
+    assert (await c.get("/tdd/things", params={"enriched": "false"})).json() == [bare()]
+    found = await c.get("/tdd/search/jsonpath", params={"query": "$[?@.title == 'Bare sensor']"})
+    assert [as_registered(d) for d in found.json()] == [bare()]
+    # Anonymous, without forms: its generated urn:uuid id and nothing else added.
+    anonymous = await c.post("/tdd/things", json=bare(None), headers=TD_TYPE)
+    assert anonymous.status_code == 201, anonymous.text
+    doc = (await c.get(anonymous.headers["location"], params={"enriched": "false"})).json()
+    assert doc == {**bare(None), "id": anonymous.headers["location"].removeprefix("/tdd/things/")}
+
+
+async def test_native_things_keep_their_generated_td_and_are_not_written_here(
+    server: LiveServer,
+) -> None:
+    c = server.client
+    model = {"@type": "saref:Pump", "title": "ignored: a model"}
+    made = await c.post(
+        "/api/v1/things",
+        json={"id": "acme:pump-2", "kind": "pump", "description": model},
+    )
+    assert made.status_code == 201, made.text
+    generated = (await c.get(td_url("acme:pump-2"))).json()
+    assert generated["id"] == "acme:pump-2" and "registration" not in generated
+    assert generated["security"] != "nosec_sc" and generated["forms"]
+    assert_valid_td(generated)
+    # A native Thing's TD is generated: the directory does not take one for it.
+    for response in (
+        await c.put(td_url("acme:pump-2"), json=bare("acme:pump-2"), headers=TD_TYPE),
+        await c.patch(
+            td_url("acme:pump-2"),
+            json={"title": "x"},
+            headers={"content-type": "application/merge-patch+json"},
+        ),
+    ):
+        assert response.status_code == 409, response.text
+        assert "/api/v1/things/acme:pump-2" in response.json()["detail"]
+    thing = (await c.get("/api/v1/things/acme:pump-2")).json()
+    assert thing["description"] == model
+    # A TD registered under a Thing id is a registration like any other.
+    registered = await c.put(td_url("acme:lamp-9"), json=bare("acme:lamp-9"), headers=TD_TYPE)
+    assert registered.status_code == 201, registered.text
+    plain = await c.get(td_url("acme:lamp-9"), params={"enriched": "false"})
+    assert plain.json() == bare("acme:lamp-9")
+
+
+async def test_every_td_taken_in_is_validated_with_the_member_named(server: LiveServer) -> None:
+    c = server.client
+    patch_type = {"content-type": "application/merge-patch+json"}
+    cases = [
+        (await c.post("/tdd/things", json={}, headers=TD_TYPE), "/title"),
+        (await c.post("/tdd/things", json={"title": "x"}, headers=TD_TYPE), "/security"),
+        (await c.put(td_url("urn:x:junk"), json={"junk": 1}, headers=TD_TYPE), "/title"),
+        (await c.put(td_url("urn:x:bad"), json={**bare("urn:x:bad"), "title": 7}), "/title"),
+    ]
+    assert (await c.put(td_url("urn:x:ok"), json=bare("urn:x:ok"))).status_code == 201
+    cases += [
+        (await c.patch(td_url("urn:x:ok"), json={"title": None}, headers=patch_type), "/title"),
+        (
+            await c.patch(td_url("urn:x:ok"), json={"security": "nope"}, headers=patch_type),
+            "/security",
+        ),
+    ]
+    for response, pointer in cases:
+        assert response.status_code == 400, response.text
+        assert response.headers["content-type"] == "application/problem+json"
+        problem = response.json()
+        assert problem["field"] == pointer, problem
+        assert pointer in problem["detail"]
+        if pointer == "/title":
+            # WoT Discovery's machine-readable form of the same.
+            assert {"field": pointer} in [
+                {"field": e["field"]} for e in problem["validationErrors"]
+            ], problem
+    listed = (await c.get("/tdd/things", params={"enriched": "false"})).json()
+    assert listed == [bare("urn:x:ok")]  # nothing invalid was stored, the patch undone
+    # The Things API cannot slip an invalid TD under a registration either.
+    thing_id = (await c.get("/api/v1/things")).json()["items"][0]["id"]
+    sneaked = await c.patch(f"/api/v1/things/{thing_id}", json={"description": {"title": None}})
+    assert sneaked.status_code == 400 and sneaked.json()["field"] == "/title", sneaked.text
+
+
+async def test_head_answers_the_headers_of_get(server: LiveServer) -> None:
+    c = server.client
+    await c.put(td_url("urn:example:bare-1"), json=bare())
+    for path in ("/tdd/things", td_url("urn:example:bare-1") + "?enriched=false"):
+        got = await c.get(path)
+        head = await c.head(path)
+        assert head.status_code == 200, path
+        assert head.content == b""
+        assert head.headers["content-type"] == got.headers["content-type"]
+        assert head.headers["content-length"] == str(len(got.content))
+    assert (await c.head(td_url("urn:nothing:here"))).status_code == 404
+    async with server.anonymous() as anon:
+        assert (await anon.head("/tdd/things")).status_code == 401
+
+
+async def test_registration_information(server: LiveServer) -> None:
+    c = server.client
+    url = td_url("urn:example:bare-1")
+    assert (await c.put(url, json=bare())).status_code == 201
+    first = (await c.get(url)).json()["registration"]
+    assert first["created"] == first["modified"] and "expires" not in first
+    assert first["retrieved"] >= first["modified"]
+
+    # An update keeps `created`, moves `modified`; a `ttl` gives `expires` from then.
+    with_ttl = {**bare(), "registration": {"ttl": 3600, "created": "2000-01-01T00:00:00Z"}}
+    assert (await c.put(url, json=with_ttl)).status_code == 204
+    second = (await c.get(url)).json()["registration"]
+    assert second["created"] == first["created"] and second["modified"] > first["modified"]
+    assert second["ttl"] == 3600
+    assert _seconds(second["expires"]) - _seconds(second["modified"]) == pytest.approx(3600)
+    # The registration is not part of the stored TD.
+    assert (await c.get(url, params={"enriched": "false"})).json() == bare()
+
+    # An empty merge patch renews a ttl (WoT Discovery 7.3.2.1.3).
+    patch_type = {"content-type": "application/merge-patch+json"}
+    assert (await c.patch(url, json={}, headers=patch_type)).status_code == 204
+    third = (await c.get(url)).json()["registration"]
+    assert third["modified"] > second["modified"] and third["expires"] > second["expires"]
+
+    # `expires` alone is kept; `ttl` wins over it when both are given.
+    at = (datetime.now(UTC) + timedelta(days=365)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    absolute = {**bare(), "registration": {"expires": at}}
+    assert (await c.put(url, json=absolute)).status_code == 204
+    fourth = (await c.get(url)).json()["registration"]
+    assert fourth["expires"] == at.replace("Z", ".000000Z") and "ttl" not in fourth
+    both = {**bare(), "registration": {"expires": at, "ttl": 60}}
+    assert (await c.put(url, json=both)).status_code == 204
+    fifth = (await c.get(url)).json()["registration"]
+    assert fifth["ttl"] == 60 and fifth["expires"] < at
+
+    for given, pointer in (
+        ({"ttl": 0}, "/registration/ttl"),
+        ({"ttl": "1h"}, "/registration/ttl"),
+        ({"ttl": 1e300}, "/registration/ttl"),
+        ({"expires": "2001-01-01T00:00:00Z"}, "/registration/expires"),
+        ({"expires": "tomorrow"}, "/registration/expires"),
+        ({"expires": "2999-01-01T00:00:00Z"}, "/registration/expires"),
+    ):
+        refused = await c.put(url, json={**bare(), "registration": given})
+        assert refused.status_code == 400, given
+        assert refused.json()["field"] == pointer, refused.json()
+
+
+async def test_expired_registrations_disappear(server: LiveServer) -> None:
+    c = server.client
+    short = {**bare("urn:example:short"), "title": "Short", "registration": {"ttl": 0.5}}
+    assert (await c.put(td_url("urn:example:short"), json=short)).status_code == 201
+    assert (await c.put(td_url("urn:example:long"), json=bare("urn:example:long"))).is_success
+
+    deadline = asyncio.get_running_loop().time() + 30
+    while (await c.get(td_url("urn:example:short"))).status_code == 200:
+        assert asyncio.get_running_loop().time() < deadline, "never expired"
+        await asyncio.sleep(0.1)
+    assert (await c.get(td_url("urn:example:short"))).status_code == 404
+    listed = (await c.get("/tdd/things", params={"format": "collection"})).json()
+    assert [d["id"] for d in listed["members"]] == ["urn:example:long"]
+    assert listed["total"] == 1
+    assert (await c.get("/tdd/search/jsonpath", params={"query": "$[*].title"})).json() == [
+        "Bare sensor"
+    ]
+    patch_type = {"content-type": "application/merge-patch+json"}
+    gone = await c.patch(td_url("urn:example:short"), json={}, headers=patch_type)
+    assert gone.status_code == 404
+    assert (await c.delete(td_url("urn:example:short"))).status_code == 404
+    # Registering the id again is a new registration.
+    again = await c.put(td_url("urn:example:short"), json=bare("urn:example:short"))
+    assert again.status_code == 201, again.text
+
+
+def _seconds(rfc3339: str) -> float:
+    return datetime.fromisoformat(rfc3339.replace("Z", "+00:00")).timestamp()

@@ -103,7 +103,7 @@ def test_parsing_fills_in_defaults_and_resolves_hrefs() -> None:
         (lambda d: d["properties"]["on"]["forms"][0].update(op="fly"), "/properties/on/forms/0"),
         (lambda d: d.update(security=["missing"]), "/security"),
         (lambda d: d.update(id="not a uri"), "/id"),
-        (lambda d: d.pop("title"), "/"),
+        (lambda d: d.pop("title"), "/title"),
     ],
 )
 def test_invalid_tds_name_the_member(mutate: Any, pointer: str) -> None:

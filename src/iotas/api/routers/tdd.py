@@ -1,7 +1,9 @@
 """The W3C WoT Thing Description Directory (WoT Discovery 1.0, section 7.3) under /tdd.
 
-Things API: `GET /tdd/things` (offset paging with `Link: rel=next`), `POST /tdd/things`
-(anonymous TD), `PUT|GET|PATCH|DELETE /tdd/things/{id}`; search: `GET /tdd/search/jsonpath`;
+Things API: `GET|HEAD /tdd/things` (offset paging with `Link: rel=next`), `POST /tdd/things`
+(anonymous TD), `PUT|GET|HEAD|PATCH|DELETE /tdd/things/{id}`; a registered TD is served as
+registered, enriched with its registration information unless `?enriched=false`; search:
+`GET /tdd/search/jsonpath`;
 notification: `GET /tdd/events[/{type}]` (SSE, resumable with Last-Event-ID). The directory's
 own TD is at `/.well-known/wot` (see `wellknown.py`).
 """
@@ -21,12 +23,11 @@ from iotas.api.responses import json_response
 from iotas.api.runtime import Runtime
 from iotas.api.security import Ctx, Rt
 from iotas.api.sse import KEEPALIVE, PREAMBLE, frame, journal_events, resume_point
-from iotas.domain import td
 from iotas.domain.journal import THING_CREATED, THING_DELETED, THING_UPDATED
 from iotas.domain.merge_patch import JSONObject
-from iotas.domain.things import Thing
 from iotas.services.context import Context
-from iotas.services.directory import Endpoints, td_id_of
+from iotas.services.directory import Endpoints, served, td_id_of
+from iotas.store.directory_repo import Entry
 
 PREFIX = "/tdd"
 router = APIRouter(prefix=PREFIX, tags=["directory"])
@@ -62,8 +63,17 @@ def endpoints(request: Request) -> Endpoints:
     return Endpoints(http_base=http_base, mqtt_base=mqtt_base)
 
 
-def render(thing: Thing, where: Endpoints) -> JSONObject:
-    return td.served_td(thing, http_base=where.http_base, mqtt_base=where.mqtt_base)
+def render(entry: Entry, where: Endpoints, now_us: int, enriched: bool = True) -> JSONObject:
+    return served(entry, where, now_us, enriched=enriched)
+
+
+Enriched = Annotated[
+    bool,
+    Query(
+        description="Add WoT Discovery's registration information (created, modified, "
+        "expires, ttl, retrieved) to registered TDs; false: each TD exactly as registered"
+    ),
+]
 
 
 def _td_response(doc: JSONObject, status: int = 200) -> Response:
@@ -74,7 +84,9 @@ def _location(td_id: str) -> str:
     return f"{PREFIX}/things/{quote(td_id, safe=':')}"
 
 
+# HEAD answers the headers GET would (WoT Discovery 7.3.2): the server drops the body.
 @router.get("/things")
+@router.head("/things")
 async def list_tds(
     request: Request,
     ctx: Ctx,
@@ -82,16 +94,20 @@ async def list_tds(
     offset: Annotated[int, Query(ge=0, le=10**9)] = 0,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = DEFAULT_PAGE,
     format: Annotated[Literal["array", "collection"], Query()] = "array",
+    enriched: Enriched = True,
 ) -> Response:
     things, total = await rt.directory.page(offset, limit, ctx.actor.namespaces)
     where = endpoints(request)
-    members = [render(t, where) for t in things]
+    now = rt.directory.now()
+    members = [render(t, where, now, enriched) for t in things]
     headers = {}
     next_url = None
     if offset + len(things) < total:
         query = {"offset": offset + limit, "limit": limit}
         if format == "collection":
             query["format"] = format  # type: ignore[assignment]
+        if not enriched:
+            query["enriched"] = "false"  # type: ignore[assignment]
         next_url = f"{PREFIX}/things?{urlencode(query)}"
         headers["Link"] = f'<{next_url}>; rel="next"'
     if format == "array":
@@ -116,8 +132,12 @@ async def create_anonymous(request: Request, ctx: Ctx, rt: Rt) -> Response:
 
 
 @router.get("/things/{td_id:path}")
-async def retrieve(td_id: str, request: Request, ctx: Ctx, rt: Rt) -> Response:
-    return _td_response(render(await rt.directory.thing(td_id, ctx.actor), endpoints(request)))
+@router.head("/things/{td_id:path}")
+async def retrieve(
+    td_id: str, request: Request, ctx: Ctx, rt: Rt, enriched: Enriched = True
+) -> Response:
+    entry = await rt.directory.entry(td_id, ctx.actor)
+    return _td_response(render(entry, endpoints(request), rt.directory.now(), enriched))
 
 
 @router.put("/things/{td_id:path}", openapi_extra={"requestBody": _TD_BODY})
@@ -156,8 +176,9 @@ async def search_jsonpath(
     query: Annotated[str, Query(description="An RFC 9535 JSONPath query, run over every TD")],
 ) -> Response:
     where = endpoints(request)
+    now = rt.directory.now()
     values = await rt.directory.search_jsonpath(
-        query, lambda t: render(t, where), namespaces=ctx.actor.namespaces
+        query, lambda e: render(e, where, now), namespaces=ctx.actor.namespaces
     )
     return json_response(values)
 
@@ -203,12 +224,12 @@ async def _notification(
         given = description.get("id")
         return {"id": given if isinstance(given, str) else event["thing_id"]}
     try:
-        thing = await rt.registry.get(event["thing_id"])
+        entry = await rt.directory.entry_of(event["thing_id"])
     except Exception:  # deleted since: its deletion follows in the stream
         return {"id": event["thing_id"]}
-    data: JSONObject = {"id": td_id_of(thing)}
+    data: JSONObject = {"id": td_id_of(entry[0])}
     if diff and event["type"] == THING_CREATED:
-        data = render(thing, where)
+        data = render(entry, where, rt.directory.now())
     elif diff and event["type"] == THING_UPDATED:
         data["patch"] = (event.get("patch") or {}).get("description")
     return data
