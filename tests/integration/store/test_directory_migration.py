@@ -1,5 +1,5 @@
 """Migration 0009 on a database written before it: which Things it takes as registered
-through the directory (decision 44); on both backends."""
+through the directory (decision 45); on both backends."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Directory: registration information of TDs registered through the directory (decision 44).
+"""Directory: registration information of TDs registered through the directory (decision 45).
 
 Existing databases: a Thing is taken as registered through the directory when its stored TD
 has an `id` that names another Thing id (a `urn:...` TD, held by its derived `wot:` Thing) or
