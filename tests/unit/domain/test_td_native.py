@@ -62,7 +62,13 @@ def test_generated_tds_are_valid(
     assert_valid_td(doc)
     td.validate_td(doc)
     assert set(doc["properties"]) == {"rpm", *desired, *reported}
-    assert ("actions" in doc) is mqtt  # actions reach native Things over MQTT only
+    # Consumer forms only: iotas' HTTP API, whatever broker there is (the MQTT topics are
+    # the device's side); native Things have no receiver for actions yet.
+    assert "actions" not in doc
+    forms = [f for kind in ("properties", "events") for a in doc[kind].values() for f in a["forms"]]
+    assert forms and all(f["href"].startswith("http://127.0.0.1:8080/api/v1/") for f in forms)
+    assert doc["@context"][:2] == [td.TD_CONTEXT_V1, td.TD_CONTEXT]
+    assert all(p["observable"] for p in doc["properties"].values())
     things = td.interactions(doc)
     for key in set(reported) - set(desired) - {"rpm"}:
         assert things.properties[key].read_only
