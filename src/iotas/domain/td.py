@@ -258,7 +258,9 @@ def _schema_of(value: Any) -> JSONObject:
         return {"type": "array"}
     if isinstance(value, dict):
         return {"type": "object"}
-    return {}  # null: nothing to go by
+    # null: nothing to go by. (A schema needs a type, or a oneOf, for node-wot to read the
+    # value at all.)
+    return {"oneOf": [{"type": t} for t in ("boolean", "number", "string", "array", "object")]}
 
 
 def _property_forms(api: str, name: str, schema: JSONObject) -> list[JSONObject]:
@@ -285,14 +287,14 @@ def _stream_forms(href: str, kind: str) -> list[JSONObject]:
             "href": f"{href}/next",
             "op": ops,
             "subprotocol": "longpoll",
-            "htv:methodName": "GET",
+            # No htv:methodName (GET is the default): node-wot's long poll starts with a
+            # HEAD, and a form's method would turn it into a GET that waits.
             "contentType": "application/json",
         },
         {
             "href": f"{href}/stream",
             "op": ops,
             "subprotocol": "sse",
-            "htv:methodName": "GET",
             # Each event's data is JSON; node-wot decodes it by the form's contentType.
             "contentType": "application/json",
             "security": ["bearer_or_ticket"],
