@@ -105,14 +105,15 @@ async def test_node_wot_consumes_a_native_things_td(start_iotas: Start, tmp_path
         # (Its long poll may be between two requests: report until one is seen.)
         deadline = time.monotonic() + 30
         observed: dict[str, Any] | None = None
-        value = 42
+        value, sent = 42, set()
         while observed is None and time.monotonic() < deadline:
+            sent.add(value)
             await c.patch(f"/api/v1/things/{THING}/twin/reported", json={"brightness": value})
             try:
                 observed = await out.until("observed", within=2)
             except AssertionError:
                 value += 1
-        assert observed is not None and observed["value"] == value
+        assert observed is not None and observed["value"] in sent
         event: dict[str, Any] | None = None
         while event is None and time.monotonic() < deadline:
             posted = await c.post(f"/api/v1/things/{THING}/telemetry", json={"temp": 21.5})
