@@ -3,7 +3,8 @@ them (docs/wot.md): each in two ways, for two kinds of consumer.
 
 - `.../next`, a long poll: answers the next value (the property's new reported value, or the
   event's data) as plain JSON. node-wot and wotpy use it with their bearer token; node-wot
-  first sends a `HEAD`, answered at once.
+  first sends a `HEAD`, answered at once. It waits for as long as it takes, or as long as
+  the client asks with `Prefer: wait=N` (RFC 7240; then `204` when nothing came).
 - `.../stream`, Server-Sent Events: one `data:` line of JSON per change, with `id:` the
   journal seq (resume with `Last-Event-ID`); telemetry is live only and has no id. For
   EventSource clients, which send no headers, a short-lived stream ticket
@@ -42,7 +43,8 @@ BATCH = 500
 NO_STORE = {"Cache-Control": "no-store"}
 _SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 _LONG_POLL: dict[int | str, dict[str, Any]] = {
-    200: {"description": "The next value, once there is one", "content": {"application/json": {}}}
+    200: {"description": "The next value, once there is one", "content": {"application/json": {}}},
+    204: {"description": "Nothing came within the wait the client asked for (Prefer: wait=N)"},
 }
 _SSE = {
     "response_class": StreamingResponse,
@@ -88,9 +90,8 @@ async def stream_ticket(thing_id: str, request: Request, ctx: Ctx, rt: Rt) -> Re
 # -- properties ------------------------------------------------------------------------------
 
 
-@router.api_route(
-    "/{thing_id}/properties/{name}/next", methods=["GET", "HEAD"], responses=_LONG_POLL
-)
+@router.get("/{thing_id}/properties/{name}/next", responses=_LONG_POLL)
+@router.head("/{thing_id}/properties/{name}/next", include_in_schema=False)
 async def next_property_value(
     thing_id: str, name: str, request: Request, ctx: Ctx, rt: Rt
 ) -> Response:
@@ -139,7 +140,8 @@ async def _property_changes(
 # -- events ----------------------------------------------------------------------------------
 
 
-@router.api_route("/{thing_id}/events/{name}/next", methods=["GET", "HEAD"], responses=_LONG_POLL)
+@router.get("/{thing_id}/events/{name}/next", responses=_LONG_POLL)
+@router.head("/{thing_id}/events/{name}/next", include_in_schema=False)
 async def next_event(thing_id: str, name: str, request: Request, ctx: Ctx, rt: Rt) -> Response:
     """Long poll: the data of the event's next occurrence."""
     if name == TELEMETRY_EVENT:
@@ -232,16 +234,29 @@ async def _thing_events(
 
 async def _first(request: Request, changes: AsyncIterator[Change | None]) -> Response:
     """The first change as the long poll's answer. Nothing is answered before there is
-    something to say (node-wot takes any answer as a value), unless the client has left."""
+    something to say (node-wot takes any answer as a value), unless the client has left or
+    asked to wait no longer (RFC 7240 `Prefer: wait=N`: then 204)."""
+    deadline = _wait_deadline(request.headers.get("prefer"))
     try:
         async for change in changes:
             if change is not None:
                 return json_response(change[1], headers=NO_STORE)
-            if await request.is_disconnected():
-                return Response(status_code=204)  # nobody is left to read it
+            if await request.is_disconnected() or (
+                deadline is not None and time.monotonic() >= deadline
+            ):
+                return Response(status_code=204, headers=NO_STORE)
     finally:
         await changes.aclose()  # type: ignore[attr-defined]
     raise NotFound("the Thing was deleted while this request waited")
+
+
+def _wait_deadline(prefer: str | None) -> float | None:
+    """When a `Prefer: wait=N` long poll is to give up (None: never)."""
+    for preference in (prefer or "").split(","):
+        name, _, value = preference.strip().partition("=")
+        if name.strip().lower() == "wait" and value.strip().isdigit():
+            return time.monotonic() + min(int(value.strip()[:6]), 3600)
+    return None
 
 
 def _sse(changes: AsyncIterator[Change | None]) -> StreamingResponse:
