@@ -131,7 +131,10 @@ async def _property_changes(
         value = patch[name]
         if isinstance(value, dict):
             # A merge patch of an object is a part of it: the whole value is the one now.
-            value = (await rt.registry.get(thing_id)).twin.reported.get(name)
+            try:
+                value = (await rt.registry.get(thing_id)).twin.reported.get(name)
+            except NotFound:
+                return  # deleted since: its deletion ends the stream anyway
             if value is None:
                 continue
         yield event["seq"], value
