@@ -9,6 +9,7 @@ from typer.testing import CliRunner
 
 from iotas.cli.main import app as cli
 from iotas.settings import Settings
+from td_check import assert_valid_td
 
 from .conftest import THING, Live, Start, make_lamp
 
@@ -44,6 +45,8 @@ async def test_the_host_header_never_reaches_a_td(start_iotas: Start) -> None:
         await live.server.client.get("/.well-known/wot", headers={"Host": ATTACKER})
     ).json()
     assert directory["base"] == own and directory["id"] == f"{own}/.well-known/wot"
+    assert_valid_td(directory)
+    assert_valid_td((await live.server.client.get(f"/tdd/things/{THING}")).json())
 
 
 async def test_the_public_url_is_used(start_iotas: Start) -> None:

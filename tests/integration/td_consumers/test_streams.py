@@ -135,6 +135,19 @@ async def test_long_polls_answer_the_next_value(start_iotas: Start) -> None:
     assert missing.status_code == 404
 
 
+async def test_a_deleted_thing_ends_its_streams(start_iotas: Start) -> None:
+    live = await _lamp(start_iotas)
+    c = live.server.client
+    waiting = asyncio.create_task(c.get(f"{API}/properties/brightness/next", timeout=30))
+    async with aconnect_sse(c, "GET", f"{API}/events/overheat/stream", timeout=30) as source:
+        assert source.response.status_code == 200
+        assert (await c.delete(API)).status_code == 204
+        async for message in source.aiter_sse():
+            assert not message.data  # (only the `retry:` preamble) and then the end
+    answer = await waiting
+    assert answer.status_code == 404, answer.text
+
+
 async def test_stream_tickets(start_iotas: Start, monkeypatch: pytest.MonkeyPatch) -> None:
     live = await _lamp(start_iotas)
     c = live.server.client
