@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 DEFAULT_PORT = 8080
 
@@ -69,6 +71,18 @@ class Settings:
     wot_timeout: float = 5.0
     # How many exchanges with WoT Things may run at once (a bulk change of 10,000 Things).
     wot_concurrency: int = 200
+    # The URL clients reach the API at (https://iotas.example.com), for the hrefs of served
+    # TDs; None: the address the server listens on. Never the request's Host header.
+    public_url: str | None = None
+    # Reverse proxies (addresses or networks, or "*") whose X-Forwarded-For, -Proto and
+    # -Host are believed; from anyone else those headers are ignored.
+    trusted_proxies: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.public_url is not None:
+            check_public_url(self.public_url)
+        for proxy in self.trusted_proxies:
+            check_proxy(proxy)
 
     @classmethod
     def from_env(cls, **overrides: Any) -> Settings:
@@ -90,6 +104,45 @@ class Settings:
     @property
     def admin_token_path(self) -> Path:
         return self.data_dir / "admin-token"
+
+
+def check_public_url(url: str) -> str:
+    """An http(s) URL with a host and no user, query or fragment; else ValueError."""
+    parts = urlsplit(url)
+    if (
+        parts.scheme not in ("http", "https")
+        or not parts.hostname
+        or parts.username is not None
+        or parts.query
+        or parts.fragment
+    ):
+        raise ValueError(f"the public URL must be http(s)://host[:port][/path], not {url[:200]!r}")
+    try:
+        parts.port  # noqa: B018 (a bad port raises here)
+    except ValueError:
+        raise ValueError(f"the public URL has an invalid port: {url[:200]!r}") from None
+    return url
+
+
+def check_proxy(proxy: str) -> str:
+    """A trusted proxy: an IP address, a network (10.0.0.0/8) or "*"; else ValueError."""
+    if proxy == "*":
+        return proxy
+    try:
+        if "/" in proxy:
+            ipaddress.ip_network(proxy, strict=False)
+        else:
+            ipaddress.ip_address(proxy)
+    except ValueError:
+        raise ValueError(
+            f"a trusted proxy is an IP address, a network (10.0.0.0/8) or '*', not {proxy!r}"
+        ) from None
+    return proxy
+
+
+def proxies(value: str) -> tuple[str, ...]:
+    """`10.0.0.1, 192.168.0.0/16` -> ("10.0.0.1", "192.168.0.0/16")."""
+    return tuple(p.strip() for p in value.split(",") if p.strip())
 
 
 def _flag(value: str) -> bool:
@@ -118,4 +171,6 @@ _ENV: dict[str, tuple[str, Callable[[str], Any]]] = {
     "IOTAS_TLS": ("tls", _flag),
     "IOTAS_CERTIFICATE_GRACE": ("certificate_grace_seconds", int),
     "IOTAS_WOT_TIMEOUT": ("wot_timeout", float),
+    "IOTAS_PUBLIC_URL": ("public_url", str),
+    "IOTAS_TRUSTED_PROXIES": ("trusted_proxies", proxies),
 }

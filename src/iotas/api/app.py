@@ -14,8 +14,10 @@ from iotas.adapters.wot.client import WotClient
 from iotas.aio import cancel_and_wait
 from iotas.api import errors, openapi
 from iotas.api.fast_twin import FastTwinPatch
+from iotas.api.public_url import ForwardedHeaders
 from iotas.api.routers import (
     adoptions,
+    affordances,
     claims,
     credentials,
     events,
@@ -147,10 +149,14 @@ def create_app(settings: Settings) -> FastAPI:
     )
     errors.install(app)
     app.add_middleware(FastTwinPatch)
+    if settings.trusted_proxies:
+        # Outermost, so every part of the app sees the client a trusted proxy names.
+        app.add_middleware(ForwardedHeaders, trusted=settings.trusted_proxies)
     openapi.install(app)
     for router in (
         health.router,
         things.router,
+        affordances.router,
         things.bulk_router,
         graph.router,
         journal.router,

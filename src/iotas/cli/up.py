@@ -64,6 +64,24 @@ def up(
         bool,
         typer.Option("--no-broker", help="Run no embedded MQTT broker (API only)."),
     ] = False,
+    public_url: Annotated[
+        str | None,
+        typer.Option(
+            "--public-url",
+            help="The URL clients reach the API at, for the links in Thing Descriptions "
+            "(default: the address iotas listens on; or IOTAS_PUBLIC_URL).",
+            metavar="URL",
+        ),
+    ] = None,
+    trusted_proxies: Annotated[
+        str | None,
+        typer.Option(
+            "--trusted-proxies",
+            help="Comma-separated addresses or networks of reverse proxies whose "
+            "X-Forwarded-For/-Proto/-Host headers are believed (or IOTAS_TRUSTED_PROXIES).",
+            metavar="LIST",
+        ),
+    ] = None,
     tls: Annotated[
         bool,
         typer.Option(
@@ -78,11 +96,20 @@ def up(
     Migrates the database first; on the first start, creates the admin token and prints it.
     """
     from iotas.server import serve
-    from iotas.settings import Settings
+    from iotas.settings import Settings, proxies
 
-    settings = Settings.from_env(
-        data_dir=data_dir, database_url=database_url, host=host, port=port, mqtt_url=mqtt_url
-    )
+    try:
+        settings = Settings.from_env(
+            data_dir=data_dir,
+            database_url=database_url,
+            host=host,
+            port=port,
+            mqtt_url=mqtt_url,
+            public_url=public_url,
+            trusted_proxies=None if trusted_proxies is None else proxies(trusted_proxies),
+        )
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
     if tls:
         settings = replace(settings, tls=True)
     if mqtt_url is None and settings.mqtt_url is None:

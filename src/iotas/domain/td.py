@@ -3,15 +3,16 @@ TD into the interactions iotas acts on (`td_model`).
 
 Validation is the official TD 1.1 JSON Schema (shipped in `schemas/`, the W3C file
 unchanged) plus bounds on size and shape, with an error that names the offending member as a
-JSON Pointer. The generated TD of a native Thing describes iotas' own interfaces to it: HTTP
-forms on the API and MQTT forms of the native convention (docs/mqtt.md, docs/wot.md).
+JSON Pointer. The generated TD of a native Thing is for consumers: its forms are iotas' HTTP
+API (read, write, long-poll and Server-Sent Events streams; docs/wot.md), never the device's
+own MQTT topics (docs/mqtt.md).
 """
 
 from __future__ import annotations
 
 import json
 import re
-from functools import cache
+from functools import cache, lru_cache
 from importlib import resources
 from typing import Any
 from urllib.parse import quote, urljoin
@@ -20,7 +21,7 @@ import jsonschema
 import orjson
 
 from iotas.domain import td_model as m
-from iotas.domain.errors import InvalidInput
+from iotas.domain.errors import InvalidInput, IotasError
 from iotas.domain.merge_patch import JSONObject
 from iotas.domain.things import Thing
 
@@ -124,13 +125,33 @@ def served_td(
 
 # -- generating ------------------------------------------------------------------------------
 
+# What a TD 1.0 consumer (node-wot's TD schema) wants first in `@context`, then the 1.1 URI;
+# every prefix a generated TD uses is declared after them.
+TD_CONTEXT_V1 = "https://www.w3.org/2019/wot/td/v1"
+HTV = "http://www.w3.org/2011/http#"
+# How long a stream ticket (an EventSource client's credential, docs/wot.md) opens streams.
+TICKET_SECONDS = 60
+TELEMETRY_EVENT = "telemetry"
+TELEMETRY_DATA: JSONObject = {
+    "description": "One telemetry record as the device sent it, with its time",
+    "type": "object",
+    "properties": {"ts": {"type": "string", "format": "date-time"}},
+    "required": ["ts"],
+}
+# Members of a model's property that say how the consumer may use it, not what the value is.
+_NOT_VALUE_SCHEMA = frozenset(
+    {"forms", "uriVariables", "observable", "readOnly", "writeOnly", "@type", "titles"}
+)
 
-def native_td(thing: Thing, *, http_base: str, mqtt_base: str | None) -> JSONObject:
-    """The TD 1.1 of a Thing on iotas' own convention. Its stored description, if any, is a
-    model: it supplies `@type`, data schemas, actions, events and links, never forms."""
+
+def native_td(thing: Thing, *, http_base: str, mqtt_base: str | None = None) -> JSONObject:
+    """The TD 1.1 of a Thing on iotas' own convention, for consumers: every form is iotas'
+    HTTP API (docs/wot.md). Its stored description, if any, is a model: it supplies `@type`,
+    data schemas, events and links, never forms. (`mqtt_base` is not used: the MQTT topics
+    are the device's side, described in docs/mqtt.md, and no consumer may use them.)"""
+    del mqtt_base
     model = thing.description or {}
-    tid = quote(thing.id, safe=":")
-    api = f"{http_base}/api/v1/things/{tid}"
+    api = f"{http_base}/api/v1/things/{quote(thing.id, safe=':')}"
     title = thing.attributes.get("title")
     doc: JSONObject = {
         "@context": _context(model.get("@context")),
@@ -143,21 +164,33 @@ def native_td(thing: Thing, *, http_base: str, mqtt_base: str | None) -> JSONObj
     if isinstance(description, str) and description:
         doc["description"] = description
     doc["securityDefinitions"] = {
-        "bearer": {"scheme": "bearer", "in": "header", "name": "Authorization"},
-        "basic": {"scheme": "basic", "in": "header"},
+        "bearer": {
+            "scheme": "bearer",
+            "in": "header",
+            "name": "Authorization",
+            "description": "An iotas API token",
+        },
+        "ticket": {
+            "scheme": "apikey",
+            "in": "query",
+            "name": "ticket",
+            "description": (
+                "For clients that cannot send headers (EventSource): a stream ticket from "
+                f"GET {api}/stream-ticket with the bearer token, valid {TICKET_SECONDS} s, "
+                "for this Thing's streams only"
+            ),
+        },
+        "bearer_or_ticket": {"scheme": "combo", "oneOf": ["bearer", "ticket"]},
     }
     doc["security"] = ["bearer"]
-    doc["properties"] = _properties(thing, model, api, tid, mqtt_base)
-    actions = _model_affordances(model, "actions")
-    if actions:
-        doc["actions"] = {
-            name: {**schema, "forms": _action_forms(tid, name, mqtt_base)}
-            for name, schema in actions.items()
-            if _action_forms(tid, name, mqtt_base)
-        }
-        if not doc["actions"]:
-            del doc["actions"]
-    doc["events"] = _events(model, http_base, tid, thing.id, mqtt_base)
+    doc["properties"] = {
+        name: {**schema, "observable": True, "forms": _property_forms(api, name, schema)}
+        for name, schema in property_schemas(thing).items()
+    }
+    doc["events"] = {
+        name: {**schema, "forms": _stream_forms(f"{api}/events/{quote(name, safe='')}", "event")}
+        for name, schema in _event_schemas(model).items()
+    }
     doc["forms"] = [
         {
             "href": f"{api}/properties",
@@ -179,9 +212,20 @@ def native_td(thing: Thing, *, http_base: str, mqtt_base: str | None) -> JSONObj
 
 
 def _context(given: object) -> Any:
-    if isinstance(given, list) and given and given[0] == TD_CONTEXT:
-        return given
-    return TD_CONTEXT
+    """The TD 1.0 URI, the 1.1 URI, then the model's other entries and the `htv` prefix."""
+    extra: list[Any] = []
+    if isinstance(given, list):
+        extra = [e for e in given if e not in (TD_CONTEXT, TD_CONTEXT_V1)]
+    prefixes: dict[str, Any] = {"htv": HTV}
+    for entry in extra:
+        if isinstance(entry, dict):
+            prefixes.update({k: v for k, v in entry.items() if k != "htv"})
+    return [
+        TD_CONTEXT_V1,
+        TD_CONTEXT,
+        *(e for e in extra if not isinstance(e, dict)),
+        prefixes,
+    ]
 
 
 def _model_affordances(model: JSONObject, kind: str) -> dict[str, JSONObject]:
@@ -190,55 +234,35 @@ def _model_affordances(model: JSONObject, kind: str) -> dict[str, JSONObject]:
     if not isinstance(found, dict):
         return {}
     return {
-        name: {k: v for k, v in value.items() if k != "forms"}
+        name: {k: v for k, v in value.items() if k not in ("forms", "observable")}
         for name, value in found.items()
         if isinstance(value, dict)
     }
 
 
-def _properties(
-    thing: Thing, model: JSONObject, api: str, tid: str, mqtt_base: str | None
-) -> JSONObject:
-    declared = _model_affordances(model, "properties")
+def property_schemas(thing: Thing) -> dict[str, JSONObject]:
+    """Each property of a native Thing's TD without its forms: those its model declares, then
+    every other top-level key of its desired and reported state (a key only ever reported is
+    `readOnly`)."""
+    declared = _model_affordances(thing.description or {}, "properties")
     desired, reported = thing.twin.desired, thing.twin.reported
-    names = list(declared) + [n for n in {**desired, **reported} if n not in declared]
-    out: JSONObject = {}
-    for name in names:
-        schema = declared.get(name)
-        if schema is None:
-            value = reported.get(name, desired.get(name))
-            schema = _schema_of(value)
-            if name not in desired:
-                schema["readOnly"] = True
-        read_only = bool(schema.get("readOnly"))
-        href = f"{api}/properties/{quote(name, safe='')}"
-        forms: list[JSONObject] = [
-            {
-                "href": href,
-                "op": ["readproperty"] if read_only else ["readproperty", "writeproperty"],
-                "contentType": "application/json",
-            }
-        ]
-        if mqtt_base:
-            forms.append(
-                {
-                    "href": f"{mqtt_base}/things/{tid}/reported",
-                    "op": ["observeproperty"],
-                    "contentType": "application/json",
-                    "mqv:controlPacket": "subscribe",
-                    "security": ["basic"],
-                }
-            )
-        out[name] = {**schema, "observable": bool(mqtt_base), "forms": forms}
+    out = dict(declared)
+    for name in {**desired, **reported}:
+        if name in out:
+            continue
+        schema = _schema_of(reported.get(name, desired.get(name)))
+        if name not in desired:
+            schema["readOnly"] = True
+        out[name] = schema
     return out
 
 
 def _schema_of(value: Any) -> JSONObject:
+    """A data schema guessed from one value: loose enough that the next value of the same
+    kind fits (any number, any object), since it constrains writes."""
     if isinstance(value, bool):
         return {"type": "boolean"}
-    if isinstance(value, int):
-        return {"type": "integer"}
-    if isinstance(value, float):
+    if isinstance(value, int | float):
         return {"type": "number"}
     if isinstance(value, str):
         return {"type": "string"}
@@ -246,57 +270,128 @@ def _schema_of(value: Any) -> JSONObject:
         return {"type": "array"}
     if isinstance(value, dict):
         return {"type": "object"}
-    return {"type": "null"}
+    # null: nothing to go by. (A schema needs a type, or a oneOf, for node-wot to read the
+    # value at all.)
+    return {"oneOf": [{"type": t} for t in ("boolean", "number", "string", "array", "object")]}
 
 
-def _action_forms(tid: str, name: str, mqtt_base: str | None) -> list[JSONObject]:
-    if not mqtt_base:
-        return []
-    # The convention's topic is things/{id}/actions/{name}/{invocation id}: iotas appends
-    # the id when it sends an invocation, so the form names the action's topic root.
+def _property_forms(api: str, name: str, schema: JSONObject) -> list[JSONObject]:
+    href = f"{api}/properties/{quote(name, safe='')}"
+    read_only = bool(schema.get("readOnly"))
     return [
         {
-            "href": f"{mqtt_base}/things/{tid}/actions/{quote(name, safe='')}",
-            "op": ["invokeaction"],
+            "href": href,
+            "op": ["readproperty"] if read_only else ["readproperty", "writeproperty"],
             "contentType": "application/json",
-            "mqv:controlPacket": "publish",
-            "security": ["basic"],
-        }
+        },
+        *_stream_forms(href, "property"),
     ]
 
 
-def _events(
-    model: JSONObject, http_base: str, tid: str, thing_id: str, mqtt_base: str | None
-) -> JSONObject:
+def _stream_forms(href: str, kind: str) -> list[JSONObject]:
+    """Long poll first (node-wot's and wotpy's default, with the bearer header), then
+    Server-Sent Events (also for EventSource clients, with a stream ticket)."""
+    ops = ["observeproperty", "unobserveproperty"]
+    if kind == "event":
+        ops = ["subscribeevent", "unsubscribeevent"]
+    return [
+        {
+            "href": f"{href}/next",
+            "op": ops,
+            "subprotocol": "longpoll",
+            # No htv:methodName (GET is the default): node-wot's long poll starts with a
+            # HEAD, and a form's method would turn it into a GET that waits.
+            "contentType": "application/json",
+        },
+        {
+            "href": f"{href}/stream",
+            "op": ops,
+            "subprotocol": "sse",
+            # Each event's data is JSON; node-wot decodes it by the form's contentType.
+            "contentType": "application/json",
+            "security": ["bearer_or_ticket"],
+        },
+    ]
+
+
+def _event_schemas(model: JSONObject) -> dict[str, JSONObject]:
     declared = _model_affordances(model, "events")
-    declared.setdefault(
-        "telemetry",
-        {"description": "Telemetry samples, as the device sends them", "data": {"type": "object"}},
-    )
-    out: JSONObject = {}
-    query = quote(f'id == "{thing_id}"', safe="")
-    for name, schema in declared.items():
-        forms: list[JSONObject] = [
-            {
-                "href": f"{http_base}/api/v1/events?types=thing_event&q={query}",
-                "op": ["subscribeevent"],
-                "subprotocol": "sse",
-                "contentType": "text/event-stream",
-            }
-        ]
-        if mqtt_base:
-            topic = "telemetry" if name == "telemetry" else f"events/{quote(name, safe='')}"
-            forms.append(
-                {
-                    "href": f"{mqtt_base}/things/{tid}/{topic}",
-                    "op": ["subscribeevent"],
-                    "contentType": "application/json",
-                    "mqv:controlPacket": "subscribe",
-                    "security": ["basic"],
-                }
-            )
-        out[name] = {**schema, "forms": forms}
-    return out
+    declared.setdefault(TELEMETRY_EVENT, {"data": TELEMETRY_DATA})
+    return declared
+
+
+# -- writing through a property form ----------------------------------------------------------
+
+
+class PropertyReadOnly(IotasError):
+    status = 405
+    title = "Method not allowed"
+    type_slug = "read-only-property"
+
+
+class PropertyValueInvalid(IotasError):
+    status = 422
+    title = "Unprocessable content"
+    type_slug = "property-value"
+
+
+def property_schema(thing: Thing, name: str) -> JSONObject | None:
+    """The data schema of the property `name` in the Thing's TD (its own, or the generated
+    one), None when the TD has no such property."""
+    if has_own_forms(thing.description):
+        assert thing.description is not None
+        found = (thing.description.get("properties") or {}).get(name)
+        return found if isinstance(found, dict) else None
+    return property_schemas(thing).get(name)
+
+
+def check_property_write(schema: JSONObject, name: str, value: Any) -> None:
+    """Refuse a write the TD does not allow: `PropertyReadOnly` for a readOnly property,
+    `PropertyValueInvalid` naming the first violation of its data schema."""
+    if schema.get("readOnly"):
+        raise PropertyReadOnly(
+            f"the property {name[:200]!r} is readOnly in the Thing's TD: it can be read, "
+            "not written"
+        )
+    validator = _value_validator(orjson.dumps(_value_schema(schema)))
+    if validator is None:
+        return
+    error = jsonschema.exceptions.best_match(validator.iter_errors(value))
+    if error is not None:
+        pointer = _pointer(error.absolute_path)
+        message = error.message if len(error.message) <= 300 else error.message[:300] + "..."
+        raise PropertyValueInvalid(
+            f"the value does not fit the data schema of the property {name[:200]!r} "
+            f"at {pointer}: {message}",
+            field=pointer,
+            keyword=str(error.validator),
+        )
+
+
+def _value_schema(schema: Any) -> Any:
+    """The property's data schema as JSON Schema: TD-only members dropped, and empty
+    combinators (wotpy writes `"oneOf": []`, which nothing could satisfy) left out."""
+    if isinstance(schema, list):
+        return [_value_schema(s) for s in schema]
+    if not isinstance(schema, dict):
+        return schema
+    return {
+        k: _value_schema(v)
+        for k, v in schema.items()
+        if k not in _NOT_VALUE_SCHEMA and not (k in ("oneOf", "anyOf", "allOf") and v == [])
+    }
+
+
+@lru_cache(maxsize=1024)
+def _value_validator(schema_json: bytes) -> Any:
+    """A validator for one data schema (TD data schemas are JSON Schema draft 7 terms); None
+    when the schema itself is not valid JSON Schema: it then constrains nothing here."""
+    schema = orjson.loads(schema_json)
+    try:
+        jsonschema.Draft7Validator.check_schema(schema)
+    except jsonschema.exceptions.SchemaError:
+        return None
+    return jsonschema.Draft7Validator(schema)
 
 
 # -- parsing ---------------------------------------------------------------------------------

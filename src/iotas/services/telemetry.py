@@ -32,6 +32,7 @@ from iotas.domain.telemetry import (
     Sample,
     parse_document,
 )
+from iotas.services.telemetry_feed import TelemetryFeed
 from iotas.store import telemetry_repo
 from iotas.store.store import Store, WriteTx
 from iotas.store.telemetry_repo import Row
@@ -99,6 +100,8 @@ class TelemetryService:
         self.moved_samples = 0
         self.move_failures = 0
         self.last_move_s: float | None = None
+        # Readers of committed telemetry (a Thing's `telemetry` event streams).
+        self.feed = TelemetryFeed()
 
     async def ingest(self, batch: Sequence[tuple[str, Sequence[Sample]]]) -> IngestResult:
         """Store every sample of every (Thing id, samples) pair in one transaction.
@@ -130,6 +133,10 @@ class TelemetryService:
             return IngestResult(len(rows), sum(len(by_thing[t]) for t in unknown), unknown)
 
         result = await self.store.write(unit)
+        if self.feed.watched:
+            self.feed.committed(
+                {tid: rows for tid, rows in by_thing.items() if tid not in result.unknown}
+            )
         self.stored_samples += result.stored
         self.dropped_samples += result.dropped
         if self.store.dialect == "sqlite":

@@ -199,6 +199,9 @@ async def test_property_routes_of_native_things(server: LiveServer) -> None:
     assert (await c.get("/api/v1/things/acme:fan-1/properties/speed")).json() == 2
     missing = await c.get("/api/v1/things/acme:fan-1/properties/nope")
     assert missing.status_code == 404
+    # Only ever reported: readOnly in its TD (tests/integration/api/test_property_writes.py).
+    assert (await c.put("/api/v1/things/acme:fan-1/properties/speed", json=3)).status_code == 405
+    await c.patch("/api/v1/things/acme:fan-1/twin/desired", json={"speed": 2})
     assert (await c.put("/api/v1/things/acme:fan-1/properties/speed", json=3)).status_code == 204
     twin = (await c.get("/api/v1/things/acme:fan-1/twin")).json()
     assert twin["desired"] == {"speed": 3} and twin["status"] == "pending"

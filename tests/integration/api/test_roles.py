@@ -40,7 +40,9 @@ def allowed(role: str, template: str, method: str) -> bool:
 
 async def status_of(client: httpx.AsyncClient, method: str, path: str) -> int:
     # Streams (SSE) answer their status at once and then never end: read the status only.
-    async with client.stream(method, path, json={}, timeout=10) as response:
+    # Long polls answer when there is something to say, or when the wait asked for is over.
+    headers = {"Prefer": "wait=0"}
+    async with client.stream(method, path, json={}, timeout=10, headers=headers) as response:
         return response.status_code
 
 

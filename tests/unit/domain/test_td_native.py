@@ -62,7 +62,13 @@ def test_generated_tds_are_valid(
     assert_valid_td(doc)
     td.validate_td(doc)
     assert set(doc["properties"]) == {"rpm", *desired, *reported}
-    assert ("actions" in doc) is mqtt  # actions reach native Things over MQTT only
+    # Consumer forms only: iotas' HTTP API, whatever broker there is (the MQTT topics are
+    # the device's side); native Things have no receiver for actions yet.
+    assert "actions" not in doc
+    forms = [f for kind in ("properties", "events") for a in doc[kind].values() for f in a["forms"]]
+    assert forms and all(f["href"].startswith("http://127.0.0.1:8080/api/v1/") for f in forms)
+    assert doc["@context"][:2] == [td.TD_CONTEXT_V1, td.TD_CONTEXT]
+    assert all(p["observable"] for p in doc["properties"].values())
     things = td.interactions(doc)
     for key in set(reported) - set(desired) - {"rpm"}:
         assert things.properties[key].read_only
@@ -132,3 +138,46 @@ def test_bounds() -> None:
         td.validate_td({"@context": td.TD_CONTEXT, "title": "t", "x": deep})
     with pytest.raises(InvalidInput, match="JSON object"):
         td.validate_td([])
+
+
+def test_context_puts_td_1_0_first_and_declares_every_prefix() -> None:
+    model = {
+        "@context": [td.TD_CONTEXT, {"saref": "https://saref.etsi.org/core/"}],
+        "@type": "saref:LightSwitch",
+    }
+    thing = Thing(id="acme:s-1", kind="switch", description=model)
+    doc = td.native_td(thing, http_base="http://127.0.0.1:8080")
+    assert doc["@context"] == [
+        td.TD_CONTEXT_V1,
+        td.TD_CONTEXT,
+        {"htv": td.HTV, "saref": "https://saref.etsi.org/core/"},
+    ]
+    assert_valid_td(doc)
+
+
+@pytest.mark.parametrize(
+    ("schema", "value", "refused"),
+    [
+        ({"type": "integer", "maximum": 100}, 500, td.PropertyValueInvalid),
+        ({"type": "integer"}, 1.5, td.PropertyValueInvalid),
+        (
+            {"type": "object", "properties": {"a": {"type": "string"}}},
+            {"a": 1},
+            td.PropertyValueInvalid,
+        ),
+        ({"type": "string", "readOnly": True}, "x", td.PropertyReadOnly),
+        ({"type": "string", "oneOf": []}, "x", None),  # wotpy's empty oneOf: no constraint
+        ({"type": "string", "minLength": "many"}, 5, None),  # not JSON Schema: no constraint
+        ({"type": "number", "observable": True, "forms": [{"href": "x"}]}, 2.5, None),
+    ],
+)
+def test_writes_are_checked_against_the_data_schema(
+    schema: dict[str, Any], value: Any, refused: type[Exception] | None
+) -> None:
+    if refused is None:
+        td.check_property_write(schema, "p", value)
+        return
+    with pytest.raises(refused) as caught:
+        td.check_property_write(schema, "p", value)
+    if refused is td.PropertyValueInvalid:
+        assert caught.value.extra["field"].startswith("/")

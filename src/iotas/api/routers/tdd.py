@@ -19,6 +19,7 @@ from fastapi import APIRouter, Header, Query, Request
 from starlette.responses import Response, StreamingResponse
 
 from iotas.api.bodies import json_body
+from iotas.api.public_url import public_base, public_host
 from iotas.api.responses import json_response
 from iotas.api.runtime import Runtime
 from iotas.api.security import Ctx, Rt
@@ -49,17 +50,19 @@ _TD_BODY = {
 
 
 def endpoints(request: Request) -> Endpoints:
-    """Where this iotas is reached: the HTTP base the caller used; the MQTT broker's URL
-    without credentials (the embedded broker on the caller's host)."""
+    """Where this iotas is reached: its public URL (never the request's Host header, see
+    `api/public_url.py`); the MQTT broker's URL without credentials (the embedded broker on
+    the public host)."""
     rt: Runtime = request.app.state.runtime
-    http_base = str(request.base_url).rstrip("/")
+    http_base = public_base(request)
     settings = rt.settings
     mqtt_base = None
     if settings.mqtt_url:
         scheme, _, rest = settings.mqtt_url.partition("://")
         mqtt_base = f"{scheme}://{rest.rsplit('@', 1)[-1].split('/', 1)[0]}"
     elif settings.mqtt_port:
-        mqtt_base = f"mqtt://{request.url.hostname}:{settings.mqtt_port}"
+        host = public_host(request)
+        mqtt_base = f"mqtt://{f'[{host}]' if ':' in host else host}:{settings.mqtt_port}"
     return Endpoints(http_base=http_base, mqtt_base=mqtt_base)
 
 

@@ -10,10 +10,11 @@ from starlette.responses import Response
 from iotas.api.bodies import json_body, version_header
 from iotas.api.openapi import IF_MATCH
 from iotas.api.paging import DEFAULT_LIMIT, Cursor, Limit, instant
-from iotas.api.responses import json_response
+from iotas.api.responses import from_error, json_response
 from iotas.api.runtime import Runtime
 from iotas.api.security import Ctx, Rt
 from iotas.domain import cursor as cursors
+from iotas.domain import td
 from iotas.domain.errors import InvalidInput, NotFound
 from iotas.domain.things import Thing
 from iotas.domain.twin import Side
@@ -186,16 +187,39 @@ async def read_property(thing_id: str, name: str, ctx: Ctx, rt: Rt) -> Response:
     return json_response(reported[name])
 
 
+_WRITE_REFUSED = {
+    "content": {"application/problem+json": {"schema": {"type": "object"}}},
+}
+
+
 @router.put(
     "/{thing_id}/properties/{name}",
     status_code=204,
     openapi_extra={"requestBody": {"content": {"application/json": {}}, "required": True}},
+    responses={
+        405: {"description": "The property is readOnly in the Thing's TD", **_WRITE_REFUSED},
+        422: {"description": "The value breaks the property's data schema", **_WRITE_REFUSED},
+    },
 )
 async def write_property(thing_id: str, name: str, request: Request, ctx: Ctx) -> Response:
+    """Set the desired value of a property, if the Thing's TD lets it be written and the
+    value fits the property's data schema (a property the TD does not name yet may be set on
+    a native Thing: it becomes one)."""
     value = await json_body(request)
     if value is None:
         raise InvalidInput("a property cannot be set to null; PATCH the desired state to remove it")
     rt: Runtime = request.app.state.runtime
+    thing = await rt.registry.get(thing_id)
+    schema = td.property_schema(thing, name)
+    if schema is None and td.has_own_forms(thing.description):
+        raise NotFound(f"the TD of {thing_id!r} has no property {name[:200]!r}")
+    if schema is not None:
+        try:
+            td.check_property_write(schema, name, value)
+        except td.PropertyReadOnly as exc:
+            refused = from_error(exc, request.url.path)
+            refused.headers["Allow"] = "GET, HEAD"  # RFC 9110: a 405 says what is allowed
+            return refused
     await rt.registry.patch_twin(ctx, thing_id, "desired", {name: value})
     return Response(status_code=204)
 

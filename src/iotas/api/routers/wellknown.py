@@ -14,7 +14,9 @@ from fastapi import APIRouter, Request
 from starlette.responses import Response
 
 from iotas import __version__
+from iotas.api.public_url import public_base
 from iotas.api.routers.tdd import DISCOVERY_CONTEXT, PREFIX, TD_TYPE
+from iotas.domain.td import HTV, TD_CONTEXT, TD_CONTEXT_V1
 
 router = APIRouter(tags=["directory"])
 
@@ -23,8 +25,15 @@ _PROBLEM = "application/problem+json"
 
 def directory_td(base: str) -> dict[str, Any]:
     """The directory's TD, an instance of the W3C Thing Description Directory Thing Model
-    (wot-discovery-directory.tm.json) with iotas' base URL and bearer security."""
-    td_id = {"@type": "ThingID", "title": "TD id", "type": "string", "format": "iri-reference"}
+    (wot-discovery-directory.tm.json) with iotas' base URL and bearer security, and the
+    model's data schemas (a consumer such as node-wot checks answers against them)."""
+    td_id = {
+        "@type": "ThingID",
+        "title": "Thing Description ID",
+        "type": "string",
+        "format": "iri-reference",
+    }
+    a_td = {"description": "The schema is implied by the content type", "type": "object"}
 
     def action(method: str, href: str, description: str, status: int, **more: Any) -> Any:
         # The schema wants a response's content type even where the body is empty (201, 204).
@@ -43,8 +52,10 @@ def directory_td(base: str) -> dict[str, Any]:
         }
         if method in ("PUT", "POST"):
             form["contentType"] = TD_TYPE
+            more.setdefault("input", a_td)
         if method == "PATCH":
             form["contentType"] = "application/merge-patch+json"
+            more.setdefault("input", a_td)
         return {"forms": [form], **more}
 
     def event(name: str, description: str) -> Any:
@@ -63,7 +74,8 @@ def directory_td(base: str) -> dict[str, Any]:
         }
 
     return {
-        "@context": ["https://www.w3.org/2022/wot/td/v1.1", DISCOVERY_CONTEXT],
+        # The TD 1.0 context first: TD 1.0 consumers (node-wot 0.9's schema) want it there.
+        "@context": [TD_CONTEXT_V1, TD_CONTEXT, DISCOVERY_CONTEXT, {"htv": HTV}],
         "@type": "ThingDirectory",
         "id": f"{base}/.well-known/wot",
         "title": "iotas Thing Description Directory",
@@ -76,8 +88,25 @@ def directory_td(base: str) -> dict[str, Any]:
         "properties": {
             "things": {
                 "description": "Every Thing Description, in pages",
-                "type": "array",
-                "items": {"type": "object"},
+                "oneOf": [
+                    {
+                        "description": "Plain list of Thing Descriptions",
+                        "type": "array",
+                        "items": {"description": "Thing Description", "type": "object"},
+                    },
+                    {
+                        "description": "A page with its total and the next page (format)",
+                        "type": "object",
+                        "properties": {
+                            "@context": {"const": DISCOVERY_CONTEXT},
+                            "@type": {"const": "ThingCollection"},
+                            "@id": {"type": "string"},
+                            "members": {"type": "array", "items": {"type": "object"}},
+                            "total": {"type": "number"},
+                            "next": {"type": "string"},
+                        },
+                    },
+                ],
                 "readOnly": True,
                 "uriVariables": {
                     "offset": {"type": "integer", "minimum": 0},
@@ -105,6 +134,7 @@ def directory_td(base: str) -> dict[str, Any]:
                 "The TD",
                 200,
                 uriVariables={"id": td_id},
+                output=a_td,
                 safe=True,
                 idempotent=True,
             ),
@@ -122,7 +152,9 @@ def directory_td(base: str) -> dict[str, Any]:
                 f"{PREFIX}/search/jsonpath{{?query}}",
                 "The matching values",
                 200,
-                uriVariables={"query": {"type": "string"}},
+                uriVariables={"query": {"title": "A JSONPath expression", "type": "string"}},
+                # The model says "object"; the answer is RFC 9535's list of the values found.
+                output={"description": "The values the query selects", "type": "array"},
                 safe=True,
                 idempotent=True,
             ),
@@ -137,5 +169,5 @@ def directory_td(base: str) -> dict[str, Any]:
 
 @router.get("/.well-known/wot")
 async def well_known(request: Request) -> Response:
-    doc = directory_td(str(request.base_url).rstrip("/"))
+    doc = directory_td(public_base(request))
     return Response(orjson.dumps(doc), media_type=TD_TYPE)
