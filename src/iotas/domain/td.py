@@ -362,7 +362,7 @@ def check_property_write(schema: JSONObject, name: str, value: Any) -> None:
         message = error.message if len(error.message) <= 300 else error.message[:300] + "..."
         raise PropertyValueInvalid(
             f"the value does not fit the data schema of the property {name[:200]!r} "
-            f"at {pointer}: {message}",
+            f"at {pointer or 'its top level'}: {message}",
             field=pointer,
             keyword=str(error.validator),
         )
