@@ -105,7 +105,10 @@ async def test_mqtt_thing_on_mosquitto_is_adopted_and_written(
     assert await eventually(lambda: _equals(level, 3))
     await c.patch(f"{thing}/twin/desired", json={"level": 9})
     await eventually(lambda: _in_sync(c, thing))
-    assert mqtt_lamp.writes == [9] and mqtt_lamp.level == 9
+    # A write over MQTT is a publish with no answer: when iotas reads the retained level back
+    # before the lamp has published its new one, it still sees 3 and writes 9 again (CI saw
+    # [9, 9] on a loaded machine). Each write carries the desired value; the lamp ends on it.
+    assert mqtt_lamp.writes and set(mqtt_lamp.writes) == {9} and mqtt_lamp.level == 9
     # Changed by the device itself: observed, and put back.
     mqtt_lamp.level = 1
     mqtt_lamp.publish()
