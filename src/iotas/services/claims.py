@@ -245,6 +245,7 @@ class ClaimService:
         iotas has one, the mTLS listener."""
         settings = self.settings
         mqtt = mqtts = None
+        host = f"[{host}]" if ":" in host else host  # an IPv6 address in a URL
         if settings.mqtt_url:
             scheme, _, rest = settings.mqtt_url.partition("://")
             mqtt = f"{scheme}://{rest.rsplit('@', 1)[-1].split('/', 1)[0]}"

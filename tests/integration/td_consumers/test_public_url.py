@@ -9,6 +9,7 @@ from typer.testing import CliRunner
 
 from iotas.cli.main import app as cli
 from iotas.settings import Settings
+from support import free_port
 from td_check import assert_valid_td
 
 from .conftest import THING, Live, Start, make_lamp
@@ -94,3 +95,24 @@ def test_iotas_up_refuses_a_bad_public_url() -> None:
     result = CliRunner().invoke(cli, ["up", "--public-url", "nope"])
     assert result.exit_code == 2
     assert "public URL" in result.output
+
+
+async def test_provisioning_answers_name_the_public_host(start_iotas: Start) -> None:
+    """The broker a device is told to connect to is on the public host, never the Host header
+    of the provisioning request (a device would send its new credential there)."""
+    port = free_port()
+    live = await start_iotas(mqtt_port=port)
+    c = live.server.client
+    claim = await c.post(
+        "/api/v1/claims", json={"template": {"namespace": "acme", "kind": "meter"}}
+    )
+    assert claim.status_code == 201, claim.text
+    async with live.server.anonymous() as anon:
+        answer = await anon.post(
+            "/api/v1/provision",
+            json={"serial": "SN-host"},
+            headers={"Authorization": f"Bearer {claim.json()['token']}", "Host": ATTACKER},
+        )
+    assert answer.status_code == 201, answer.text
+    assert "attacker.example" not in answer.text
+    assert answer.json()["endpoints"]["mqtt"] == f"mqtt://127.0.0.1:{port}"

@@ -15,6 +15,7 @@ from fastapi import APIRouter, Depends, Request
 from starlette.responses import Response
 
 from iotas.api.bodies import json_body
+from iotas.api.public_url import public_host
 from iotas.api.responses import json_response
 from iotas.api.routers.tdd import endpoints as http_endpoints
 from iotas.api.runtime import Runtime
@@ -114,8 +115,8 @@ Claim = Annotated[str, Depends(claim)]
 )
 async def provision(request: Request, claim_id: Claim, rt: Rt) -> Response:
     body = await json_body(request)
-    where = rt.claims.endpoints(
-        request.url.hostname or "localhost", http_endpoints(request).http_base
-    )
+    # The public host, never the request's Host header: the device sends its new credential
+    # to the broker named here.
+    where = rt.claims.endpoints(public_host(request), http_endpoints(request).http_base)
     provisioned = await rt.claims.provision(claim_id, body, via=request.url.scheme, endpoints=where)
     return json_response(provisioned, 201, headers=NO_STORE)
