@@ -1,0 +1,239 @@
+"""amqtt's broker with its connect and delivery paths made right for iotas.
+
+amqtt 0.12 gets these wrong, and they are overridden here (never patched in site-packages):
+
+- The CONNECT is judged by iotas before amqtt touches the session it names (see
+  `_initialize_client_session`).
+- On connect, amqtt replays the retained messages of every topic filter that any session
+  holds, to the connecting client, without a topic check, and while iterating the broker's
+  subscription table across awaits (which other connects change: "dictionary changed size
+  during iteration", and the connection dropped). MQTT sends retained messages when a
+  subscription is made, not at connect; a resumed session gets the messages queued for it
+  while it was away. That is what happens here.
+- Broadcasting iterates the same table across awaits (a task per topic check); here the check
+  is the gate's, synchronous, over a copy of the table.
+
+Every delivery is also checked where all paths meet, in the handler (`handler.py`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import ssl
+from collections import deque
+from typing import Any
+
+from amqtt.broker import Broker
+from amqtt.errors import AMQTTError, BrokerError
+from amqtt.events import BrokerEvents
+from amqtt.mqtt.connack import NOT_AUTHORIZED, ConnackPacket
+from amqtt.mqtt.connect import ConnectPacket
+from amqtt.mqtt.constants import QOS_1, QOS_2
+from amqtt.mqtt.protocol.broker_handler import BrokerProtocolHandler
+from transitions import MachineError
+
+from iotas.broker.gate import BrokerGate
+from iotas.broker.handler import gated
+from iotas.broker.provisioning import CLAIM_USERNAME, SESSION_PREFIX, is_claim_session
+
+log = logging.getLogger("iotas.broker")
+
+
+class GatedBroker(Broker):
+    gate: BrokerGate
+
+    @staticmethod
+    def _create_ssl_context(listener: Any) -> ssl.SSLContext:
+        # amqtt asks for client certificates but lets a client without one in; on this
+        # listener the certificate is the device's identity, so it is required.
+        context: ssl.SSLContext = Broker._create_ssl_context(listener)
+        context.verify_mode = ssl.CERT_REQUIRED
+        return context
+
+    async def _initialize_client_session(
+        self, reader: Any, writer: Any, remote_address: str, remote_port: int
+    ) -> tuple[BrokerProtocolHandler, Any]:
+        # amqtt looks up, deletes (clean session) or takes over the session of the CONNECT's
+        # client id before it asks whether the login is good, so anyone who knows a Thing id
+        # could throw that device out. The CONNECT is therefore read and checked here first;
+        # amqtt then reads the same bytes again.
+        recording = _Recording(reader)
+        connect = await ConnectPacket.from_stream(recording)
+        if connect is not None and not await self._may_connect(connect, writer, remote_address):
+            await ConnackPacket.build(0, NOT_AUTHORIZED).to_stream(writer)
+            await writer.close()
+            raise AMQTTError(f"login of {connect.client_id!r} refused")
+        handler, session = await super()._initialize_client_session(
+            _Replay(recording.taken, reader), writer, remote_address, remote_port
+        )
+        gated(handler, self.gate)
+        # The verified client certificate of a TLS connection (None on the plain listener),
+        # for the auth plugin: set on every connection, as a session outlives its connections.
+        session.iotas_certificate = _peer_certificate(writer)
+        session.iotas_source = remote_address  # whose failed logins are limited
+        return handler, session
+
+    async def _init_handler(self, session: Any, reader: Any, writer: Any) -> BrokerProtocolHandler:
+        return gated(await super()._init_handler(session, reader, writer), self.gate)
+
+    async def _handle_client_session(
+        self,
+        reader: Any,
+        writer: Any,
+        client_session: Any,
+        handler: BrokerProtocolHandler,
+        server: Any,
+        listener_name: str,
+    ) -> None:
+        """amqtt's, without its replay of every session's retained messages at connect."""
+        authenticated = await self._authenticate(
+            client_session, self.listeners_config[listener_name]
+        )
+        if client_session.client_id is None:
+            raise BrokerError("Client ID was not correctly created/set.")
+        while True:
+            try:
+                client_session.transitions.connect()
+                break
+            except (MachineError, ValueError):
+                if client_session.transitions.is_connected():
+                    old_session = self._sessions[client_session.client_id]
+                    await old_session[1].handle_connection_closed()
+                    await old_session[1].stop()
+                    break
+                await asyncio.sleep(1)
+        handler.attach(client_session, reader, writer)
+        self._sessions[client_session.client_id] = (client_session, handler)
+        await handler.mqtt_connack_authorize(authenticated)
+        if not authenticated:
+            await writer.close()
+            return
+        await self.plugins_manager.fire_event(
+            BrokerEvents.CLIENT_CONNECTED,
+            client_id=client_session.client_id,
+            client_session=client_session,
+        )
+        await handler.start()
+        await self._publish_session_retained_messages(client_session)
+        await self._client_message_loop(client_session, handler)
+
+    async def _publish_retained_messages_for_subscription(
+        self, subscription: tuple[str, int], session: Any
+    ) -> None:
+        """The retained messages a new subscription matches, of the session's own topics."""
+        handler = self._get_handler(session)
+        if handler is None:
+            return
+        topic_filter, qos = subscription
+        sends = [
+            asyncio.ensure_future(
+                handler.mqtt_publish(
+                    retained.topic, retained.data, min(qos, retained.qos or qos), retain=True
+                )
+            )
+            for topic, retained in list(self._retained_messages.items())
+            if self._matches(topic, topic_filter) and self.gate.owns(session.username, topic)
+        ]
+        if sends:
+            await asyncio.wait(sends)
+
+    async def _run_broadcast(self, running_tasks: deque[asyncio.Task[Any]]) -> None:
+        """Hand one message to each subscription it matches and its client may receive: sent
+        to a connected client, queued for a persistent session's absent one (QoS 1 and 2)."""
+        broadcast = await self._broadcast_queue.get()
+        topic = broadcast["topic"]
+        for topic_filter, subscriptions in list(self._subscriptions.items()):
+            if not self._matches(topic, topic_filter):
+                continue
+            for target, sub_qos in list(subscriptions):
+                if not self.gate.owns(target.username, topic):
+                    continue
+                qos = min(broadcast.get("qos", sub_qos), sub_qos)
+                if target.transitions.state != "connected":
+                    if qos in (QOS_1, QOS_2) and not target.clean_session:
+                        await self._retain_broadcast_message(broadcast, qos, target)
+                    continue
+                handler = self._get_handler(target)
+                if handler is not None:
+                    running_tasks.append(
+                        asyncio.ensure_future(
+                            handler.mqtt_publish(topic, broadcast["data"], qos, retain=False)
+                        )
+                    )
+
+    async def _may_connect(self, connect: Any, writer: Any, source: str) -> bool:
+        """The gate's verdict on a CONNECT, before amqtt touches any session. Claim logins
+        are judged later by their plugin (their client ids are never Thing ids)."""
+        username = connect.username
+        if username == CLAIM_USERNAME:
+            return await self._claim_may_connect(connect, source)
+        certificate = _peer_certificate(writer)
+        if certificate is not None:
+            thing_id = await self.gate.authenticate_certificate(
+                connect.client_id, username, certificate, source
+            )
+            return thing_id is not None
+        return await self.gate.authenticate(connect.client_id, username, connect.password, source)
+
+    async def _claim_may_connect(self, connect: Any, source: str) -> bool:
+        """A claim login may not take the session (and the answers queued in it, a private
+        key among them) of a client id that another claim's device holds."""
+        provisioning = self.gate.provisioning
+        if provisioning is None:
+            return False
+        claim_id = await provisioning.claim_of(connect.client_id, connect.password, source)
+        if claim_id is None:
+            return False
+        held, _handler = self._sessions.get(connect.client_id, (None, None))
+        holder = getattr(held, "username", None)
+        if is_claim_session(holder) and not str(holder).startswith(f"{SESSION_PREFIX}{claim_id}/"):
+            self.gate.stats.reject(
+                "auth_failed",
+                f"client id {connect.client_id!r} is held by another claim's device",
+                source=source,
+            )
+            return False
+        return True
+
+
+class _Recording:
+    """A reader that keeps what was read through it."""
+
+    def __init__(self, reader: Any) -> None:
+        self.reader = reader
+        self.taken = bytearray()
+
+    async def read(self, n: int = -1) -> bytes:
+        data: bytes = await self.reader.read(n)
+        self.taken += data
+        return data
+
+    def feed_eof(self) -> None:
+        self.reader.feed_eof()
+
+
+class _Replay:
+    """A reader that gives `first` again, then reads on."""
+
+    def __init__(self, first: bytes | bytearray, reader: Any) -> None:
+        self.pending = bytes(first)
+        self.reader = reader
+
+    async def read(self, n: int = -1) -> bytes:
+        if self.pending:
+            size = len(self.pending) if n < 0 else n
+            first, self.pending = self.pending[:size], self.pending[size:]
+            return first
+        rest: bytes = await self.reader.read(n)
+        return rest
+
+    def feed_eof(self) -> None:
+        self.reader.feed_eof()
+
+
+def _peer_certificate(writer: Any) -> str | None:
+    stream = getattr(writer, "_writer", None)
+    ssl_object = stream.get_extra_info("ssl_object") if stream is not None else None
+    der = ssl_object.getpeercert(binary_form=True) if ssl_object is not None else None
+    return ssl.DER_cert_to_PEM_cert(der) if der else None
