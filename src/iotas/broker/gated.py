@@ -24,6 +24,7 @@ import ssl
 from collections import deque
 from typing import Any
 
+from amqtt.adapters import BufferReader
 from amqtt.broker import Broker
 from amqtt.errors import AMQTTError, BrokerError
 from amqtt.events import BrokerEvents
@@ -33,6 +34,7 @@ from amqtt.mqtt.constants import QOS_1, QOS_2
 from amqtt.mqtt.protocol.broker_handler import BrokerProtocolHandler
 from transitions import MachineError
 
+from iotas.broker.connect import MQTT_311, NotConnect, first_packet, refusal
 from iotas.broker.gate import BrokerGate
 from iotas.broker.handler import gated
 from iotas.broker.provisioning import CLAIM_USERNAME, SESSION_PREFIX, is_claim_session
@@ -54,18 +56,32 @@ class GatedBroker(Broker):
     async def _initialize_client_session(
         self, reader: Any, writer: Any, remote_address: str, remote_port: int
     ) -> tuple[BrokerProtocolHandler, Any]:
+        # The CONNECT is read whole first: amqtt would wait forever inside an MQTT 5 one.
+        try:
+            first = await first_packet(reader)
+        except (EOFError, TimeoutError, NotConnect) as exc:
+            await writer.close()
+            raise AMQTTError(f"no CONNECT from {remote_address}: {exc!r}") from None
+        if first.level != MQTT_311:
+            writer.write(refusal(first.level))
+            await writer.close()
+            self.gate.stats.reject(
+                "unsupported_protocol",
+                f"MQTT protocol level {first.level}: the embedded broker speaks 3.1.1 (level 4)",
+                source=remote_address,
+            )
+            raise AMQTTError(f"protocol level {first.level} refused")
         # amqtt looks up, deletes (clean session) or takes over the session of the CONNECT's
         # client id before it asks whether the login is good, so anyone who knows a Thing id
-        # could throw that device out. The CONNECT is therefore read and checked here first;
-        # amqtt then reads the same bytes again.
-        recording = _Recording(reader)
-        connect = await ConnectPacket.from_stream(recording)
+        # could throw that device out. The CONNECT is therefore checked here first; amqtt
+        # then reads the same bytes again.
+        connect = await ConnectPacket.from_stream(BufferReader(first.raw))
         if connect is not None and not await self._may_connect(connect, writer, remote_address):
             await ConnackPacket.build(0, NOT_AUTHORIZED).to_stream(writer)
             await writer.close()
             raise AMQTTError(f"login of {connect.client_id!r} refused")
         handler, session = await super()._initialize_client_session(
-            _Replay(recording.taken, reader), writer, remote_address, remote_port
+            _Replay(first.raw, reader), writer, remote_address, remote_port
         )
         gated(handler, self.gate)
         # The verified client certificate of a TLS connection (None on the plain listener),
@@ -195,22 +211,6 @@ class GatedBroker(Broker):
             )
             return False
         return True
-
-
-class _Recording:
-    """A reader that keeps what was read through it."""
-
-    def __init__(self, reader: Any) -> None:
-        self.reader = reader
-        self.taken = bytearray()
-
-    async def read(self, n: int = -1) -> bytes:
-        data: bytes = await self.reader.read(n)
-        self.taken += data
-        return data
-
-    def feed_eof(self) -> None:
-        self.reader.feed_eof()
 
 
 class _Replay:
