@@ -77,11 +77,9 @@ class EmbeddedBroker:
             "plugins": {
                 f"{_PLUGINS}.IotasAuthPlugin": {"gate": self.gate},
                 f"{_PLUGINS}.IotasTopicPlugin": {"gate": self.gate},
-                f"{_PLUGINS}.IotasPresencePlugin": {"gate": self.gate},
             },
         }
-        broker = GatedBroker(config)
-        broker.gate = self.gate
+        broker = GatedBroker(config, self.gate)
         try:
             await broker.start()
         except Exception as exc:
@@ -128,6 +126,7 @@ class EmbeddedBroker:
         if self._broker is not None:
             await self._broker.shutdown()
             self._broker = None
+        await self.gate.presence_settled()
 
 
 async def _retain_and_send(broker: Broker, topic: str, payload: bytes) -> None:

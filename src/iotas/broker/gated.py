@@ -27,23 +27,27 @@ from typing import Any
 from amqtt.adapters import BufferReader
 from amqtt.broker import Broker
 from amqtt.errors import AMQTTError, BrokerError
-from amqtt.events import BrokerEvents
 from amqtt.mqtt.connack import NOT_AUTHORIZED, ConnackPacket
 from amqtt.mqtt.connect import ConnectPacket
 from amqtt.mqtt.constants import QOS_1, QOS_2
 from amqtt.mqtt.protocol.broker_handler import BrokerProtocolHandler
-from transitions import MachineError
 
 from iotas.broker.connect import MQTT_311, NotConnect, first_packet, refusal
 from iotas.broker.gate import BrokerGate
 from iotas.broker.handler import gated
 from iotas.broker.provisioning import CLAIM_USERNAME, SESSION_PREFIX, is_claim_session
+from iotas.broker.takeover import Connections
 
 log = logging.getLogger("iotas.broker")
 
 
 class GatedBroker(Broker):
     gate: BrokerGate
+
+    def __init__(self, config: dict[str, Any], gate: BrokerGate) -> None:
+        super().__init__(config)
+        self.gate = gate
+        self.connections = Connections()
 
     @staticmethod
     def _create_ssl_context(listener: Any) -> ssl.SSLContext:
@@ -76,14 +80,23 @@ class GatedBroker(Broker):
         # could throw that device out. The CONNECT is therefore checked here first; amqtt
         # then reads the same bytes again.
         connect = await ConnectPacket.from_stream(BufferReader(first.raw))
-        if connect is not None and not await self._may_connect(connect, writer, remote_address):
+        if connect is None:
+            await writer.close()
+            raise AMQTTError(f"an unreadable CONNECT from {remote_address}")
+        if not await self._may_connect(connect, writer, remote_address):
             await ConnackPacket.build(0, NOT_AUTHORIZED).to_stream(writer)
             await writer.close()
             raise AMQTTError(f"login of {connect.client_id!r} refused")
-        handler, session = await super()._initialize_client_session(
-            _Replay(first.raw, reader), writer, remote_address, remote_port
-        )
-        gated(handler, self.gate)
+        # Before amqtt looks the session up: the connection that holds it ends first.
+        connection = await self.connections.take(connect.client_id, writer)
+        try:
+            handler, session = await super()._initialize_client_session(
+                _Replay(first.raw, reader), writer, remote_address, remote_port
+            )
+        except BaseException:
+            self.connections.release(connection)
+            raise
+        gated(handler, self.gate).iotas_connection = connection
         # The verified client certificate of a TLS connection (None on the plain listener),
         # for the auth plugin: set on every connection, as a session outlives its connections.
         session.iotas_certificate = _peer_certificate(writer)
@@ -102,37 +115,57 @@ class GatedBroker(Broker):
         server: Any,
         listener_name: str,
     ) -> None:
-        """amqtt's, without its replay of every session's retained messages at connect."""
-        authenticated = await self._authenticate(
-            client_session, self.listeners_config[listener_name]
-        )
-        if client_session.client_id is None:
-            raise BrokerError("Client ID was not correctly created/set.")
-        while True:
-            try:
-                client_session.transitions.connect()
-                break
-            except (MachineError, ValueError):
-                if client_session.transitions.is_connected():
-                    old_session = self._sessions[client_session.client_id]
-                    await old_session[1].handle_connection_closed()
-                    await old_session[1].stop()
-                    break
-                await asyncio.sleep(1)
-        handler.attach(client_session, reader, writer)
-        self._sessions[client_session.client_id] = (client_session, handler)
-        await handler.mqtt_connack_authorize(authenticated)
-        if not authenticated:
-            await writer.close()
-            return
-        await self.plugins_manager.fire_event(
-            BrokerEvents.CLIENT_CONNECTED,
-            client_id=client_session.client_id,
-            client_session=client_session,
-        )
-        await handler.start()
-        await self._publish_session_retained_messages(client_session)
-        await self._client_message_loop(client_session, handler)
+        """amqtt's, with the session taken over only once its last connection has ended
+        (see takeover.py), presence recorded in order, and no replay of every session's
+        retained messages at connect."""
+        connection = handler.iotas_connection
+        online = False
+        try:
+            authenticated = await self._authenticate(
+                client_session, self.listeners_config[listener_name]
+            )
+            if connection.taken_over:  # by a later connection, while this one logged in
+                await writer.close()
+                return
+            if client_session.client_id is None:
+                raise BrokerError("Client ID was not correctly created/set.")
+            if client_session.transitions.is_connected():
+                # Its last connection has ended (taken over) without the state saying so.
+                client_session.transitions.disconnect()
+            client_session.transitions.connect()
+            handler.attach(client_session, reader, writer)
+            connection.handler = handler
+            self._sessions[client_session.client_id] = (client_session, handler)
+            await handler.mqtt_connack_authorize(authenticated)
+            if not authenticated:
+                client_session.transitions.disconnect()
+                await writer.close()
+                return
+            self.gate.presence_changed(client_session.username, True)
+            online = True
+            await handler.start()
+            await self._publish_session_retained_messages(client_session)
+            await self._client_message_loop(client_session, handler)
+        finally:
+            # A connection taken over hands the Thing on connected.
+            if online and not connection.taken_over:
+                self.gate.presence_changed(client_session.username, False)
+            self.connections.release(connection)
+
+    async def _publish_session_retained_messages(self, session: Any) -> None:
+        """What was queued for a persistent session while its client was away, in order; sent
+        because of an existing subscription, so not as retained (MQTT 3.1.1, 3.3.1.3)."""
+        handler = self._get_handler(session)
+        sends = []
+        while handler is not None and not session.retained_messages.empty():
+            queued = session.retained_messages.get_nowait()
+            sends.append(
+                asyncio.ensure_future(
+                    handler.mqtt_publish(queued.topic, queued.data, queued.qos, retain=False)
+                )
+            )
+        if sends:
+            await asyncio.wait(sends)
 
     async def _publish_retained_messages_for_subscription(
         self, subscription: tuple[str, int], session: Any

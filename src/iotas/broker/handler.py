@@ -15,18 +15,25 @@ meet, keeps a device to `things/<its id>/...` whatever path a message took.
 
 from __future__ import annotations
 
-from typing import Any
+import asyncio
+from typing import Any, Final
 
+from amqtt.errors import AMQTTError
 from amqtt.mqtt.protocol.broker_handler import BrokerProtocolHandler
 from amqtt.mqtt.protocol.handler import INCOMING, OUTGOING
 from amqtt.mqtt.puback import PubackPacket
 
 from iotas.adapters.mqtt import topics
 from iotas.broker.gate import BrokerGate
+from iotas.broker.takeover import Connection
+
+# amqtt's wait for a device's PUBACK; past it the message waits for the next connection.
+PUBACK_WAIT: Final = 5.0
 
 
 class GatedHandler(BrokerProtocolHandler):
     gate: BrokerGate
+    iotas_connection: Connection
 
     async def _handle_message_flow(self, app_message: Any) -> None:
         if app_message.direction == OUTGOING and not self._may_receive(app_message.topic):
@@ -55,6 +62,9 @@ class GatedHandler(BrokerProtocolHandler):
         await super()._handle_qos0_message_flow(app_message)
 
     async def _handle_qos1_message_flow(self, app_message: Any) -> None:
+        if app_message.direction == OUTGOING:
+            await self._send_qos1(app_message)
+            return
         if app_message.direction == INCOMING:
             # An exception here (the database is away) means no PUBACK: the device sends again.
             await self._take(app_message)
@@ -64,6 +74,31 @@ class GatedHandler(BrokerProtocolHandler):
                 app_message.puback_packet = puback
                 return
         await super()._handle_qos1_message_flow(app_message)
+
+    async def _send_qos1(self, app_message: Any) -> None:
+        """amqtt's QoS 1 delivery, except that a message not acknowledged when the connection
+        ends stays in a persistent session, to be sent again when the device is back (MQTT
+        3.1.1, 4.4); amqtt forgot it, so a desired change sent to a connection that had died
+        unnoticed was lost."""
+        session = self.session
+        if session is None:
+            raise AMQTTError("Session is not initialized.")
+        packet_id = app_message.packet_id
+        session.inflight_out[packet_id] = app_message
+        again = app_message.publish_packet is not None
+        packet = app_message.build_publish_packet(dup=again)
+        waiter: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._puback_waiters[packet_id] = waiter
+        try:
+            await self._send_packet(packet)
+            app_message.publish_packet = packet
+            app_message.puback_packet = await asyncio.wait_for(waiter, PUBACK_WAIT)
+        except TimeoutError:
+            raise TimeoutError(f"no PUBACK for packet id {packet_id}") from None
+        finally:
+            self._puback_waiters.pop(packet_id, None)
+            if app_message.puback_packet is not None or session.clean_session:
+                session.inflight_out.pop(packet_id, None)
 
     async def _handle_qos2_message_flow(self, app_message: Any) -> None:
         if app_message.direction == INCOMING:
