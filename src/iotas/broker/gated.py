@@ -1,17 +1,20 @@
-"""amqtt's broker with its connect and delivery paths made right for iotas.
+"""amqtt's broker with its connect and delivery paths made right for iotas (decision 44).
 
 amqtt 0.12 gets these wrong, and they are overridden here (never patched in site-packages):
 
-- The CONNECT is judged by iotas before amqtt touches the session it names (see
-  `_initialize_client_session`).
-- On connect, amqtt replays the retained messages of every topic filter that any session
-  holds, to the connecting client, without a topic check, and while iterating the broker's
+- The CONNECT is read whole by its length (`connect.py`): amqtt parses it field by field
+  and waited forever inside an MQTT 5 one. Other protocol levels are refused at once.
+- The CONNECT is judged by iotas before amqtt touches the session it names.
+- A new connection of a client id closes the one that holds the session and waits until it
+  has ended (`takeover.py`); amqtt left it open, or let it mark the session disconnected.
+- On connect, amqtt replayed the retained messages of every topic filter that any session
+  held, to the connecting client, without a topic check, and while iterating the broker's
   subscription table across awaits (which other connects change: "dictionary changed size
   during iteration", and the connection dropped). MQTT sends retained messages when a
   subscription is made, not at connect; a resumed session gets the messages queued for it
   while it was away. That is what happens here.
-- Broadcasting iterates the same table across awaits (a task per topic check); here the check
-  is the gate's, synchronous, over a copy of the table.
+- Broadcasting iterated the same table across awaits (a task per topic check); here the
+  check is the gate's, synchronous, over a copy of the table.
 
 Every delivery is also checked where all paths meet, in the handler (`handler.py`).
 """
@@ -102,9 +105,6 @@ class GatedBroker(Broker):
         session.iotas_certificate = _peer_certificate(writer)
         session.iotas_source = remote_address  # whose failed logins are limited
         return handler, session
-
-    async def _init_handler(self, session: Any, reader: Any, writer: Any) -> BrokerProtocolHandler:
-        return gated(await super()._init_handler(session, reader, writer), self.gate)
 
     async def _handle_client_session(
         self,
