@@ -49,8 +49,8 @@ class GatedHandler(BrokerProtocolHandler):
         # Only a fault in a delivery path gets here: counted and logged, never sent.
         self.gate.stats.reject(
             "delivery_withheld",
-            f"{topic[:200]!r} is not a topic of this client",
-            source=str(username),
+            f"{topic[:200]!r} not sent to {username!r}: not one of its topics",
+            source="the broker",
         )
         return False
 
