@@ -125,6 +125,8 @@ class EmbeddedBroker:
     async def stop(self) -> None:
         if self._broker is not None:
             await self._broker.shutdown()
+            # Each connection records its end (presence) as it ends: before the database goes.
+            await self._broker.connections.ended()
             self._broker = None
         await self.gate.presence_settled()
 

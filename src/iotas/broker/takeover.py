@@ -67,3 +67,12 @@ class Connections:
         connection.finished.set()
         if self._live.get(connection.client_id) is connection:
             del self._live[connection.client_id]
+
+    async def ended(self) -> None:
+        """Wait (bounded) until every connection has ended, as at shutdown."""
+        waits = [c.finished.wait() for c in self._live.values()]
+        if waits:
+            try:
+                await asyncio.wait_for(asyncio.gather(*waits), TAKEOVER_WAIT)
+            except TimeoutError:
+                log.warning("%d connections had not ended at shutdown", len(self._live))
