@@ -5,6 +5,7 @@ message they receive and every time they are dropped."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -142,17 +143,19 @@ async def connect_all(address: tuple[str, int], fleet: Sequence[Member]) -> list
     return devices
 
 
-async def wait_own_desired(devices: Sequence[CrowdDevice], timeout: float) -> None:
+async def late_for_own_desired(devices: Sequence[CrowdDevice], timeout: float) -> list[str]:
+    """Wait up to `timeout` for every device's own desired state; the ids still without."""
     missing = [d for d in devices if not d.own_desired.is_set()]
-    try:
+    with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(
             asyncio.gather(*(d.own_desired.wait() for d in missing)), timeout=timeout
         )
-    except TimeoutError:
-        late = [d.thing_id for d in devices if not d.own_desired.is_set()]
-        raise AssertionError(
-            f"{len(late)} devices never got their own desired state: {late[:5]}"
-        ) from None
+    return [d.thing_id for d in devices if not d.own_desired.is_set()]
+
+
+async def wait_own_desired(devices: Sequence[CrowdDevice], timeout: float) -> None:
+    late = await late_for_own_desired(devices, timeout)
+    assert not late, f"{len(late)} devices never got their own desired state: {late[:5]}"
 
 
 async def disconnect_all(devices: Sequence[CrowdDevice]) -> None:
