@@ -59,6 +59,8 @@ class BrokerGate:
         # Failed logins limited per source address, sharing the API's allowance.
         self.logins = logins
         self._checking: dict[str, _Turns] = {}
+        # The last presence change of each device not yet recorded.
+        self._presence: dict[str, asyncio.Task[None]] = {}
         self.credentials = credentials
         self.messages = messages
         self.registry = registry
@@ -206,8 +208,35 @@ class BrokerGate:
             return
         await self.messages.handle(topic, payload, sender=username)
 
+    def presence_changed(self, username: str | None, connected: bool) -> None:
+        """The broker knows exactly when a device connects and drops; that is presence. Each
+        change is recorded after the device's previous one, so a drop and a reconnect (or a
+        session taken over) a moment apart never end up recorded the other way round."""
+        if username is None or provisioning.is_claim_session(username):
+            return
+        previous = self._presence.get(username)
+        task = asyncio.create_task(self._presence_after(previous, username, connected))
+        self._presence[username] = task
+        task.add_done_callback(lambda done: self._presence_done(username, done))
+
+    async def _presence_after(
+        self, previous: asyncio.Task[None] | None, username: str, connected: bool
+    ) -> None:
+        if previous is not None:
+            await asyncio.wait([previous])
+        await self.presence(username, connected)
+
+    def _presence_done(self, username: str, done: asyncio.Task[None]) -> None:
+        if self._presence.get(username) is done:
+            del self._presence[username]
+
+    async def presence_settled(self) -> None:
+        """Wait until every presence change so far is recorded (or has failed, logged)."""
+        while self._presence:
+            await asyncio.wait(list(self._presence.values()))
+
     async def presence(self, username: str | None, connected: bool) -> None:
-        """The broker knows exactly when a device connects and drops; that is presence."""
+        """Record a device's presence now (`presence_changed` keeps the order)."""
         if username is None or provisioning.is_claim_session(username):
             return
         ctx = Context(

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from amqtt.contexts import Action
-from amqtt.plugins.base import BaseAuthPlugin, BasePlugin, BaseTopicPlugin
+from amqtt.plugins.base import BaseAuthPlugin, BaseTopicPlugin
 from amqtt.session import Session
 
 from iotas.broker.provisioning import CLAIM_USERNAME
@@ -64,17 +64,3 @@ class IotasTopicPlugin(BaseTopicPlugin):
         # A device's PUBLISH was refused and counted by `BrokerGate.take` before the broker
         # asks here; RECEIVE is for subscriptions already checked. Neither counts again.
         return bool(gate.owns(session.username, topic))
-
-
-class IotasPresencePlugin(BasePlugin[Any]):
-    @dataclass
-    class Config:
-        gate: Any = None
-
-    async def on_broker_client_connected(self, *, client_id: str, client_session: Session) -> None:
-        await self.context.config.gate.presence(client_session.username, True)
-
-    async def on_broker_client_disconnected(
-        self, *, client_id: str, client_session: Session
-    ) -> None:
-        await self.context.config.gate.presence(client_session.username, False)

@@ -87,12 +87,15 @@ class Device:
         client_id: str | None = None,
         clean_session: bool = True,
         will: bool = True,
+        reconnect: bool = True,
     ) -> None:
         self.thing_id = thing_id
         self.messages: list[tuple[str, bytes]] = []
         self.suback: list[Any] = []
         self.connack: Any = None
+        self.session_present: bool | None = None
         self.connected = threading.Event()
+        self.disconnected = threading.Event()
         self._acked: set[int] = set()
         self._lock = threading.Lock()
         self.client = paho.Client(
@@ -100,6 +103,7 @@ class Device:
             client_id=client_id or thing_id,
             clean_session=clean_session,
             protocol=paho.MQTTv311,
+            reconnect_on_failure=reconnect,
         )
         if secret is not None:
             self.client.username_pw_set(thing_id, secret)
@@ -108,12 +112,14 @@ class Device:
         self.client.on_connect = self._on_connect
         self.client.on_message = self._on_message
         self.client.on_publish = self._on_publish
+        self.client.on_disconnect = lambda *_a: self.disconnected.set()
         self.client.on_subscribe = lambda _c, _u, _mid, codes, _p: self.suback.extend(codes)
         self.client.connect(*address, keepalive=30)
         self.client.loop_start()
 
-    def _on_connect(self, _c: Any, _u: Any, _f: Any, reason: Any, _p: Any) -> None:
+    def _on_connect(self, _c: Any, _u: Any, flags: Any, reason: Any, _p: Any) -> None:
         self.connack = reason
+        self.session_present = flags.session_present
         self.connected.set()
 
     def _on_message(self, _c: Any, _u: Any, message: paho.MQTTMessage) -> None:
