@@ -22,6 +22,8 @@ from integration.mqtt.mqtt_support import Iotas, ns
 from integration.mqtt.test_mosquitto_config import Broker, _generate, out_dir
 from support import LiveServer, free_port
 
+pytestmark = pytest.mark.mosquitto
+
 __all__ = ["out_dir"]  # the fixture, used by name
 
 PER_NAMESPACE = 250
