@@ -12,7 +12,7 @@ from fastapi import FastAPI
 from iotas import __version__
 from iotas.adapters.wot.client import WotClient
 from iotas.aio import cancel_and_wait
-from iotas.api import errors, openapi
+from iotas.api import errors, openapi, swagger
 from iotas.api.fast_twin import FastTwinPatch
 from iotas.api.routers import (
     adoptions,
@@ -53,6 +53,7 @@ from iotas.store.engine import database_url, open_store
 from iotas.wot_things import WotThings
 
 log = logging.getLogger("iotas")
+OPENAPI_URL = "/api/v1/openapi.json"
 
 
 async def open_runtime(settings: Settings) -> Runtime:
@@ -139,14 +140,15 @@ def create_app(settings: Settings) -> FastAPI:
         title="iotas",
         version=__version__,
         summary="An open control plane for the Internet of Things",
-        openapi_url="/api/v1/openapi.json",
-        docs_url="/api/v1/docs",
+        openapi_url=OPENAPI_URL,
+        docs_url=None,  # swagger.py serves it without a CDN
         redoc_url=None,
         lifespan=lifespan,
     )
     errors.install(app)
     app.add_middleware(FastTwinPatch)
     openapi.install(app)
+    swagger.install(app, OPENAPI_URL)
     for router in (
         health.router,
         things.router,

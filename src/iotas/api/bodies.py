@@ -8,7 +8,7 @@ import orjson
 from fastapi import Request
 
 from iotas.domain.cursor import position
-from iotas.domain.errors import InvalidInput
+from iotas.domain.errors import InvalidInput, UnsupportedMediaType
 
 MAX_BODY_BYTES = 1024 * 1024
 JSON_TYPES = ("application/json", "application/merge-patch+json", "application/td+json")
@@ -17,7 +17,7 @@ JSON_TYPES = ("application/json", "application/merge-patch+json", "application/t
 async def json_body(request: Request) -> Any:
     content_type = request.headers.get("content-type", "application/json").split(";")[0].strip()
     if content_type and content_type not in JSON_TYPES and not content_type.endswith("+json"):
-        raise InvalidInput(
+        raise UnsupportedMediaType(
             f"send JSON (Content-Type: application/json or application/merge-patch+json), "
             f"not {content_type[:80]}"
         )

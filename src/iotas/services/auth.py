@@ -60,6 +60,11 @@ FAILURE_REFILL_PER_S = 1.0
 ADDRESS_SPREAD = 10.0
 
 
+class NoCredential(Unauthenticated):
+    """No bearer credential at all (a missing or malformed header): counted, but not charged
+    against the address's allowance, since nothing was tried."""
+
+
 @dataclass(frozen=True, slots=True)
 class LoginTicket:
     """What an MQTT login took of the allowances up front (`reserve`), to `settle` after."""
@@ -146,6 +151,8 @@ class Authenticator:
     async def _limited(self, source: str, check: Callable[[], Awaitable[Actor]]) -> Actor:
         try:
             return await check()
+        except NoCredential:
+            raise  # nothing was guessed, nothing looked up: always the 401 and its challenge
         except Unauthenticated:
             # Charged against the allowance as it is now, not as read before the check: many
             # failures at once each cost one.
@@ -197,12 +204,12 @@ class Authenticator:
         header is counted and refused)."""
         if not authorization:
             self.failures["missing"] += 1
-            raise Unauthenticated(f"send 'Authorization: Bearer <{what}>'")
+            raise NoCredential(f"send 'Authorization: Bearer <{what}>'")
         scheme, _, token = authorization.partition(" ")
         token = token.strip()
         if scheme.lower() != "bearer" or not token:
             self.failures["malformed"] += 1
-            raise Unauthenticated(f"the Authorization header must be 'Bearer <{what}>'")
+            raise NoCredential(f"the Authorization header must be 'Bearer <{what}>'")
         return digest(token)
 
     async def _authenticate(self, authorization: str | None) -> Actor:

@@ -12,10 +12,11 @@ from iotas.services.auth import Authenticator
 
 async def test_failures_are_counted_and_limited_per_source(rt: Runtime) -> None:
     auth = Authenticator(rt.store, failure_burst=3, failure_refill=0.5)
-    for header in (None, "Basic x", "Bearer nope"):
-        with pytest.raises(Unauthenticated):
+    # No credential at all is counted but never charged: nothing was tried.
+    for header in (None, "Basic x") * 5 + ("Bearer nope",) * 3:
+        with pytest.raises(Unauthenticated):  # (a 429 is not one)
             await auth.authenticate(header, "192.0.2.1")
-    assert auth.failures == {"missing": 1, "malformed": 1, "unknown": 1}
+    assert auth.failures == {"missing": 5, "malformed": 5, "unknown": 3}
     with pytest.raises(TooManyRequests) as limited:
         await auth.authenticate("Bearer nope", "192.0.2.1")
     assert limited.value.extra["retry_after"] >= 1
