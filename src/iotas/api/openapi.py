@@ -152,6 +152,7 @@ def describe(schema: dict[str, Any]) -> None:
                     operation.setdefault("parameters", []).append(CAUSE)
             _served(operation, _SERVED.get((method, path), {}))
             for parameter in operation.get("parameters", []):
+                _not_null(parameter)
                 narrower = _PARAMETERS.get((parameter.get("in"), parameter.get("name")))
                 if narrower:
                     parameter["schema"] = {**parameter.get("schema", {}), **narrower}
@@ -185,6 +186,20 @@ def _errors(path: str, method: str, operation: dict[str, Any], public: bool) -> 
     if any(p.get("in") == "header" and p.get("name") == "If-Match" for p in params):
         codes.add(412)
     return codes
+
+
+def _not_null(parameter: dict[str, Any]) -> None:
+    """An optional parameter is absent, never null: FastAPI writes `str | None` as
+    `anyOf: [string, null]`, and a client that sends "null" gets a 400 for it."""
+    schema = parameter.get("schema", {})
+    kinds = schema.get("anyOf")
+    if isinstance(kinds, list) and {"type": "null"} in kinds:
+        rest = [k for k in kinds if k != {"type": "null"}]
+        del schema["anyOf"]
+        if len(rest) == 1:
+            schema.update(rest[0])
+        else:
+            schema["anyOf"] = rest
 
 
 def _problem(status: int) -> dict[str, Any]:

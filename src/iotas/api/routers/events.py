@@ -19,6 +19,8 @@ from iotas.domain.journal import EVENT_TYPES, THING_DELETED
 from iotas.domain.query import Node, matches, parse, transitive
 
 router = APIRouter(prefix="/api/v1", tags=["events"], dependencies=[Depends(context)])
+_TYPE = "(" + "|".join(EVENT_TYPES) + ")"
+_TYPES_PATTERN = f"^{_TYPE}(,{_TYPE})*$"
 
 
 @router.get(
@@ -32,7 +34,14 @@ async def events(
     q: Annotated[
         str | None, Query(max_length=4096, description="Only events of matching Things")
     ] = None,
-    types: Annotated[str | None, Query(description="Comma-separated event types")] = None,
+    types: Annotated[
+        str | None,
+        Query(
+            description="Comma-separated event types",
+            # Documented only: _types() checks it with a message naming the known types.
+            json_schema_extra={"pattern": _TYPES_PATTERN},
+        ),
+    ] = None,
     after: Annotated[
         int | None, Query(ge=0, le=cursors.MAX_POSITION, description="Start after this seq")
     ] = None,
