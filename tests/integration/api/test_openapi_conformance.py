@@ -151,3 +151,12 @@ def test_the_docs_page_works_offline(api_url: str) -> None:
     for asset in assets:
         assert httpx.get(f"{api_url}{asset}").status_code == 200, asset
     assert "url: '/api/v1/openapi.json'" in page.text
+
+
+def test_a_405_names_every_method_of_the_path(api_url: str) -> None:
+    """GET and DELETE of one path are two routes; Starlette's 405 named only the first."""
+    headers = {"Authorization": f"Bearer {TOKEN}"}
+    refused = httpx.request("OPTIONS", f"{api_url}/api/v1/claims/c1", headers=headers)
+    assert refused.status_code == 405
+    assert refused.headers["content-type"] == "application/problem+json"
+    assert refused.headers["allow"] == "DELETE, GET"
