@@ -88,8 +88,8 @@ class BrokerGate:
     async def _limited(
         self, source: str, check: Coroutine[Any, Any, str | None], username: str | None = None
     ) -> str | None:
-        """Run a login check unless `source` failed too often (then refused before any hash
-        is spent); its outcome counts against the source's allowance."""
+        """Run a login check unless `source` failed too often as `username` or as a whole
+        (then refused before any hash is spent); its outcome counts against both."""
         if self.logins is None:
             return await check
         turns = self._checking.get(source)

@@ -176,7 +176,9 @@ class Authenticator:
         with a clean record they take nothing, so a fleet behind one address (a NAT, a
         gateway) reconnecting at once is not refused for the attempts it has in flight;
         callers bound how many run at once (decision 42)."""
-        account = f"{source}\0{username or '-'}"
+        # A Thing id is at most 193 characters; a longer user name is no Thing's, and must not
+        # make the allowance's keys as large as an MQTT string may be (64 KiB).
+        account = f"{source}\0{(username or '-')[:200]}"
         for allowance, key in ((self.mqtt_accounts, account), (self.mqtt_addresses, source)):
             if not allowance.allows(key):
                 self.failures["mqtt_rate_limited"] += 1
