@@ -154,6 +154,8 @@ _ENV: dict[str, tuple[str, Callable[[str], Any]]] = {
     "IOTAS_DATA_DIR": ("data_dir", Path),
     "IOTAS_DATABASE_URL": ("database_url", str),
     "IOTAS_ADMIN_TOKEN": ("admin_token", str),
+    "IOTAS_AUTH_FAILURE_BURST": ("auth_failure_burst", float),
+    "IOTAS_AUTH_FAILURE_RATE": ("auth_failure_rate", float),
     "IOTAS_HOST": ("host", str),
     "IOTAS_PORT": ("port", int),
     "IOTAS_MQTT_URL": ("mqtt_url", str),

@@ -12,7 +12,7 @@ from fastapi import FastAPI
 from iotas import __version__
 from iotas.adapters.wot.client import WotClient
 from iotas.aio import cancel_and_wait
-from iotas.api import errors, openapi
+from iotas.api import errors, openapi, swagger
 from iotas.api.fast_twin import FastTwinPatch
 from iotas.api.public_url import ForwardedHeaders
 from iotas.api.routers import (
@@ -55,6 +55,7 @@ from iotas.store.engine import database_url, open_store
 from iotas.wot_things import WotThings
 
 log = logging.getLogger("iotas")
+OPENAPI_URL = "/api/v1/openapi.json"
 
 
 async def open_runtime(settings: Settings) -> Runtime:
@@ -142,8 +143,8 @@ def create_app(settings: Settings) -> FastAPI:
         title="iotas",
         version=__version__,
         summary="An open control plane for the Internet of Things",
-        openapi_url="/api/v1/openapi.json",
-        docs_url="/api/v1/docs",
+        openapi_url=OPENAPI_URL,
+        docs_url=None,  # swagger.py serves it without a CDN
         redoc_url=None,
         lifespan=lifespan,
     )
@@ -153,6 +154,7 @@ def create_app(settings: Settings) -> FastAPI:
         # Outermost, so every part of the app sees the client a trusted proxy names.
         app.add_middleware(ForwardedHeaders, trusted=settings.trusted_proxies)
     openapi.install(app)
+    swagger.install(app, OPENAPI_URL)
     for router in (
         health.router,
         things.router,

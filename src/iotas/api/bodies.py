@@ -7,7 +7,8 @@ from typing import Any
 import orjson
 from fastapi import Request
 
-from iotas.domain.errors import InvalidInput
+from iotas.domain.cursor import position
+from iotas.domain.errors import InvalidInput, UnsupportedMediaType
 
 MAX_BODY_BYTES = 1024 * 1024
 JSON_TYPES = ("application/json", "application/merge-patch+json", "application/td+json")
@@ -16,12 +17,12 @@ JSON_TYPES = ("application/json", "application/merge-patch+json", "application/t
 async def json_body(request: Request) -> Any:
     content_type = request.headers.get("content-type", "application/json").split(";")[0].strip()
     if content_type and content_type not in JSON_TYPES and not content_type.endswith("+json"):
-        raise InvalidInput(
+        raise UnsupportedMediaType(
             f"send JSON (Content-Type: application/json or application/merge-patch+json), "
             f"not {content_type[:80]}"
         )
     declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+    if declared.isascii() and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
         raise InvalidInput(f"the body is larger than {MAX_BODY_BYTES} bytes")
     body = bytearray()
     async for chunk in request.stream():
@@ -36,14 +37,31 @@ async def json_body(request: Request) -> Any:
         raise InvalidInput(f"the body is not valid JSON: {exc}") from None
 
 
-def version_header(value: str | None, name: str = "If-Match") -> int | None:
-    """A twin version from `If-Match: 7`, `If-Match: "7"` or `W/"7"`."""
+def version_header(value: str | None, name: str = "If-Match") -> frozenset[int] | None:
+    """The twin versions an `If-Match` accepts (RFC 9110 13.1.1): None when any current
+    version will do (no header, or `*`), else the versions of a list of entity tags such
+    as `"7"`, `"7", "8"` (also `7` and `W/"7"`, as iotas has always taken them). Each tag
+    must be a version iotas could have issued; anything else is a 400."""
     if value is None:
         return None
-    text = value.strip()
-    if text.startswith("W/"):
-        text = text[2:]
-    text = text.strip('"')
-    if not text.isdigit() or len(text) > 18:
-        raise InvalidInput(f'{name} must be a twin version number such as "7", not {value[:40]!r}')
-    return int(text)
+    if value.strip() == "*":
+        return None
+    versions: set[int] = set()
+    # Empty list elements are allowed and ignored (RFC 9110 5.6.1.2). A version holds no
+    # comma, so splitting on commas cannot cut a tag iotas issued.
+    for member in (m.strip() for m in value.split(",")):
+        if not member:
+            continue
+        text = member[2:] if member.startswith("W/") else member
+        if len(text) >= 2 and text[0] == text[-1] == '"':
+            text = text[1:-1]
+        version = position(text)
+        if version is None:
+            raise InvalidInput(
+                f'{name} must be "*" or twin versions such as "7" or "7", "8", not {value[:40]!r}',
+                field=name,
+            )
+        versions.add(version)
+    if not versions:
+        raise InvalidInput(f'{name} is empty: send "*" or twin versions such as "7"', field=name)
+    return frozenset(versions)

@@ -8,6 +8,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException
 from starlette.responses import Response
+from starlette.routing import Match
 
 from iotas.api.responses import from_error, problem
 from iotas.domain.errors import IotasError
@@ -40,13 +41,18 @@ def install(app: FastAPI) -> None:
         detail = exc.detail if isinstance(exc.detail, str) else "request refused"
         if exc.status_code == 404 and detail == "Not Found":
             detail = f"there is no route {request.method} {request.url.path}"
+        headers = dict(exc.headers) if exc.headers else {}
+        if exc.status_code == 405:
+            # Starlette names only the first route that matched the path; a path served by
+            # several routes (GET and DELETE apart) allows what all of them do.
+            headers["Allow"] = ", ".join(_allowed(request))
         return problem(
             exc.status_code,
             titles.get(exc.status_code, "Request refused"),
             detail,
             slug="http",
             instance=request.url.path,
-            headers=dict(exc.headers) if exc.headers else None,
+            headers=headers or None,
         )
 
     @app.exception_handler(Exception)
@@ -59,3 +65,12 @@ def install(app: FastAPI) -> None:
             slug="internal",
             instance=request.url.path,
         )
+
+
+def _allowed(request: Request) -> list[str]:
+    methods: set[str] = set()
+    for route in request.app.router.routes:
+        match, _ = route.matches({**request.scope, "method": "GET"})
+        if match != Match.NONE:
+            methods |= getattr(route, "methods", None) or set()
+    return sorted(methods)

@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 from iotas.api.runtime import Runtime
+from iotas.domain import cursor as cursors
 from iotas.domain.errors import InvalidInput
 
 BATCH = 500
@@ -26,10 +27,13 @@ Select = Callable[[list[Event]], Awaitable[list[Event]]]
 
 
 def resume_point(after: int | None, last_event_id: str | None) -> int | None:
+    """Where a stream starts: after `Last-Event-ID` (an EventSource reconnecting) or `after`;
+    None: from now. Checked before the stream starts, so a bad one is a 400, not a stream
+    that dies on its first read."""
     if last_event_id is not None:
-        if not last_event_id.strip().isdigit():
-            raise InvalidInput("Last-Event-ID must be the seq of the last event received")
-        return int(last_event_id.strip())
+        return cursors.seq(last_event_id, "Last-Event-ID")
+    if after is not None and not 0 <= after <= cursors.MAX_POSITION:
+        raise InvalidInput(f"after must be a seq from 0 to {cursors.MAX_POSITION}", field="after")
     return after
 
 

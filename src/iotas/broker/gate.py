@@ -56,7 +56,7 @@ class BrokerGate:
         provisioning: MqttProvisioning | None = None,
         logins: Authenticator | None = None,
     ) -> None:
-        # Failed logins limited per source address, sharing the API's allowance.
+        # Failed logins limited per source address and user name (decision 48).
         self.logins = logins
         self._checking: dict[str, _Turns] = {}
         # The last presence change of each device not yet recorded.
@@ -78,18 +78,20 @@ class BrokerGate:
     ) -> bool:
         """A device logs in with its Thing id as client id and username and its secret."""
         check = self._check_password(client_id, username, password)
-        return await self._limited(source, check) is not None
+        return await self._limited(source, check, username) is not None
 
     async def authenticate_certificate(
         self, client_id: str | None, username: str | None, certificate_pem: str, source: str = "-"
     ) -> str | None:
         """A device on the TLS listener: its Thing id, or None (refused)."""
         check = self._check_certificate(client_id, username, certificate_pem)
-        return await self._limited(source, check)
+        return await self._limited(source, check, username)
 
-    async def _limited(self, source: str, check: Coroutine[Any, Any, str | None]) -> str | None:
-        """Run a login check unless `source` failed too often (then refused before any hash
-        is spent); its outcome counts against the source's allowance."""
+    async def _limited(
+        self, source: str, check: Coroutine[Any, Any, str | None], username: str | None = None
+    ) -> str | None:
+        """Run a login check unless `source` failed too often as `username` or as a whole
+        (then refused before any hash is spent); its outcome counts against both."""
         if self.logins is None:
             return await check
         turns = self._checking.get(source)
@@ -103,7 +105,7 @@ class BrokerGate:
                 check.close()  # cancelled while waiting its turn
                 raise
             try:
-                taken = self.logins.reserve(source)
+                taken = self.logins.reserve(source, username)
                 if taken is None:
                     check.close()
                     self.stats.reject(
@@ -111,7 +113,7 @@ class BrokerGate:
                     )
                     return None
                 thing_id = await check
-                self.logins.settle(source, taken, thing_id is not None, "mqtt")
+                self.logins.settle(taken, thing_id is not None, "mqtt")
                 return thing_id
             finally:
                 turns.gate.release()

@@ -6,7 +6,9 @@
     ├── Forbidden (403)        authenticated, but not allowed
     ├── NotFound (404)         no such Thing (or not at that instant)
     ├── Conflict (409)         the Thing exists already
-    └── PreconditionFailed (412)  If-Match version does not match
+    ├── PreconditionFailed (412)  If-Match version does not match
+    ├── UnsupportedMediaType (415)  a body that is not JSON
+    └── TooManyRequests (429)  too many failed authentications from an address
 
 The API maps each to an RFC 9457 problem document; nothing else reaches a caller as a 500
 unless it is a bug.
@@ -68,3 +70,9 @@ class TooManyRequests(IotasError):
     status = 429
     title = "Too many requests"
     type_slug = "too-many-requests"
+
+
+class UnsupportedMediaType(IotasError):
+    status = 415
+    title = "Unsupported media type"
+    type_slug = "unsupported-media-type"

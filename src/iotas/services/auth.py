@@ -20,6 +20,7 @@ from typing import Any
 from iotas.domain import clock
 from iotas.domain.errors import InvalidInput, NotFound, TooManyRequests, Unauthenticated
 from iotas.domain.ids import NAMESPACE_RE, namespace_of
+from iotas.services.allowance import Allowance
 from iotas.services.ca import thing_of_certificate
 from iotas.services.context import Actor
 from iotas.store import tokens_repo
@@ -52,10 +53,39 @@ class AdminToken:
 # token has 256 bits of secret).
 FAILURE_BURST = 20.0
 FAILURE_REFILL_PER_S = 1.0
-MAX_SOURCES = 100_000
+# An address's MQTT logins across all user names may fail this many times what one user
+# name may: a spray over many Things' ids from one address still costs few password hashes,
+# while a device failing on its own (a wrong secret, retried forever) behind a NAT spends
+# only its own allowance and not its neighbours' (decision 48).
+ADDRESS_SPREAD = 10.0
+
+
+class NoCredential(Unauthenticated):
+    """No bearer credential at all (a missing or malformed header): counted, but not charged
+    against the address's allowance, since nothing was tried."""
+
+
+@dataclass(frozen=True, slots=True)
+class LoginTicket:
+    """What an MQTT login took of the allowances up front (`reserve`), to `settle` after."""
+
+    address: str
+    account: str
+    taken: float
 
 
 class Authenticator:
+    """API tokens (and, through subclasses and `authenticate_device`, claim tokens and HTTPS
+    client certificates) and the failure allowances of both realms.
+
+    Two realms, two allowances (decision 48). **API**: a credential is checked whatever the
+    address's record, since the check is one lookup by digest and the secrets cannot be
+    guessed; a valid one is never refused, and an address past its allowance has its
+    failures answered 429 instead of 401. **MQTT** (the embedded broker's device logins): a
+    check costs a password hash, so past the allowance a login is refused before any hash,
+    right or wrong; the allowance is per address and user name, with a wider one per
+    address."""
+
     def __init__(
         self,
         store: Store,
@@ -69,10 +99,13 @@ class Authenticator:
         self.failure_burst = failure_burst
         self.failure_refill = failure_refill
         self._cache: dict[str, tuple[float, Actor]] = {}
-        # Failed authentications by reason (`/api/v1/stats`, `/metrics`), and what each
-        # source may still fail: (allowance, monotonic time it was computed).
+        # Refused authentications by reason, both realms (`/api/v1/stats`, `/metrics`).
         self.failures: Counter[str] = Counter()
-        self._allowance: dict[str, tuple[float, float]] = {}
+        self.api = Allowance(failure_burst, failure_refill, realm="api")
+        self.mqtt_accounts = Allowance(failure_burst, failure_refill, realm="mqtt")
+        self.mqtt_addresses = Allowance(
+            failure_burst * ADDRESS_SPREAD, failure_refill * ADDRESS_SPREAD, realm="mqtt"
+        )
 
     async def ensure_admin(self, configured: str | None, token_file: Path) -> AdminToken:
         """Make sure an admin can get in: the configured token, or one made on first start."""
@@ -94,8 +127,8 @@ class Authenticator:
         return await self.store.write(unit)
 
     async def authenticate(self, authorization: str | None, source: str = "-") -> Actor:
-        """The token's actor; failures are counted, and a source that fails too often is
-        refused (429) before its tokens are even looked at."""
+        """The token's actor; a failure is counted, and answered 429 rather than 401 once
+        `source` has failed too often."""
         return await self._limited(source, lambda: self._authenticate(authorization))
 
     async def authenticate_device(
@@ -116,81 +149,69 @@ class Authenticator:
         return await self._limited(source, check)
 
     async def _limited(self, source: str, check: Callable[[], Awaitable[Actor]]) -> Actor:
-        allowance = self._allowance_of(source)
-        if allowance < 1.0:
-            self.failures["rate_limited"] += 1
-            wait = int((1.0 - allowance) / self.failure_refill) + 1
-            raise TooManyRequests(
-                f"too many failed authentications from {source}: wait {wait} s",
-                retry_after=wait,
-            )
         try:
             return await check()
+        except NoCredential:
+            raise  # nothing was guessed, nothing looked up: always the 401 and its challenge
         except Unauthenticated:
             # Charged against the allowance as it is now, not as read before the check: many
-            # failures at once each cost one. (Not reserved up front: a check is a cheap
-            # lookup, and a proxy's many requests at once must not be refused for it.)
-            self._adjust(source, -1.0)
+            # failures at once each cost one.
+            if not self.api.allows(source):
+                self.failures["rate_limited"] += 1
+                self.api.refused(source, "API credentials")
+                wait = self.api.wait(source)
+                self.api.adjust(source, -1.0)
+                raise TooManyRequests(
+                    f"too many failed authentications from {source}: wait {wait} s",
+                    retry_after=wait,
+                ) from None
+            self.api.adjust(source, -1.0)
             raise
 
-    def reserve(self, source: str) -> float | None:
-        """What a device's MQTT login asks before it costs a password hash: None when
-        `source` may not try now, else the allowance taken for the attempt, to hand to
-        `settle`. The same allowance as API tokens, so a guesser gains nothing by switching
-        protocols. A source with a failure on record has one attempt taken up front, so many
-        attempts at once cannot outrun their failures; a source without one takes nothing,
-        so a fleet behind one address (a NAT, a gateway) reconnecting at once is not refused
-        for the attempts it has in flight; callers bound how many run at once (decision 42)."""
-        allowance = self._allowance_of(source)
-        if allowance < 1.0:
-            self.failures["rate_limited"] += 1
-            return None
-        if allowance >= self.failure_burst:
-            return 0.0
-        self._adjust(source, -1.0)
-        return 1.0
+    def reserve(self, source: str, username: str | None = None) -> LoginTicket | None:
+        """What a device's MQTT login asks before it costs a password hash: None when it may
+        not try now (`source` has failed too often as `username`, or as anyone), else what
+        it took, to hand to `settle`. An address and user name with a failure on record
+        take one attempt up front, so many attempts at once cannot outrun their failures;
+        with a clean record they take nothing, so a fleet behind one address (a NAT, a
+        gateway) reconnecting at once is not refused for the attempts it has in flight;
+        callers bound how many run at once (decision 42)."""
+        # A Thing id is at most 193 characters; a longer user name is no Thing's, and must not
+        # make the allowance's keys as large as an MQTT string may be (64 KiB).
+        account = f"{source}\0{(username or '-')[:200]}"
+        for allowance, key in ((self.mqtt_accounts, account), (self.mqtt_addresses, source)):
+            if not allowance.allows(key):
+                self.failures["mqtt_rate_limited"] += 1
+                allowance.refused(key, "MQTT logins")
+                return None
+        if self.mqtt_accounts.full(account):
+            return LoginTicket(source, account, 0.0)
+        self.mqtt_accounts.adjust(account, -1.0)
+        self.mqtt_addresses.adjust(source, -1.0)
+        return LoginTicket(source, account, 1.0)
 
-    def settle(self, source: str, taken: float, ok: bool, reason: str) -> None:
+    def settle(self, ticket: LoginTicket, ok: bool, reason: str) -> None:
         """After a `reserve`d attempt: a success gives back what was taken, a failure costs
-        one attempt in all and is counted under `reason`."""
-        if ok:
-            if taken:
-                self._adjust(source, taken)
-        else:
-            self._adjust(source, taken - 1.0)
+        one attempt in all (of the user name's and of the address's) and is counted under
+        `reason`."""
+        delta = ticket.taken if ok else ticket.taken - 1.0
+        if delta:
+            self.mqtt_accounts.adjust(ticket.account, delta)
+            self.mqtt_addresses.adjust(ticket.address, delta)
+        if not ok:
             self.failures[reason] += 1
-
-    def _adjust(self, source: str, delta: float) -> None:
-        allowance = self._allowance_of(source) + delta
-        if allowance >= self.failure_burst:
-            self._allowance.pop(source, None)
-        else:
-            self._allowance[source] = (allowance, time.monotonic())
-
-    def _allowance_of(self, source: str) -> float:
-        entry = self._allowance.get(source)
-        if entry is None:
-            return self.failure_burst
-        allowance, since = entry
-        refilled = allowance + (time.monotonic() - since) * self.failure_refill
-        allowance = min(self.failure_burst, refilled)
-        if allowance >= self.failure_burst:
-            del self._allowance[source]  # back to full: forget it
-        elif len(self._allowance) > MAX_SOURCES:
-            self._allowance.clear()  # bounded memory under a spray of sources
-        return allowance
 
     def bearer_digest(self, authorization: str | None, what: str = "token") -> str:
         """The sha256 of the bearer token in an Authorization header (a missing or malformed
         header is counted and refused)."""
         if not authorization:
             self.failures["missing"] += 1
-            raise Unauthenticated(f"send 'Authorization: Bearer <{what}>'")
+            raise NoCredential(f"send 'Authorization: Bearer <{what}>'")
         scheme, _, token = authorization.partition(" ")
         token = token.strip()
         if scheme.lower() != "bearer" or not token:
             self.failures["malformed"] += 1
-            raise Unauthenticated(f"the Authorization header must be 'Bearer <{what}>'")
+            raise NoCredential(f"the Authorization header must be 'Bearer <{what}>'")
         return digest(token)
 
     async def _authenticate(self, authorization: str | None) -> Actor:

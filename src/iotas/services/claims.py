@@ -66,7 +66,7 @@ class ClaimAuthenticator(Authenticator):
             failure_burst=operators.failure_burst,
             failure_refill=operators.failure_refill,
         )
-        self._allowance = operators._allowance
+        self.api = operators.api
         self.failures = operators.failures
 
     async def _authenticate(self, authorization: str | None) -> Actor:

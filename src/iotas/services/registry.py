@@ -7,7 +7,7 @@ store, holding the read, the event and the write together.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 
 from iotas.domain import clock, merge_patch, td
 from iotas.domain import journal as ev
@@ -175,7 +175,7 @@ class Registry:
         side: Side,
         patch: object,
         *,
-        if_match: int | None = None,
+        if_match: Collection[int] | None = None,
     ) -> Thing:
         check_thing_id(thing_id)
         if not isinstance(patch, dict):
@@ -190,10 +190,10 @@ class Registry:
             before = tx.existing(thing_id)
             if side == "desired":
                 check_not_quarantined(before, "changing its desired state")
-            if if_match is not None and if_match != before.twin.version:
+            if if_match is not None and before.twin.version not in if_match:
                 raise PreconditionFailed(
                     f"the twin of {thing_id!r} is at version {before.twin.version}, "
-                    f"not {if_match}: read it again and retry",
+                    f"not {' or '.join(map(str, sorted(if_match)))}: read it again and retry",
                     current_version=before.twin.version,
                 )
             document = before.twin.desired if side == "desired" else before.twin.reported

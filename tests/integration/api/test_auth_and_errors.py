@@ -79,7 +79,7 @@ async def test_openapi_is_served_and_declares_bearer_auth(server: LiveServer) ->
             "POST",
             "/api/v1/things",
             {"content": b"id=1", "headers": {"content-type": "text/plain"}},
-            400,
+            415,
         ),
         (
             "POST",

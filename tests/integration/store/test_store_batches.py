@@ -41,7 +41,7 @@ async def test_a_failing_unit_in_a_batch_leaves_nothing_behind(rt: Runtime) -> N
     await rt.registry.create(CTX, {"id": "acme:p", "kind": "pump"})
     calls = [
         rt.registry.patch_twin(CTX, "acme:p", "desired", {"a": 1}),
-        rt.registry.patch_twin(CTX, "acme:p", "desired", {"b": 2}, if_match=0),  # stale
+        rt.registry.patch_twin(CTX, "acme:p", "desired", {"b": 2}, if_match={0}),  # stale
         rt.registry.create(CTX, {"id": "acme:p", "kind": "pump"}),  # exists
         rt.registry.patch_twin(CTX, "acme:missing", "desired", {"c": 3}),
         rt.registry.patch_twin(CTX, "acme:p", "desired", {"d": 4}),

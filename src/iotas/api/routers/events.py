@@ -13,11 +13,14 @@ from iotas.api.runtime import Runtime
 from iotas.api.security import Ctx, Rt, context
 from iotas.api.sse import KEEPALIVE, PREAMBLE, frame, journal_events, resume_point
 from iotas.domain import clock
+from iotas.domain import cursor as cursors
 from iotas.domain.errors import InvalidInput
 from iotas.domain.journal import EVENT_TYPES, THING_DELETED
 from iotas.domain.query import Node, matches, parse, transitive
 
 router = APIRouter(prefix="/api/v1", tags=["events"], dependencies=[Depends(context)])
+_TYPE = "(" + "|".join(EVENT_TYPES) + ")"
+_TYPES_PATTERN = f"^{_TYPE}(,{_TYPE})*$"
 
 
 @router.get(
@@ -31,8 +34,17 @@ async def events(
     q: Annotated[
         str | None, Query(max_length=4096, description="Only events of matching Things")
     ] = None,
-    types: Annotated[str | None, Query(description="Comma-separated event types")] = None,
-    after: Annotated[int | None, Query(ge=0, description="Start after this seq")] = None,
+    types: Annotated[
+        str | None,
+        Query(
+            description="Comma-separated event types",
+            # Documented only: _types() checks it with a message naming the known types.
+            json_schema_extra={"pattern": _TYPES_PATTERN},
+        ),
+    ] = None,
+    after: Annotated[
+        int | None, Query(ge=0, le=cursors.MAX_POSITION, description="Start after this seq")
+    ] = None,
     last_event_id: Annotated[str | None, Header(description="Resume after this seq")] = None,
 ) -> StreamingResponse:
     # (A long-lived stream: declaring the header costs nothing that matters here.)

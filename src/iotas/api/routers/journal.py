@@ -19,7 +19,12 @@ router = APIRouter(prefix="/api/v1/journal", tags=["journal"], dependencies=[Dep
 async def feed(
     rt: Rt,
     ctx: Ctx,
-    after: Annotated[int, Query(ge=0, description="Return events with seq greater than this")] = 0,
+    after: Annotated[
+        int,
+        Query(
+            ge=0, le=cursors.MAX_POSITION, description="Return events with seq greater than this"
+        ),
+    ] = 0,
     limit: Limit = DEFAULT_LIMIT,
     cursor: Cursor = None,
 ) -> Response:
