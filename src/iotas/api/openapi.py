@@ -104,6 +104,8 @@ _SERVED: dict[tuple[str, str], dict[str, list[str]]] = {
     ("get", "/.well-known/wot"): {"200": [TD_TYPE]},
     ("get", "/tdd/things"): {"200": ["application/ld+json"]},
     ("get", "/tdd/things/{td_id}"): {"200": [TD_TYPE]},
+    ("head", "/tdd/things"): {"200": ["application/ld+json"]},
+    ("head", "/tdd/things/{td_id}"): {"200": [TD_TYPE]},
     ("post", "/tdd/things"): {"201": []},
     ("put", "/tdd/things/{td_id}"): {"201": [], "204": []},
     ("patch", "/tdd/things/{td_id}"): {"204": []},
