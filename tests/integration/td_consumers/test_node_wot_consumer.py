@@ -22,6 +22,8 @@ import pytest
 
 from .conftest import THING, Start, make_lamp
 
+pytestmark = pytest.mark.wot_runtime
+
 NODE_WOT = Path(__file__).resolve().parents[2] / "peers" / "node-wot"
 IN_CI = os.environ.get("CI", "").lower() == "true"
 

@@ -16,7 +16,7 @@ from wotpy.wot.td import ThingDescription
 
 from .conftest import THING, Start, make_lamp
 
-pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
+pytestmark = [pytest.mark.wot_runtime, pytest.mark.filterwarnings("ignore::DeprecationWarning")]
 
 
 async def _td(start_iotas: Start) -> tuple[Any, dict[str, Any]]:

@@ -194,6 +194,7 @@ async def test_stream_tickets(start_iotas: Start, monkeypatch: pytest.MonkeyPatc
     await anonymous.aclose()
 
 
+@pytest.mark.wot_runtime
 async def test_node_wot_eventsource_opens_a_stream_with_a_ticket(start_iotas: Start) -> None:
     """The EventSource client node-wot uses for `sse` forms, as a browser would use one."""
     node = shutil.which("node")
