@@ -17,12 +17,9 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import asyncpg
-import httpx
 import pytest
-import uvicorn
 
-from iotas.settings import Settings
-from support import LiveServer, free_port
+from support import LiveServer, live_server
 
 PG_URL = os.environ.get("IOTAS_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 IN_CI = os.environ.get("CI", "").lower() == "true"
@@ -118,39 +115,5 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 @pytest.fixture
 async def server(database_url: str, tmp_path: Path) -> AsyncIterator[LiveServer]:
     """The real API over loopback HTTP, on the backend of `database_url`."""
-    from iotas.api.app import create_app
-
-    token = "iotas_test_" + secrets.token_urlsafe(24)
-    settings = Settings(
-        data_dir=tmp_path / "data",
-        database_url=database_url,
-        port=free_port(),
-        admin_token=token,
-        log_level="warning",
-        # Tests walk every route anonymously from one address: no rate limit on failures
-        # here (tests/integration/store/test_auth_limits.py tests it).
-        auth_failure_burst=1e9,
-    )
-    config = uvicorn.Config(
-        create_app(settings),
-        host="127.0.0.1",
-        port=settings.port,
-        log_level="warning",
-        timeout_graceful_shutdown=5,
-    )
-    uv = uvicorn.Server(config)
-    task = asyncio.create_task(uv.serve())
-    for _ in range(500):
-        if uv.started or task.done():
-            break
-        await asyncio.sleep(0.01)
-    if not uv.started:
-        task.result()
-        raise RuntimeError("the test server did not start")
-    url = f"http://127.0.0.1:{settings.port}"
-    async with httpx.AsyncClient(
-        base_url=url, headers={"Authorization": f"Bearer {token}"}, timeout=10
-    ) as client:
-        yield LiveServer(url, token, settings, client)
-    uv.should_exit = True
-    await task
+    async with live_server(database_url, tmp_path / "data") as (live, _app):
+        yield live

@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import secrets
 import socket
 import sqlite3
-from dataclasses import dataclass
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any
 
 import asyncpg
 import httpx
+import uvicorn
 
 from iotas.settings import Settings
 
@@ -30,6 +35,54 @@ class LiveServer:
 
     def anonymous(self) -> httpx.AsyncClient:
         return httpx.AsyncClient(base_url=self.url, timeout=10)
+
+
+@asynccontextmanager
+async def live_server(
+    database_url: str, data_dir: Path, **overrides: Any
+) -> AsyncIterator[tuple[LiveServer, Any]]:
+    """The real API over loopback HTTP on `database_url`, with `Settings` overrides; yields the
+    server and its ASGI app (for a test that plays a device through the runtime)."""
+    from iotas.api.app import create_app
+
+    token = "iotas_test_" + secrets.token_urlsafe(24)
+    settings = Settings(
+        data_dir=data_dir,
+        database_url=database_url,
+        port=free_port(),
+        admin_token=token,
+        log_level="warning",
+        # Tests walk every route anonymously from one address: no rate limit on failures
+        # here (tests/integration/store/test_auth_limits.py tests it).
+        auth_failure_burst=1e9,
+    )
+    settings = replace(settings, **overrides)
+    app = create_app(settings)
+    config = uvicorn.Config(
+        app,
+        host=settings.host,
+        port=settings.port,
+        log_level="warning",
+        timeout_graceful_shutdown=5,
+    )
+    uv = uvicorn.Server(config)
+    task = asyncio.create_task(uv.serve())
+    for _ in range(1000):
+        if uv.started or task.done():
+            break
+        await asyncio.sleep(0.01)
+    if not uv.started:
+        task.result()
+        raise RuntimeError("the test server did not start")
+    url = f"http://127.0.0.1:{settings.port}"
+    try:
+        async with httpx.AsyncClient(
+            base_url=url, headers={"Authorization": f"Bearer {token}"}, timeout=10
+        ) as client:
+            yield LiveServer(url, token, settings, client), app
+    finally:
+        uv.should_exit = True
+        await task
 
 
 async def execute_raw(url: str, statement: str) -> list[tuple[Any, ...]]:

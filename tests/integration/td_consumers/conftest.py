@@ -4,20 +4,17 @@ and reported state, telemetry and a model that declares data schemas and an even
 
 from __future__ import annotations
 
-import asyncio
-import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass, replace
+from contextlib import AsyncExitStack
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 
 from iotas.services.context import Actor, Context
-from iotas.settings import Settings
-from support import LiveServer, free_port
+from support import LiveServer, live_server
 
 THING = "acme:lamp-1"
 MODEL = {
@@ -48,50 +45,15 @@ Start = Callable[..., Awaitable[Live]]
 @pytest.fixture
 async def start_iotas(database_url: str, tmp_path: Path) -> AsyncIterator[Start]:
     """Start iotas (once per test) with `Settings` overrides; every server is stopped after."""
-    from iotas.api.app import create_app
+    async with AsyncExitStack() as running:
 
-    running: list[tuple[uvicorn.Server, asyncio.Task[None], httpx.AsyncClient]] = []
+        async def start(**overrides: Any) -> Live:
+            server, app = await running.enter_async_context(
+                live_server(database_url, tmp_path / "data", **overrides)
+            )
+            return Live(server, app)
 
-    async def start(**overrides: Any) -> Live:
-        token = "iotas_test_" + secrets.token_urlsafe(24)
-        settings = Settings(
-            data_dir=tmp_path / "data",
-            database_url=database_url,
-            port=free_port(),
-            admin_token=token,
-            log_level="warning",
-            auth_failure_burst=1e9,
-        )
-        settings = replace(settings, **overrides)
-        app = create_app(settings)
-        config = uvicorn.Config(
-            app,
-            host=settings.host,
-            port=settings.port,
-            log_level="warning",
-            timeout_graceful_shutdown=2,
-        )
-        uv = uvicorn.Server(config)
-        task = asyncio.create_task(uv.serve())
-        for _ in range(1000):
-            if uv.started or task.done():
-                break
-            await asyncio.sleep(0.01)
-        if not uv.started:
-            task.result()
-            raise RuntimeError("the test server did not start")
-        url = f"http://127.0.0.1:{settings.port}"
-        client = httpx.AsyncClient(
-            base_url=url, headers={"Authorization": f"Bearer {token}"}, timeout=10
-        )
-        running.append((uv, task, client))
-        return Live(LiveServer(url, token, settings, client), app)
-
-    yield start
-    for uv, task, client in running:
-        await client.aclose()
-        uv.should_exit = True
-        await task
+        yield start
 
 
 async def make_lamp(c: httpx.AsyncClient) -> None:
