@@ -30,6 +30,7 @@ from jsonpath_rfc9535.function_extensions._pattern import map_re
 from jsonpath_rfc9535.function_extensions.match import Match
 from jsonpath_rfc9535.function_extensions.search import Search
 
+from iotas.aio import every
 from iotas.domain import clock, merge_patch, td
 from iotas.domain import journal as ev
 from iotas.domain import registration as reg
@@ -229,15 +230,13 @@ class Directory:
 
     async def run_purge(self, interval: float = PURGE_SECONDS) -> None:
         """Run until cancelled: once now, then every `interval` seconds."""
-        while True:
-            try:
-                purged = await self.purge_expired(self.now())
-            except Exception:  # a failed round is retried at the next; the loop lives on
-                log.exception("purging expired TD registrations failed")
-            else:
-                if purged:
-                    log.info("purged %d expired TD registrations", purged)
-            await asyncio.sleep(interval)
+        await every(
+            interval,
+            lambda: self.purge_expired(self.now()),
+            log,
+            done="purged %d expired TD registrations",
+            failed="purging expired TD registrations failed",
+        )
 
     # -- search ----------------------------------------------------------------------------
 

@@ -21,6 +21,7 @@ from typing import Any
 import orjson
 from sqlalchemy import Connection
 
+from iotas.aio import every
 from iotas.domain import clock
 from iotas.domain.errors import InvalidInput, NotFound
 from iotas.domain.ids import check_thing_id
@@ -319,12 +320,10 @@ class TelemetryRetention:
 
     async def run(self, interval: float = 60.0) -> None:
         """Run until cancelled: once now, then every `interval` seconds."""
-        while True:
-            try:
-                deleted = await self.run_once(clock.now_us())
-            except Exception:  # a failed round is retried at the next; the loop lives on
-                log.exception("telemetry retention failed")
-            else:
-                if deleted:
-                    log.info("telemetry retention deleted %d samples", deleted)
-            await asyncio.sleep(interval)
+        await every(
+            interval,
+            lambda: self.run_once(clock.now_us()),
+            log,
+            done="telemetry retention deleted %d samples",
+            failed="telemetry retention failed",
+        )
