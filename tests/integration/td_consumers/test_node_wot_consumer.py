@@ -6,48 +6,29 @@ refused), observes it (long poll) and subscribes to its `telemetry` event."""
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-import os
-import queue
-import shutil
 import subprocess
-import threading
 import time
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import orjson
 import pytest
+
+from peer_support import NODE_WOT, PeerLines, node_with
 
 from .conftest import THING, Start, make_lamp
 
 pytestmark = pytest.mark.wot_runtime
 
-NODE_WOT = Path(__file__).resolve().parents[2] / "peers" / "node-wot"
-IN_CI = os.environ.get("CI", "").lower() == "true"
 
-
-class Lines:
-    """The consumer's stdout as JSON objects, read by a daemon thread (bounded waits)."""
-
-    def __init__(self, stream: IO[str]) -> None:
-        self.queue: queue.Queue[str] = queue.Queue()
-        threading.Thread(target=self._pump, args=(stream,), daemon=True).start()
-
-    def _pump(self, stream: IO[str]) -> None:
-        for line in stream:
-            self.queue.put(line)
-        self.queue.put("")
+class Lines(PeerLines):
+    """The consumer's stdout as JSON objects, one per step it reached."""
 
     async def until(self, step: str, within: float = 30.0) -> dict[str, Any]:
         deadline = time.monotonic() + within
-        while time.monotonic() < deadline:
-            try:
-                line = self.queue.get_nowait()
-            except queue.Empty:
-                await asyncio.sleep(0.02)
-                continue
+        while True:
+            line = await self.next_async(max(0.0, deadline - time.monotonic()))
             if not line:
                 raise AssertionError(f"node-wot exited before {step!r}")
             if not line.startswith("{"):
@@ -57,22 +38,10 @@ class Lines:
                 raise AssertionError(f"node-wot failed: {found['error']}")
             if found["step"] == step:
                 return found
-        raise AssertionError(f"node-wot printed no {step!r} within {within} s")
-
-
-def _node() -> str:
-    node = shutil.which("node")
-    installed = (NODE_WOT / "node_modules" / "@node-wot" / "core").is_dir()
-    if node is None or not installed:
-        reason = "node is not installed" if node is None else "run `make test` (npm ci) first"
-        if IN_CI:
-            pytest.fail(f"CI requires node-wot: {reason}")
-        pytest.skip(f"node-wot unavailable: {reason}")
-    return node
 
 
 async def test_node_wot_consumes_a_native_things_td(start_iotas: Start, tmp_path: Path) -> None:
-    node = _node()
+    node = node_with("@node-wot/core")
     live = await start_iotas()
     c, base = live.server.client, live.server.url
     await make_lamp(c)

@@ -6,10 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import shutil
 import subprocess
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -17,9 +15,10 @@ import orjson
 import pytest
 from httpx_sse import aconnect_sse
 
+from peer_support import NODE_WOT, node_with
+
 from .conftest import THING, Live, Start, make_lamp
 
-NODE_WOT = Path(__file__).resolve().parents[2] / "peers" / "node-wot"
 API = f"/api/v1/things/{THING}"
 
 
@@ -197,12 +196,7 @@ async def test_stream_tickets(start_iotas: Start, monkeypatch: pytest.MonkeyPatc
 @pytest.mark.wot_runtime
 async def test_node_wot_eventsource_opens_a_stream_with_a_ticket(start_iotas: Start) -> None:
     """The EventSource client node-wot uses for `sse` forms, as a browser would use one."""
-    node = shutil.which("node")
-    if node is None or not (NODE_WOT / "node_modules" / "eventsource").is_dir():
-        from .test_node_wot_consumer import _node
-
-        _node()  # skips, or fails under CI
-        return
+    node = node_with("eventsource")
     live = await _lamp(start_iotas)
     c = live.server.client
     ticket = (await c.get(f"{API}/stream-ticket")).json()["ticket"]

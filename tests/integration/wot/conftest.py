@@ -5,65 +5,27 @@ except under CI=true, where that is a failure."""
 
 from __future__ import annotations
 
-import asyncio
-import os
-import queue
-import shutil
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import httpx
 import pytest
 
+from peer_support import PEERS, PeerLines, node_with
 from support import free_port
 
-PEERS = Path(__file__).resolve().parents[2] / "peers"
-IN_CI = os.environ.get("CI", "").lower() == "true"
 START_SECONDS = 30.0
-
-
-class _Lines:
-    """A peer's stdout, read by a daemon thread: waiting for a line is bounded and never leaves
-    a blocked read behind (a read in the event loop's executor that never returns would hang
-    the loop's close, and with it the whole test run)."""
-
-    def __init__(self, stream: IO[str]) -> None:
-        self._queue: queue.Queue[str] = queue.Queue()
-        threading.Thread(target=self._pump, args=(stream,), daemon=True).start()
-
-    def _pump(self, stream: IO[str]) -> None:
-        for line in stream:
-            self._queue.put(line)
-        self._queue.put("")  # end of output: the peer exited
-
-    def next(self, within: float) -> str:
-        """The next line; "" when the peer has exited; an AssertionError after `within` s."""
-        try:
-            return self._queue.get(timeout=within)
-        except queue.Empty:
-            raise AssertionError(f"the peer printed nothing within {within} s") from None
-
-    async def next_async(self, within: float) -> str:
-        deadline = time.monotonic() + within
-        while True:
-            try:
-                return self._queue.get_nowait()
-            except queue.Empty:
-                if time.monotonic() > deadline:
-                    raise AssertionError(f"the peer printed nothing within {within} s") from None
-                await asyncio.sleep(0.02)
 
 
 @dataclass
 class Peer:
     process: subprocess.Popen[str]
-    lines: _Lines
+    lines: PeerLines
     td_url: str
     # Where the Thing's own HTTP API reads a property, for checking its true state.
     property_url: str
@@ -106,7 +68,7 @@ def _start(
             )
         try:
             assert process.stdout is not None
-            lines = _Lines(process.stdout)
+            lines = PeerLines(process.stdout)
             deadline = time.monotonic() + START_SECONDS
             line = "-"
             while line and not line.startswith("READY"):
@@ -146,13 +108,7 @@ def wotpy_lamp(tmp_path: Path) -> Iterator[Peer]:
 
 @pytest.fixture
 def node_wot_lamp(tmp_path: Path) -> Iterator[Peer]:
-    node = shutil.which("node")
-    installed = (PEERS / "node-wot" / "node_modules" / "@node-wot" / "core").is_dir()
-    if node is None or not installed:
-        reason = "node is not installed" if node is None else "run `make test` (npm ci) first"
-        if IN_CI:
-            pytest.fail(f"CI requires the node-wot peer: {reason}")
-        pytest.skip(f"node-wot peer unavailable: {reason}")
+    node = node_with("@node-wot/core")
 
     def command() -> tuple[list[str], str]:
         port = free_port()
