@@ -113,14 +113,12 @@ def has_own_forms(description: JSONObject | None) -> bool:
     return False
 
 
-def served_td(
-    thing: Thing, *, http_base: str, mqtt_base: str | None, registered: bool = False
-) -> JSONObject:
+def served_td(thing: Thing, *, http_base: str, registered: bool = False) -> JSONObject:
     """The TD the directory serves: a TD registered through the directory (`registered`) or
     a third-party TD with forms as given, else the one generated for a native Thing."""
     if thing.description is not None and (registered or has_own_forms(thing.description)):
         return dict(thing.description)
-    return native_td(thing, http_base=http_base, mqtt_base=mqtt_base)
+    return native_td(thing, http_base=http_base)
 
 
 # -- generating ------------------------------------------------------------------------------
@@ -144,12 +142,11 @@ _NOT_VALUE_SCHEMA = frozenset(
 )
 
 
-def native_td(thing: Thing, *, http_base: str, mqtt_base: str | None = None) -> JSONObject:
+def native_td(thing: Thing, *, http_base: str) -> JSONObject:
     """The TD 1.1 of a Thing on iotas' own convention, for consumers: every form is iotas'
     HTTP API (docs/wot.md). Its stored description, if any, is a model: it supplies `@type`,
-    data schemas, events and links, never forms. (`mqtt_base` is not used: the MQTT topics
-    are the device's side, described in docs/mqtt.md, and no consumer may use them.)"""
-    del mqtt_base
+    data schemas, events and links, never forms. (No MQTT forms: the MQTT topics are the
+    device's side, described in docs/mqtt.md, and no consumer may use them.)"""
     model = thing.description or {}
     api = f"{http_base}/api/v1/things/{quote(thing.id, safe=':')}"
     title = thing.attributes.get("title")

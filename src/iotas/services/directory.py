@@ -67,7 +67,6 @@ class Endpoints:
     """Where this iotas is reached, for the forms of generated TDs."""
 
     http_base: str
-    mqtt_base: str | None
 
 
 def served(entry: Entry, where: Endpoints, now_us: int, *, enriched: bool = True) -> JSONObject:
@@ -78,7 +77,6 @@ def served(entry: Entry, where: Endpoints, now_us: int, *, enriched: bool = True
     doc = td.served_td(
         thing,
         http_base=where.http_base,
-        mqtt_base=where.mqtt_base,
         registered=registration is not None,
     )
     if registration is not None and enriched:

@@ -334,7 +334,7 @@ def check_description(thing_id: str, description: JSONObject | None) -> None:
         td.validate_td(description)
         return
     model = Thing(id=thing_id, kind="thing", description=description)
-    td.validate_td(td.native_td(model, http_base="http://localhost", mqtt_base="mqtt://localhost"))
+    td.validate_td(td.native_td(model, http_base="http://localhost"))
 
 
 def check_registered_description(

@@ -35,11 +35,10 @@ DOCS = st.dictionaries(KEYS, VALUES, max_size=5)
     desired=DOCS,
     reported=DOCS,
     title=st.one_of(st.none(), st.text(max_size=30)),
-    mqtt=st.booleans(),
     name=st.from_regex(r"[a-z][a-z0-9._-]{0,20}[a-z0-9]", fullmatch=True),
 )
 def test_generated_tds_are_valid(
-    desired: dict[str, Any], reported: dict[str, Any], title: str | None, mqtt: bool, name: str
+    desired: dict[str, Any], reported: dict[str, Any], title: str | None, name: str
 ) -> None:
     thing = Thing(
         id=f"acme:{name}",
@@ -57,13 +56,12 @@ def test_generated_tds_are_valid(
     doc = td.native_td(
         thing,
         http_base="http://127.0.0.1:8080",
-        mqtt_base="mqtt://127.0.0.1:1883" if mqtt else None,
     )
     assert_valid_td(doc)
     td.validate_td(doc)
     assert set(doc["properties"]) == {"rpm", *desired, *reported}
-    # Consumer forms only: iotas' HTTP API, whatever broker there is (the MQTT topics are
-    # the device's side); native Things have no receiver for actions yet.
+    # Consumer forms only: iotas' HTTP API (the MQTT topics are the device's side); native
+    # Things have no receiver for actions yet.
     assert "actions" not in doc
     forms = [f for kind in ("properties", "events") for a in doc[kind].values() for f in a["forms"]]
     assert forms and all(f["href"].startswith("http://127.0.0.1:8080/api/v1/") for f in forms)

@@ -19,7 +19,7 @@ from fastapi import APIRouter, Header, Query, Request
 from starlette.responses import Response, StreamingResponse
 
 from iotas.api.bodies import json_body
-from iotas.api.public_url import public_base, public_host
+from iotas.api.public_url import public_base
 from iotas.api.responses import json_response
 from iotas.api.runtime import Runtime
 from iotas.api.security import Ctx, Rt
@@ -51,19 +51,8 @@ _TD_BODY = {
 
 def endpoints(request: Request) -> Endpoints:
     """Where this iotas is reached: its public URL (never the request's Host header, see
-    `api/public_url.py`); the MQTT broker's URL without credentials (the embedded broker on
-    the public host)."""
-    rt: Runtime = request.app.state.runtime
-    http_base = public_base(request)
-    settings = rt.settings
-    mqtt_base = None
-    if settings.mqtt_url:
-        scheme, _, rest = settings.mqtt_url.partition("://")
-        mqtt_base = f"{scheme}://{rest.rsplit('@', 1)[-1].split('/', 1)[0]}"
-    elif settings.mqtt_port:
-        host = public_host(request)
-        mqtt_base = f"mqtt://{f'[{host}]' if ':' in host else host}:{settings.mqtt_port}"
-    return Endpoints(http_base=http_base, mqtt_base=mqtt_base)
+    `api/public_url.py`)."""
+    return Endpoints(http_base=public_base(request))
 
 
 def render(entry: Entry, where: Endpoints, now_us: int, enriched: bool = True) -> JSONObject:
