@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import random
 import secrets
 import socket
 import sqlite3
@@ -18,12 +19,27 @@ import uvicorn
 
 from iotas.settings import Settings
 
+# Ports handed out below Linux's ephemeral range (32768-60999): a port the kernel picks with
+# bind(0) comes from that range, and so does the source port of every outgoing connection, so a
+# port freed here could be taken by some client's connect() before the server under test binds
+# it (CI once failed on exactly that). Handing each port out once per run avoids our own repeats.
+_PORT_RANGE = range(20000, 32000)
+_handed_out: set[int] = set()
+
 
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
+    for _ in range(200):
+        port = random.choice(_PORT_RANGE)
+        if port in _handed_out:
+            continue
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        _handed_out.add(port)
         return port
+    raise RuntimeError("no free port in 20000-32000 on 127.0.0.1")
 
 
 @dataclass
