@@ -13,9 +13,9 @@ from urllib.parse import unquote
 
 from fastapi import Depends, Request
 
-from iotas.api.runtime import Runtime
 from iotas.api.tls import client_certificate
 from iotas.domain.errors import Forbidden, InvalidInput
+from iotas.runtime import Runtime
 from iotas.services.context import Actor, Context
 
 MAX_CAUSE = 500

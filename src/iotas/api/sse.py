@@ -11,9 +11,10 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
-from iotas.api.runtime import Runtime
 from iotas.domain import cursor as cursors
 from iotas.domain.errors import InvalidInput
+from iotas.runtime import Runtime
+from iotas.services.follow import Read, follow_reads
 
 BATCH = 500
 POLL_SECONDS = 1.0
@@ -49,24 +50,26 @@ async def journal_events(
     `namespaces` (all if None) that `select` keeps, forever; None now and then when nothing
     was sent for a while (a keepalive)."""
     quiet_since = time.monotonic()
-    while True:
-        watched = rt.signal.watch()
-        batch = await rt.journal.feed(last, BATCH, namespaces=namespaces)
-        if batch:
-            last = batch[-1]["seq"]
-            chosen = [e for e in batch if wanted is None or e["type"] in wanted]
-            if select is not None and chosen:
-                chosen = await select(chosen)
-            for event in chosen:
-                yield event
-            if chosen:
-                quiet_since = time.monotonic()
-            if len(batch) == BATCH:
-                continue
-        if time.monotonic() - quiet_since >= KEEPALIVE_SECONDS:
+    keep = None if wanted is None else (lambda e: e["type"] in wanted)
+    reads = follow_reads(rt.signal, _feed(rt, namespaces), last, keep=keep, batch=BATCH)
+    async for batch in reads:
+        chosen = batch
+        if select is not None and chosen:
+            chosen = await select(chosen)
+        for event in chosen:
+            yield event
+        if chosen:
+            quiet_since = time.monotonic()
+        elif time.monotonic() - quiet_since >= KEEPALIVE_SECONDS:
             yield None
             quiet_since = time.monotonic()
-        await rt.signal.wait(POLL_SECONDS, watched)
+
+
+def _feed(rt: Runtime, namespaces: tuple[str, ...] | None) -> Read:
+    async def read(after: int, limit: int) -> list[Event]:
+        return await rt.journal.feed(after, limit, namespaces=namespaces)
+
+    return read
 
 
 def frame(seq: int, event_type: str, data: bytes) -> bytes:

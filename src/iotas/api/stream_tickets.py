@@ -14,10 +14,10 @@ from __future__ import annotations
 
 from fastapi import Request
 
-from iotas.api.runtime import Runtime
 from iotas.domain import clock
 from iotas.domain.errors import Unauthenticated
 from iotas.domain.td import TICKET_SECONDS
+from iotas.runtime import Runtime
 from iotas.services.context import Actor
 from iotas.services.secret_box import SecretBox
 from iotas.store import tokens_repo

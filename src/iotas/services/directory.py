@@ -30,7 +30,7 @@ from jsonpath_rfc9535.function_extensions._pattern import map_re
 from jsonpath_rfc9535.function_extensions.match import Match
 from jsonpath_rfc9535.function_extensions.search import Search
 
-from iotas.aio import every
+from iotas.controllers.periodic import Periodic
 from iotas.domain import clock, merge_patch, td
 from iotas.domain import journal as ev
 from iotas.domain import registration as reg
@@ -226,15 +226,21 @@ class Directory:
     async def _purge(self, thing_ids: list[str], now_us: int) -> int:
         return await self.store.write(lambda tx: _purge_in(tx, thing_ids, now_us))
 
-    async def run_purge(self, interval: float = PURGE_SECONDS) -> None:
-        """Run until cancelled: once now, then every `interval` seconds."""
-        await every(
-            interval,
-            lambda: self.purge_expired(self.now()),
-            log,
+    def purge_controller(self, interval: float = PURGE_SECONDS) -> Periodic:
+        """Once now, then every `interval` seconds; once per cluster."""
+        return Periodic(
+            "tdd-expiry",
+            lambda _now_us: self.purge_expired(self.now()),
+            interval=interval,
+            log=log,
             done="purged %d expired TD registrations",
             failed="purging expired TD registrations failed",
+            cluster_wide=True,
         )
+
+    async def run_purge(self, interval: float = PURGE_SECONDS) -> None:
+        """Run until cancelled: once now, then every `interval` seconds."""
+        await self.purge_controller(interval).run()
 
     # -- search ----------------------------------------------------------------------------
 

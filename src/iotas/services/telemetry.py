@@ -11,7 +11,6 @@ queryable from its commit on.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -21,7 +20,7 @@ from typing import Any
 import orjson
 from sqlalchemy import Connection
 
-from iotas.aio import every
+from iotas.controllers.periodic import Periodic
 from iotas.domain import clock
 from iotas.domain.errors import InvalidInput, NotFound
 from iotas.domain.ids import check_thing_id
@@ -178,22 +177,34 @@ class TelemetryService:
             "last_move_ms": None if last is None else round(last * 1000, 1),
         }
 
-    async def run_compaction(self, interval: float = STAGE_SECONDS) -> None:
-        """Until cancelled: move staged samples every `interval` seconds, or as soon as
-        `stage_samples` of them wait. The first round also moves what a previous run left."""
+    def compaction(self, interval: float = STAGE_SECONDS) -> Periodic:
+        """Moving staged samples, every `interval` seconds or as soon as `stage_samples` of
+        them wait; the first round (after `interval`) also moves what a previous run left."""
         leftovers = True
-        while True:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stage_full.wait(), interval)
+
+        async def round_(_now_us: int) -> int:
+            nonlocal leftovers
             if not (self._staged or leftovers):
-                continue
-            try:
-                await self.compact()
-            except Exception:  # they stay staged (and queryable); the next round tries again
-                log.exception("moving staged telemetry failed")
-                leftovers = True
-            else:
-                leftovers = False
+                return 0
+            leftovers = True  # until a move succeeds: they stay staged (and queryable)
+            moved = await self.compact()
+            leftovers = False
+            return moved
+
+        return Periodic(
+            "telemetry-compaction",
+            round_,
+            interval=interval,
+            first_delay=interval,
+            wake=self._stage_full,
+            log=log,
+            failed="moving staged telemetry failed",
+            cluster_wide=True,
+        )
+
+    async def run_compaction(self, interval: float = STAGE_SECONDS) -> None:
+        """Until cancelled: the rounds of `compaction`."""
+        await self.compaction(interval).run()
 
     async def ingest_document(self, thing_id: str, document: object) -> int:
         """Check and store one payload of one Thing (the HTTP route); the samples stored."""
@@ -318,12 +329,18 @@ class TelemetryRetention:
         """One bounded step of `run_once`, as a write unit."""
         return lambda tx: telemetry_repo.delete_older_than(tx.conn, cutoff, self.batch_size, after)
 
-    async def run(self, interval: float = 60.0) -> None:
-        """Run until cancelled: once now, then every `interval` seconds."""
-        await every(
-            interval,
-            lambda: self.run_once(clock.now_us()),
-            log,
+    def controller(self, interval: float = 60.0) -> Periodic:
+        """Once now, then every `interval` seconds; once per cluster."""
+        return Periodic(
+            "telemetry-retention",
+            self.run_once,
+            interval=interval,
+            log=log,
             done="telemetry retention deleted %d samples",
             failed="telemetry retention failed",
+            cluster_wide=True,
         )
+
+    async def run(self, interval: float = 60.0) -> None:
+        """Run until cancelled: once now, then every `interval` seconds."""
+        await self.controller(interval).run()

@@ -18,9 +18,8 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from integration.api.test_x509 import check_issued, csr_for
-from iotas.api.app import open_runtime
-from iotas.api.runtime import Runtime
 from iotas.domain.errors import TooManyRequests, Unauthenticated
+from iotas.runtime import Runtime, open_runtime
 from iotas.sdk.provisioning import provision
 from iotas.services.auth import Authenticator
 from iotas.services.claims import ClaimService

@@ -14,8 +14,8 @@ from typing import Any
 import orjson
 import pytest
 
-from iotas.api.runtime import Runtime
 from iotas.domain.errors import Forbidden, NotFound
+from iotas.runtime import Runtime
 from iotas.services.context import Actor, Context
 from iotas.settings import Settings
 from support import LiveServer, execute_raw
@@ -175,7 +175,7 @@ async def test_broker_export_has_active_hashes_newest_last(server: LiveServer) -
 
 @pytest.fixture
 async def rt(database_url: str, tmp_path: Path) -> AsyncIterator[Runtime]:
-    from iotas.api.app import open_runtime
+    from iotas.runtime import open_runtime
 
     runtime = await open_runtime(Settings(data_dir=tmp_path / "d", database_url=database_url))
     try:

@@ -7,8 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from iotas.api.app import open_runtime
-from iotas.api.runtime import Runtime
+from iotas.runtime import Runtime, open_runtime
 from iotas.settings import Settings
 
 

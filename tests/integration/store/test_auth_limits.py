@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from iotas.api.runtime import Runtime
 from iotas.domain.errors import TooManyRequests, Unauthenticated
+from iotas.runtime import Runtime
 from iotas.services.auth import Authenticator
 
 

@@ -7,10 +7,10 @@ from typing import Any
 
 import pytest
 
-from iotas.api.runtime import Runtime
 from iotas.domain import clock
 from iotas.domain import journal as ev
 from iotas.domain.errors import NotFound
+from iotas.runtime import Runtime
 from iotas.services import directory as directory_module
 from iotas.services.context import Actor, Context
 from iotas.services.directory import Directory

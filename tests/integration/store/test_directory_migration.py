@@ -9,8 +9,8 @@ from alembic import command
 from sqlalchemy import Connection, select
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from iotas.api.app import open_runtime
 from iotas.domain import clock
+from iotas.runtime import open_runtime
 from iotas.services.context import Actor, Context
 from iotas.settings import Settings
 from iotas.store import engine, migrate

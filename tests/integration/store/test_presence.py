@@ -3,8 +3,8 @@ the embedded broker does when it starts."""
 
 from __future__ import annotations
 
-from iotas.api.runtime import Runtime
 from iotas.domain import journal as ev
+from iotas.runtime import Runtime
 from iotas.services.context import Actor, Context
 
 CTX = Context(Actor("tester"), "test")

@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 from sqlalchemy import Connection
 
-from iotas.api.runtime import Runtime
 from iotas.domain import journal as ev
 from iotas.domain.errors import Conflict, NotFound, PreconditionFailed
+from iotas.runtime import Runtime
 from iotas.services.context import Actor, Context
 from iotas.store.engine import DataFileBusy, database_url, open_store
 from iotas.store.store import WriteTx

@@ -12,10 +12,9 @@ from alembic import command
 from sqlalchemy import Connection, Table, func, select, text
 
 from iotas.aio import cancel_and_wait
-from iotas.api.app import open_runtime
-from iotas.api.runtime import Runtime
 from iotas.domain import clock
 from iotas.domain.telemetry import DAY_US, Sample
+from iotas.runtime import Runtime, open_runtime
 from iotas.services.context import Actor, Context
 from iotas.services.telemetry import TelemetryRetention, TelemetryService
 from iotas.settings import Settings

@@ -41,6 +41,9 @@ def test_the_tree_keeps_every_contract(tmp_path: Path) -> None:
         ("store/snapshots_repo.py", "import iotas.services.registry", "store never imports"),
         ("services/stats.py", "import iotas.api.app", "services never import"),
         ("sdk/errors.py", "import iotas.services.registry", "sdk and sim use only the public API"),
+        ("adapters/wot/worker.py", "import iotas.runtime", "only the edges"),
+        ("adapters/mqtt/devices.py", "import iotas.api.app", "adapters and the broker never"),
+        ("api/routers/health.py", "import iotas.runtime.table", "api uses the runtime through"),
     ],
 )
 def test_an_outward_import_breaks_its_contract(

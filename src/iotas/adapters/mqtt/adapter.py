@@ -200,6 +200,11 @@ class MqttAdapter:
         self._client: Any = None
         self._tasks: list[asyncio.Task[None]] = []
         self._connected = asyncio.Event()
+        self._seen = self.messages.seen_controller()
+
+    @property
+    def connected(self) -> bool:
+        return self._connected.is_set()
 
     async def start(self) -> None:
         client = GmqttClient(
@@ -227,11 +232,12 @@ class MqttAdapter:
                 ),
                 name="iotas-mqtt-desired",
             ),
-            asyncio.create_task(self.messages.touch_seen(), name="iotas-mqtt-seen"),
         ]
+        self._seen.start()
 
     async def stop(self) -> None:
         await cancel_and_wait(self._tasks)
+        await self._seen.stop()
         await self.messages.drain()
         if self._client is not None:
             with contextlib.suppress(Exception):

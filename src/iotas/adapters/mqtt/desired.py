@@ -9,6 +9,7 @@ import orjson
 from iotas.adapters.mqtt import topics
 from iotas.domain.journal import DESIRED_CHANGED, THING_DELETED
 from iotas.domain.things import Thing
+from iotas.services.follow import follow
 from iotas.services.journal import JournalService
 from iotas.services.registry import Registry
 from iotas.services.stream import JournalSignal
@@ -30,16 +31,9 @@ async def mirror_desired(
 ) -> None:
     """Publish the current desired state of every Thing whose desired state changes after
     seq `after` (a deleted Thing's retained message is cleared). Runs until cancelled."""
-    while True:
-        watched, seen = signal.watch(), signal.last_seq
-        events = await journal.feed(after, 500, [DESIRED_CHANGED, THING_DELETED])
+    async for events in follow(journal, signal, after, types=[DESIRED_CHANGED, THING_DELETED]):
         if not events:
-            # Everything up to `seen` was committed before the read, which found nothing
-            # of interest in it: the next read need not look at it again.
-            after = max(after, seen)
-            await signal.wait(1.0, watched)
             continue
-        after = events[-1]["seq"]
         ids = sorted({e["thing_id"] for e in events})
         current = await registry.get_many(ids)
         for thing_id in ids:

@@ -16,6 +16,7 @@ import orjson
 
 from iotas.adapters.mqtt import topics
 from iotas.adapters.mqtt.batcher import TelemetryBatcher
+from iotas.controllers.periodic import Periodic
 from iotas.domain import clock
 from iotas.domain.errors import InvalidInput, IotasError, NotFound
 from iotas.domain.telemetry import TelemetryRejected, parse_payload
@@ -175,14 +176,24 @@ class DeviceMessages:
         self.stats.accept("telemetry", len(batch) - refused)
         return unknown
 
-    async def touch_seen(self) -> None:
-        """Move last_seen, once a second, for Things heard from on channels other than
-        telemetry (telemetry ingest moves it itself)."""
-        while True:
-            await asyncio.sleep(1.0)
-            if self._seen:
-                seen, self._seen = sorted(self._seen), set()
-                await self.registry.touch(seen, clock.now_us())
+    async def touch_seen_once(self) -> int:
+        """Move last_seen for Things heard from on channels other than telemetry since the
+        last round (telemetry ingest moves it itself); the runtime runs this once a second."""
+        if not self._seen:
+            return 0
+        seen, self._seen = sorted(self._seen), set()
+        await self.registry.touch(seen, clock.now_us())
+        return len(seen)
+
+    def seen_controller(self) -> Periodic:
+        return Periodic(
+            "mqtt-last-seen",
+            lambda _now_us: self.touch_seen_once(),
+            interval=1.0,
+            first_delay=1.0,
+            log=log,
+            failed="moving last_seen of Things heard from failed",
+        )
 
     async def drain(self) -> None:
         await self._batcher.drain()

@@ -7,12 +7,13 @@ from typing import Any
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
+from iotas.adapters.wot.things import WotThings
 from iotas.api.bodies import json_body
 from iotas.api.responses import json_response
 from iotas.api.security import Ctx
 from iotas.domain.errors import InvalidInput
+from iotas.runtime import Runtime
 from iotas.services.wot import WotBindings
-from iotas.wot_things import WotThings
 
 router = APIRouter(prefix="/api/v1", tags=["web of things"])
 
@@ -43,7 +44,10 @@ _ADOPTION_BODY = {
 
 
 def _wot(request: Request) -> WotThings:
-    wot: WotThings = request.app.state.wot
+    rt: Runtime = request.app.state.runtime
+    wot = rt.adapters.get(WotThings)
+    if wot is None:  # the table always starts it; a node without it has no adoptions
+        raise RuntimeError("the WoT adapter is not running")
     return wot
 
 

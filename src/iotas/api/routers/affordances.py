@@ -27,14 +27,15 @@ from starlette.responses import Response, StreamingResponse
 
 from iotas.api import stream_tickets
 from iotas.api.responses import json_response
-from iotas.api.runtime import Runtime
 from iotas.api.security import Ctx, Rt, context
 from iotas.api.sse import KEEPALIVE, KEEPALIVE_SECONDS, POLL_SECONDS, PREAMBLE, resume_point
 from iotas.domain import clock
 from iotas.domain.errors import Forbidden, NotFound
 from iotas.domain.journal import REPORTED_CHANGED, THING_DELETED, THING_EVENT
 from iotas.domain.td import TELEMETRY_EVENT
+from iotas.runtime import Runtime
 from iotas.services.context import Context
+from iotas.services.follow import follow_reads
 from iotas.services.telemetry_feed import Reader
 
 router = APIRouter(prefix="/api/v1/things", tags=["things"])
@@ -218,21 +219,19 @@ async def _thing_events(
     """The Thing's journal events after seq `after`, as they come; None after each look that
     found nothing more (about once a second, or at each commit), so a caller can check on
     its client. Ends with the Thing (its deletion is not passed on; the stream ends)."""
-    last = after
-    while True:
-        watched = rt.signal.watch()
-        events = await rt.journal.history(
-            thing_id, after_seq=last, since_us=None, until_us=None, limit=BATCH
+
+    async def read(start: int, limit: int) -> list[dict[str, Any]]:
+        return await rt.journal.history(
+            thing_id, after_seq=start, since_us=None, until_us=None, limit=limit
         )
+
+    async for events in follow_reads(rt.signal, read, after, batch=BATCH, idle=POLL_SECONDS):
         for event in events:
-            last = event["seq"]
             if event["type"] == THING_DELETED:
                 return
             yield event
-        if len(events) == BATCH:
-            continue
-        yield None
-        await rt.signal.wait(POLL_SECONDS, watched)
+        if len(events) < BATCH:
+            yield None
 
 
 async def _first(request: Request, changes: AsyncIterator[Change | None]) -> Response:

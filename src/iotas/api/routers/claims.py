@@ -18,8 +18,8 @@ from iotas.api.bodies import json_body
 from iotas.api.public_url import public_host
 from iotas.api.responses import json_response
 from iotas.api.routers.tdd import endpoints as http_endpoints
-from iotas.api.runtime import Runtime
 from iotas.api.security import Ctx, Rt
+from iotas.runtime import Runtime
 
 router = APIRouter(prefix="/api/v1", tags=["provisioning"])
 

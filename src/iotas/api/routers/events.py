@@ -9,7 +9,6 @@ import orjson
 from fastapi import APIRouter, Depends, Header, Query
 from starlette.responses import StreamingResponse
 
-from iotas.api.runtime import Runtime
 from iotas.api.security import Ctx, Rt, context
 from iotas.api.sse import KEEPALIVE, PREAMBLE, frame, journal_events, resume_point
 from iotas.domain import clock
@@ -17,6 +16,7 @@ from iotas.domain import cursor as cursors
 from iotas.domain.errors import InvalidInput
 from iotas.domain.journal import EVENT_TYPES, THING_DELETED
 from iotas.domain.query import Node, matches, parse, transitive
+from iotas.runtime import Runtime
 
 router = APIRouter(prefix="/api/v1", tags=["events"], dependencies=[Depends(context)])
 _TYPE = "(" + "|".join(EVENT_TYPES) + ")"

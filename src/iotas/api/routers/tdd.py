@@ -21,11 +21,11 @@ from starlette.responses import Response, StreamingResponse
 from iotas.api.bodies import json_body
 from iotas.api.public_url import public_base
 from iotas.api.responses import json_response
-from iotas.api.runtime import Runtime
 from iotas.api.security import Ctx, Rt
 from iotas.api.sse import KEEPALIVE, PREAMBLE, frame, journal_events, resume_point
 from iotas.domain.journal import THING_CREATED, THING_DELETED, THING_UPDATED
 from iotas.domain.merge_patch import JSONObject
+from iotas.runtime import Runtime
 from iotas.services.context import Context
 from iotas.services.directory import Endpoints, served, td_id_of
 from iotas.store.directory_repo import Entry

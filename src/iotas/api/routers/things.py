@@ -11,13 +11,13 @@ from iotas.api.bodies import json_body, version_header
 from iotas.api.openapi import IF_MATCH
 from iotas.api.paging import DEFAULT_LIMIT, Cursor, Limit, instant
 from iotas.api.responses import from_error, json_response
-from iotas.api.runtime import Runtime
 from iotas.api.security import Ctx, Rt
 from iotas.domain import cursor as cursors
 from iotas.domain import td
 from iotas.domain.errors import InvalidInput, NotFound
 from iotas.domain.things import Thing
 from iotas.domain.twin import Side
+from iotas.runtime import Runtime
 from iotas.services.context import Context
 
 # Every route here takes `ctx: Ctx`, which authenticates; no router-level duplicate, since

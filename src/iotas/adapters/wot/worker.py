@@ -1,13 +1,7 @@
-"""Managing adopted Web of Things Things through their own APIs: the WoT composition root.
-
-For each adopted Thing a worker reads its properties through the TD's forms (polling every
-`poll_interval`, jittered, and observing where the TD offers it), turns values into reported
-state, journals the events it emits, and reconciles: every desired key that differs from
-reported and names a writable property is written with `writeproperty`, retried with
-backoff, each attempt's outcome journaled (`adapter_attempt`). A Thing that cannot be read is
-marked disconnected (and, once silent for `expected_interval`, `unreachable`); a Thing that
-changes on its own away from its desired state shows `drifted` and is put back.
-"""
+"""One adopted WoT Thing, managed through its TD's forms: reads (polled, jittered, and observed
+where the TD offers it), events it emits, and reconciliation of desired state with
+`writeproperty`, each attempt journaled. `WotThings` (things.py) runs one per adopted Thing on
+the node that holds the WoT reconciler's lease."""
 
 from __future__ import annotations
 
@@ -16,21 +10,22 @@ import contextlib
 import logging
 import random
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from iotas.adapters.wot.client import ThingSecrets, WotClient
+from iotas.adapters.wot.client import ThingSecrets
 from iotas.adapters.wot.errors import ThingUnreachable, WotError
 from iotas.aio import cancel_and_wait
-from iotas.api.runtime import Runtime
-from iotas.domain import clock, td
-from iotas.domain import journal as ev
+from iotas.domain import clock
 from iotas.domain import td_model as ops
 from iotas.domain.errors import InvalidInput, IotasError, NotFound
 from iotas.domain.td_model import Interactions
-from iotas.domain.things import Thing, check_not_quarantined
+from iotas.domain.things import Thing
 from iotas.services.context import Actor, Context
-from iotas.services.wot import Adopted, Secrets, WotBindings, check_poll, parse_secrets
+from iotas.services.wot import Secrets
 from iotas.store.wot_repo import Binding
+
+if TYPE_CHECKING:
+    from iotas.adapters.wot.things import WotThings
 
 log = logging.getLogger("iotas.wot")
 
@@ -38,144 +33,6 @@ ADAPTER = Actor("wot-adapter", role="system")
 RETRY_FIRST = 1.0
 RETRY_MAX = 60.0
 OBSERVE_RETRY_MAX = 30.0
-WATCH_BATCH = 1000
-
-
-class WotThings:
-    """Starts a worker per adopted Thing; `stop()` undoes `start()`."""
-
-    def __init__(self, rt: Runtime, bindings: WotBindings, client: WotClient) -> None:
-        self.rt = rt
-        self.bindings = bindings
-        self.client = client
-        self.workers: dict[str, ThingWorker] = {}
-        self._limit = asyncio.Semaphore(rt.settings.wot_concurrency)
-        self._watch: asyncio.Task[None] | None = None
-
-    async def start(self) -> None:
-        head = await self.rt.journal.head_seq()
-        for binding in await self.bindings.all():
-            await self._start_worker(binding)
-        self._watch = asyncio.create_task(self._watch_journal(head), name="iotas-wot-watch")
-        if self.workers:
-            log.info("wot: managing %d adopted Things", len(self.workers))
-
-    async def stop(self) -> None:
-        await cancel_and_wait([self._watch])
-        await asyncio.gather(*(w.stop() for w in self.workers.values()))
-        self.workers.clear()
-        await self.client.aclose()
-
-    # -- operations the API offers ----------------------------------------------------------
-
-    async def adopt(self, ctx: Context, body: object) -> Adopted:
-        """`{"td_url": ...}` or `{"td": {...}}`, with optional `id`, `poll_interval` and
-        `credentials`: fetch the TD, register the Thing from it, start managing it."""
-        if not isinstance(body, dict):
-            raise InvalidInput('send {"td_url": "..."} or {"td": {...}}')
-        unknown = sorted(set(body) - {"td_url", "td", "id", "poll_interval", "credentials"})
-        if unknown:
-            raise InvalidInput(f"unknown member(s) {', '.join(unknown)} in an adoption")
-        td_url, doc = body.get("td_url"), body.get("td")
-        if (td_url is None) == (doc is None):
-            raise InvalidInput('give the TD by URL ("td_url") or inline ("td"), one of them')
-        if td_url is not None:
-            if not isinstance(td_url, str) or len(td_url) > 2048:
-                raise InvalidInput("td_url must be an http(s) or coap URL", field="td_url")
-            try:
-                doc = await self.client.fetch_td(td_url)
-            except WotError as exc:
-                raise InvalidInput(f"could not fetch the TD from {td_url}: {exc}") from None
-        thing_id = body.get("id")
-        if thing_id is not None and not isinstance(thing_id, str):
-            raise InvalidInput("id must be a Thing id such as acme:lamp-1", field="id")
-        adopted = await self.bindings.adopt(
-            ctx,
-            doc,
-            td_url=td_url,
-            thing_id=thing_id,
-            poll_seconds=check_poll(body.get("poll_interval")),
-            secrets=parse_secrets(body.get("credentials")),
-        )
-        await self._start_worker(adopted.binding)
-        return adopted
-
-    async def release(self, thing_id: str) -> None:
-        await self.bindings.release(thing_id)
-        worker = self.workers.pop(thing_id, None)
-        if worker is not None:
-            await worker.stop()
-
-    async def invoke(self, ctx: Context, thing_id: str, name: str, value: Any) -> dict[str, Any]:
-        thing = await self.rt.registry.get(thing_id)  # 404 if there is no such Thing
-        check_not_quarantined(thing, f"invoking {name[:100]!r}")
-        worker = self.workers.get(thing_id)
-        if worker is None:
-            raise InvalidInput(
-                f"the Thing {thing_id!r} is not adopted: actions reach adopted WoT Things "
-                "through their TD (invocations of native Things come with a later release)"
-            )
-        return await worker.invoke(ctx, name, value)
-
-    def status(self, thing_id: str) -> dict[str, Any]:
-        worker = self.workers.get(thing_id)
-        return {} if worker is None else worker.status()
-
-    # -- internals --------------------------------------------------------------------------
-
-    async def _start_worker(self, binding: Binding) -> None:
-        old = self.workers.pop(binding.thing_id, None)
-        if old is not None:
-            await old.stop()
-        try:
-            thing = await self.rt.registry.get(binding.thing_id)
-            if thing.description is None:
-                raise InvalidInput("the Thing has no TD")
-            interactions = td.interactions(thing.description)
-            secrets = self.bindings.secrets_of(binding)
-        except (IotasError, ValueError) as exc:
-            log.warning("wot: cannot manage %s: %s", binding.thing_id, exc)
-            return
-        worker = ThingWorker(self, binding, interactions, secrets)
-        self.workers[binding.thing_id] = worker
-        worker.start()
-
-    async def _watch_journal(self, after: int) -> None:
-        """Wake a Thing's reconciler when its desired or reported state changes (from any
-        node: the journal is the source), and follow TD changes and deletions."""
-        types = [ev.DESIRED_CHANGED, ev.REPORTED_CHANGED, ev.THING_UPDATED, ev.THING_DELETED]
-        signal, journal = self.rt.signal, self.rt.journal
-        while True:
-            watched, seen = signal.watch(), signal.last_seq
-            try:
-                events = await journal.feed(after, WATCH_BATCH, types)
-            except Exception:  # the database away for a moment: try again shortly
-                log.exception("wot: reading the journal failed")
-                await asyncio.sleep(1.0)
-                continue
-            if not events:
-                after = max(after, seen)
-                await signal.wait(1.0, watched)
-                continue
-            after = events[-1]["seq"]
-            for event in events:
-                worker = self.workers.get(event["thing_id"])
-                if worker is None:
-                    continue
-                if event["type"] == ev.THING_DELETED:
-                    self.workers.pop(event["thing_id"], None)
-                    await worker.stop()
-                elif event["type"] == ev.THING_UPDATED and "description" in (
-                    event.get("patch") or {}
-                ):
-                    await self._start_worker(worker.binding)
-                elif event["type"] != ev.THING_UPDATED:
-                    worker.wake()
-
-    async def exchange(self, call: Callable[[], Awaitable[Any]]) -> Any:
-        """One exchange with a Thing, within the node-wide concurrency limit."""
-        async with self._limit:
-            return await call()
 
 
 class ThingWorker:

@@ -1,21 +1,21 @@
-"""Starting and stopping how devices reach iotas over MQTT: the embedded broker, or iotas as a
-client of an external one. The composition root for the pieces in `adapters/mqtt` and
-`broker/`; the app's lifespan calls it."""
+"""The MQTT adapter: how devices reach iotas over MQTT, through the embedded broker (`broker/`)
+or with iotas as a client of an external one. `setup` builds it for the runtime's table."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from typing import Any
 
 from iotas.adapters.mqtt.adapter import BrokerAddress, MqttAdapter
 from iotas.adapters.mqtt.desired import mirror_desired, publish_all_desired
 from iotas.adapters.mqtt.flood import FloodGuard
 from iotas.adapters.mqtt.ingest import DeviceMessages
-from iotas.aio import cancel_and_wait
-from iotas.api.runtime import Runtime
 from iotas.broker.embedded import EmbeddedBroker, TlsListener
 from iotas.broker.gate import BrokerGate
 from iotas.broker.provisioning import MqttProvisioning
+from iotas.controllers.supervisor import Controllers, Loop
+from iotas.services.bundle import Services
 from iotas.services.ca import CA_DIR, tls_files
 from iotas.services.context import Actor, Context
 
@@ -24,14 +24,26 @@ log = logging.getLogger("iotas.devices")
 SYSTEM = Actor("iotas", role="system")
 
 
+def setup(services: Services, controllers: Controllers) -> MqttDevices | None:
+    settings = services.settings
+    if settings.mqtt_url is None and settings.mqtt_port is None:
+        return None  # --no-broker and no external broker: devices do not use MQTT
+    return MqttDevices(services, controllers)
+
+
 class MqttDevices:
     """Whatever MQTT transport the settings ask for; `stop()` undoes `start()`."""
 
-    def __init__(self, rt: Runtime) -> None:
+    name = "mqtt"
+    # Per node: each node's broker (or broker client) and the Things seen through it.
+    MIRROR = "mqtt-desired-mirror"
+
+    def __init__(self, rt: Services, controllers: Controllers) -> None:
         self.rt = rt
+        self.controllers = controllers
         self.adapter: MqttAdapter | None = None
         self.broker: EmbeddedBroker | None = None
-        self._tasks: list[asyncio.Task[None]] = []
+        self._controllers: list[str] = []
         self._messages: DeviceMessages | None = None
         self._cutting: set[asyncio.Task[None]] = set()
 
@@ -92,14 +104,15 @@ class MqttDevices:
         rt.credentials.on_revoked.append(broker.drop)
         # The embedded broker keeps retained messages in memory only: restore desired state.
         await publish_all_desired(rt.registry, broker.publish_retained)
-        self._tasks = [
-            asyncio.create_task(
-                mirror_desired(
-                    rt.journal, rt.registry, rt.signal, broker.publish_retained, after=head
-                )
+        mirror = Loop(
+            self.MIRROR,
+            lambda: mirror_desired(
+                rt.journal, rt.registry, rt.signal, broker.publish_retained, after=head
             ),
-            asyncio.create_task(messages.touch_seen()),
-        ]
+        )
+        for controller in (mirror, messages.seen_controller()):
+            await self.controllers.start(controller)
+            self._controllers.append(controller.name)
         log.info("devices: embedded MQTT broker on %s:%s", settings.mqtt_host, settings.mqtt_port)
         if tls is not None:
             log.info("devices: MQTT over TLS (client certificates) on port %s", tls.port)
@@ -123,8 +136,15 @@ class MqttDevices:
             for_good = True
         adapter.cut_off(thing_id, for_good=for_good)
 
+    def health(self) -> dict[str, Any]:
+        if self.adapter is not None:
+            return {"mode": "external broker", "connected": self.adapter.connected}
+        return {"mode": "embedded broker", "running": self.broker is not None}
+
     async def stop(self) -> None:
-        await cancel_and_wait(self._tasks)
+        for name in self._controllers:
+            await self.controllers.stop(name)
+        self._controllers.clear()
         if self.adapter is not None:
             if self._cut_off_at_broker in self.rt.credentials.on_revoked:
                 self.rt.credentials.on_revoked.remove(self._cut_off_at_broker)

@@ -1,0 +1,73 @@
+"""Following the journal: what the SSE streams, the desired-state mirror, the WoT reconciler
+and the long polls share.
+
+Events come in batches after a seq, so a follower that resumes after the last seq it saw sees
+every later event exactly once. Between reads it waits for a commit (JournalSignal: at once
+for commits in this process) or `idle` seconds (commits made by another node), and yields an
+empty batch after each read that found nothing, so a caller can check on its client or send a
+keepalive."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection
+from typing import Any
+
+from iotas.services.journal import JournalService
+from iotas.services.stream import JournalSignal
+
+BATCH = 500
+IDLE_SECONDS = 1.0
+
+Event = dict[str, Any]
+Read = Callable[[int, int], Awaitable[list[Event]]]
+
+
+async def follow_reads(
+    signal: JournalSignal,
+    read: Read,
+    after: int,
+    *,
+    keep: Callable[[Event], bool] | None = None,
+    batch: int = BATCH,
+    idle: float = IDLE_SECONDS,
+) -> AsyncIterator[list[Event]]:
+    """The events `read(after, limit)` finds that `keep` keeps (all if None), batch by batch,
+    as they come, for ever."""
+    while True:
+        # Taken before the read: a commit that lands while it runs ends the wait at once.
+        watched, seen = signal.watch(), signal.last_seq
+        events = await read(after, batch)
+        if events:
+            after = events[-1]["seq"]
+            yield events if keep is None else [e for e in events if keep(e)]
+            if len(events) == batch:
+                continue  # more may wait right behind
+        else:
+            # Everything up to `seen` was committed before the read, which found nothing of
+            # interest in it: the next read need not look at it again.
+            after = max(after, seen)
+            yield events
+        await signal.wait(idle, watched)
+
+
+def follow(
+    journal: JournalService,
+    signal: JournalSignal,
+    after: int,
+    *,
+    kinds: Collection[str] | None = None,
+    types: list[str] | None = None,
+    namespaces: tuple[str, ...] | None = None,
+    batch: int = BATCH,
+    idle: float = IDLE_SECONDS,
+) -> AsyncIterator[list[Event]]:
+    """Journal events after seq `after` of the record `kinds` and event `types` given (all if
+    None), of Things in `namespaces` (all if None), batch by batch, for ever."""
+
+    async def read(start: int, limit: int) -> list[Event]:
+        return await journal.feed(start, limit, types, namespaces)
+
+    # Until the journal is read by kind, kinds are picked from what is read (an entry without
+    # a kind is a Thing's).
+    keep = None if kinds is None else (lambda e: e.get("kind", "thing") in kinds)
+    return follow_reads(signal, read, after, keep=keep, batch=batch, idle=idle)
