@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Iterable
 
 log = logging.getLogger("iotas.aio")
 
@@ -31,25 +31,3 @@ async def cancel_and_wait(
             log.warning("task %s ended with %r", task.get_name(), task.exception())
     for task in stuck:
         log.error("task %s did not end within %.0f s of being cancelled", task.get_name(), within)
-
-
-async def every(
-    interval: float,
-    round_: Callable[[], Awaitable[int]],
-    logger: logging.Logger,
-    *,
-    done: str,
-    failed: str,
-) -> None:
-    """Run `round_` now, then every `interval` seconds, until cancelled. A round that did
-    something is logged with its count (`done`, a %d format); a failed round is logged
-    (`failed`) and the next one tries again: the loop lives on."""
-    while True:
-        try:
-            count = await round_()
-        except Exception:
-            logger.exception(failed)
-        else:
-            if count:
-                logger.info(done, count)
-        await asyncio.sleep(interval)

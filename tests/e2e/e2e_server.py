@@ -47,11 +47,13 @@ def server_process(
     broker: bool = False,
     data_dir: Path | None = None,
     generated_token: bool = False,
+    database_url: str | None = None,
 ) -> Iterator[ServerProcess]:
     """Start `python -m iotas up` on a free port with a known admin token; stop it after.
     With `broker`, the embedded MQTT broker listens on free ports (`iotas up` prints them);
     with `generated_token`, the server makes the admin token and writes it to its data dir,
-    as on a first `iotas up`."""
+    as on a first `iotas up`; with `database_url`, it runs on that database (PostgreSQL, for
+    several nodes on one)."""
     token = "iotas_e2e_" + secrets.token_urlsafe(18)
     port = free_port()
     data_dir = data_dir or workdir / "data"
@@ -66,6 +68,7 @@ def server_process(
             [
                 *(sys.executable, "-m", "iotas", "up", "--port", str(port)),
                 *("--data-dir", str(data_dir), *mqtt),
+                *(() if database_url is None else ("--database-url", database_url)),
             ],
             env=clean_env() if generated_token else clean_env(IOTAS_ADMIN_TOKEN=token),
             stdout=log,

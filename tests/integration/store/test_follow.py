@@ -1,0 +1,47 @@
+"""`follow`, the one journal follower: every later event exactly once, in order, of the types
+asked for; an empty batch when it has caught up; woken at once by a commit in this process."""
+
+from __future__ import annotations
+
+import asyncio
+
+from iotas.domain.journal import DESIRED_CHANGED, THING_CREATED
+from iotas.runtime import Runtime
+from iotas.services.context import Actor, Context
+from iotas.services.follow import follow
+
+CTX = Context(Actor("test", role="admin"), "follow test")
+
+
+async def test_follow_yields_each_later_event_once_and_wakes_on_a_commit(rt: Runtime) -> None:
+    await rt.registry.create(CTX, {"id": "acme:a", "kind": "sensor"})
+    start = await rt.journal.head_seq()
+    for n in range(3):
+        await rt.registry.patch_twin(CTX, "acme:a", "desired", {"n": n})
+    await rt.registry.create(CTX, {"id": "acme:b", "kind": "sensor"})
+    # A long idle wait: only a commit can end it soon enough for the bound below.
+    batches = follow(rt.journal, rt.signal, start, types=[DESIRED_CHANGED], batch=2, idle=60)
+    seen: list[dict[str, object]] = []
+    while len(seen) < 3:
+        seen.extend(await anext(batches))
+    assert [e["patch"] for e in seen] == [{"n": 0}, {"n": 1}, {"n": 2}]
+    # Caught up (the creation of acme:b is not asked for): it waits for the next commit.
+    later = asyncio.create_task(anext(batches))
+    await rt.registry.patch_twin(CTX, "acme:b", "desired", {"n": 9})
+    woken = await asyncio.wait_for(later, 10)
+    assert [(e["thing_id"], e["type"]) for e in woken] == [("acme:b", DESIRED_CHANGED)]
+    await batches.aclose()
+
+
+async def test_follow_by_kind_keeps_what_it_asks_for(rt: Runtime) -> None:
+    start = await rt.journal.head_seq()
+    caught_up = follow(rt.journal, rt.signal, start, idle=60)
+    assert await anext(caught_up) == []  # nothing yet: said at once
+    await caught_up.aclose()
+    await rt.registry.create(CTX, {"id": "acme:c", "kind": "sensor"})
+    things = follow(rt.journal, rt.signal, start, kinds={"thing"}, idle=60)
+    others = follow(rt.journal, rt.signal, start, kinds={"rollout"}, idle=60)
+    assert [e["type"] for e in await anext(things)] == [THING_CREATED]
+    assert await anext(others) == []
+    await things.aclose()
+    await others.aclose()
