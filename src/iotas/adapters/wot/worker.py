@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from iotas.adapters.wot.client import ThingSecrets
 from iotas.adapters.wot.errors import ThingUnreachable, WotError
 from iotas.aio import cancel_and_wait
+from iotas.controllers.periodic import Periodic
 from iotas.domain import clock
 from iotas.domain import td_model as ops
 from iotas.domain.errors import InvalidInput, IotasError, NotFound
@@ -33,6 +34,8 @@ ADAPTER = Actor("wot-adapter", role="system")
 RETRY_FIRST = 1.0
 RETRY_MAX = 60.0
 OBSERVE_RETRY_MAX = 30.0
+# A settled Thing is looked at again this often even when no change wakes its writer.
+SETTLED_RECHECK = 3600.0
 
 
 class ThingWorker:
@@ -57,15 +60,34 @@ class ThingWorker:
         )
         self.ctx = Context(ADAPTER, f"wot adapter: {self.thing_id}")
         self._tasks: list[asyncio.Task[None]] = []
-        self._wake = asyncio.Event()
+        self._poll_delay = RETRY_FIRST
+        self._poll_retry = RETRY_FIRST
+        self._write_delay = RETRY_FIRST
+        self._write_retry = RETRY_FIRST
+        period = binding.poll_seconds
+        self.reads = Periodic(
+            f"wot-poll {self.thing_id}",
+            self._poll_once,
+            interval=lambda: self._poll_delay,
+            # Spread the first reads so a restart does not hit every Thing at once.
+            first_delay=random.uniform(0, min(period, 2.0)),
+            log=log,
+        )
+        self.writes = Periodic(
+            f"wot-sync {self.thing_id}",
+            self._reconcile_round,
+            interval=lambda: self._write_delay,
+            log=log,
+        )
         self.reachable: bool | None = None
         self.last_error: str | None = None
         self.attempts = 0
 
     def start(self) -> None:
         name = self.thing_id
-        self._tasks.append(asyncio.create_task(self._poll(), name=f"wot-poll {name}"))
-        self._tasks.append(asyncio.create_task(self._reconcile(), name=f"wot-sync {name}"))
+        # The first round of writes runs now: whatever is pending is reconciled at once.
+        self._tasks.append(asyncio.create_task(self.reads.run(), name=self.reads.name))
+        self._tasks.append(asyncio.create_task(self.writes.run(), name=self.writes.name))
         for prop in self.things.properties.values():
             if prop.observable and prop.forms_for(ops.OBSERVE_PROPERTY):
                 self._tasks.append(
@@ -76,14 +98,14 @@ class ThingWorker:
                 self._tasks.append(
                     asyncio.create_task(self._subscribe(event.name), name=f"wot-event {name}")
                 )
-        self._wake.set()  # reconcile whatever is pending now
 
     async def stop(self) -> None:
         await cancel_and_wait(self._tasks)
         self._tasks.clear()
 
     def wake(self) -> None:
-        self._wake.set()
+        """Reconcile now (desired or reported state changed)."""
+        self.writes.wake()
 
     def status(self) -> dict[str, Any]:
         return {
@@ -101,25 +123,23 @@ class ThingWorker:
             if not p.write_only and p.forms_for(ops.READ_PROPERTY)
         ]
 
-    async def _poll(self) -> None:
+    async def _poll_once(self, _now_us: int) -> int:
+        """One round of reads; the next comes a poll interval later (jittered) when every
+        property was read, else soon, backing off: not a whole interval later, which may be
+        hours."""
         period = self.binding.poll_seconds
-        # Spread the first reads so a restart does not hit every Thing at once.
-        await asyncio.sleep(random.uniform(0, min(period, 2.0)))
-        retry = RETRY_FIRST
-        while True:
-            try:
-                complete = await self.read_once()
-            except Exception:  # a bug must not end the reads of this Thing for good
-                log.exception("wot: reading %s failed", self.thing_id)
-                complete = False
-            if complete:
-                retry = RETRY_FIRST
-                await asyncio.sleep(period * random.uniform(0.8, 1.2))
-            else:
-                # Not every property could be read: try again soon (backing off), not a
-                # whole poll interval later, which may be hours.
-                await asyncio.sleep(min(period, retry) * random.uniform(0.8, 1.2))
-                retry = min(retry * 2, RETRY_MAX)
+        try:
+            complete = await self.read_once()
+        except Exception:  # a bug must not end the reads of this Thing for good
+            log.exception("wot: reading %s failed", self.thing_id)
+            complete = False
+        if complete:
+            self._poll_retry = RETRY_FIRST
+            self._poll_delay = period * random.uniform(0.8, 1.2)
+        else:
+            self._poll_delay = min(period, self._poll_retry) * random.uniform(0.8, 1.2)
+            self._poll_retry = min(self._poll_retry * 2, RETRY_MAX)
+        return 0
 
     async def read_once(self) -> bool:
         """Read every readable property; True when all of them were read."""
@@ -194,26 +214,23 @@ class ThingWorker:
 
     # -- writing ----------------------------------------------------------------------------
 
-    async def _reconcile(self) -> None:
-        delay = RETRY_FIRST
-        while True:
-            await self._wake.wait()
-            self._wake.clear()
-            try:
-                settled = await self.reconcile_once()
-            except NotFound:
-                return
-            except Exception:  # a bug must not end reconciliation of this Thing for good
-                log.exception("wot: reconciling %s failed", self.thing_id)
-                settled = False
-            if settled:
-                delay = RETRY_FIRST
-                continue
-            # Something failed: try again after a backoff unless a change wakes us first.
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), delay * random.uniform(0.8, 1.2))
-            self._wake.set()
-            delay = min(delay * 2, RETRY_MAX)
+    async def _reconcile_round(self, _now_us: int) -> int:
+        """One round of writes; the next when a change wakes it, or (a write failed) after a
+        backoff, or after `SETTLED_RECHECK` in any case."""
+        try:
+            settled = await self.reconcile_once()
+        except NotFound:  # deleted: its deletion stops this worker
+            settled = True
+        except Exception:  # a bug must not end reconciliation of this Thing for good
+            log.exception("wot: reconciling %s failed", self.thing_id)
+            settled = False
+        if settled:
+            self._write_retry = RETRY_FIRST
+            self._write_delay = SETTLED_RECHECK
+        else:
+            self._write_delay = self._write_retry * random.uniform(0.8, 1.2)
+            self._write_retry = min(self._write_retry * 2, RETRY_MAX)
+        return 0
 
     async def reconcile_once(self) -> bool:
         """Write every desired key that differs from reported and is a writable property.
