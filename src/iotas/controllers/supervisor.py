@@ -40,6 +40,7 @@ class Controllers:
         self._try_every = try_every
         self._check_every = check_every
         self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._leased: set[str] = set()  # the cluster-wide ones started here
         self._leading: set[str] = set()
 
     def leading(self) -> list[str]:
@@ -54,7 +55,10 @@ class Controllers:
         if controller.name in self._tasks:
             raise ValueError(f"a controller named {controller.name!r} runs already")
         if controller.cluster_wide:
+            self._leased.add(controller.name)
             held = await self.leases.try_take(controller.name)
+            if held:
+                self._leading.add(controller.name)  # it leads from now, not from a turn later
             work = self._lead(controller, held)
         else:
             work = controller.run()
@@ -62,15 +66,17 @@ class Controllers:
 
     async def stop(self, name: str) -> None:
         await cancel_and_wait([self._tasks.pop(name, None)])
-        if name in self._leading:
-            self._leading.discard(name)
-        await self.leases.give_up(name)
+        self._leading.discard(name)
+        if name in self._leased:
+            self._leased.discard(name)
+            await self.leases.give_up(name)
 
     async def stop_all(self) -> None:
         """Stop every controller (bounded), then let the leases go."""
         tasks, self._tasks = self._tasks, {}
         await cancel_and_wait(tasks.values())
         self._leading.clear()
+        self._leased.clear()
         await self.leases.close()
 
     async def _lead(self, controller: Controller, held: bool) -> None:

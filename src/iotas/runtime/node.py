@@ -4,11 +4,11 @@ stopped in reverse."""
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, fields
 
-from iotas.adapters.base import Adapters
+from iotas.adapters.base import Adapters, Setup
 from iotas.controllers.supervisor import Controllers
 from iotas.runtime.controllers import node_controllers
 from iotas.runtime.table import ADAPTERS
@@ -40,13 +40,15 @@ async def open_runtime(settings: Settings) -> Runtime:
 
 
 @asynccontextmanager
-async def running(settings: Settings) -> AsyncIterator[Runtime]:
-    """Open the runtime, ensure the admin token, start the adapters of the table in order
+async def running(
+    settings: Settings, adapters: Sequence[tuple[str, Setup]] = ADAPTERS
+) -> AsyncIterator[Runtime]:
+    """Open the runtime, ensure the admin token, start the `adapters` (the table's) in order
     and the node's controllers; on leaving, stop them in reverse and close the store."""
     rt = await open_runtime(settings)
     try:
         await _ensure_admin(rt)
-        for name, setup in ADAPTERS:
+        for name, setup in adapters:
             adapter = setup(rt, rt.controllers)
             if adapter is None:
                 log.debug("adapter %s: not configured", name)
