@@ -9,7 +9,7 @@ keepalive."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable, Collection
+from collections.abc import AsyncGenerator, Awaitable, Callable, Collection
 from typing import Any
 
 from iotas.services.journal import JournalService
@@ -30,7 +30,7 @@ async def follow_reads(
     keep: Callable[[Event], bool] | None = None,
     batch: int = BATCH,
     idle: float = IDLE_SECONDS,
-) -> AsyncIterator[list[Event]]:
+) -> AsyncGenerator[list[Event], None]:
     """The events `read(after, limit)` finds that `keep` keeps (all if None), batch by batch,
     as they come, for ever."""
     while True:
@@ -60,7 +60,7 @@ def follow(
     namespaces: tuple[str, ...] | None = None,
     batch: int = BATCH,
     idle: float = IDLE_SECONDS,
-) -> AsyncIterator[list[Event]]:
+) -> AsyncGenerator[list[Event], None]:
     """Journal events after seq `after` of the record `kinds` and event `types` given (all if
     None), of Things in `namespaces` (all if None), batch by batch, for ever."""
 

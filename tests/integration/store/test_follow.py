@@ -4,6 +4,7 @@ asked for; an empty batch when it has caught up; woken at once by a commit in th
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 from iotas.domain.journal import DESIRED_CHANGED, THING_CREATED
 from iotas.runtime import Runtime
@@ -25,8 +26,12 @@ async def test_follow_yields_each_later_event_once_and_wakes_on_a_commit(rt: Run
     while len(seen) < 3:
         seen.extend(await anext(batches))
     assert [e["patch"] for e in seen] == [{"n": 0}, {"n": 1}, {"n": 2}]
+
     # Caught up (the creation of acme:b is not asked for): it waits for the next commit.
-    later = asyncio.create_task(anext(batches))
+    async def next_batch() -> list[dict[str, Any]]:
+        return await anext(batches)
+
+    later = asyncio.create_task(next_batch())
     await rt.registry.patch_twin(CTX, "acme:b", "desired", {"n": 9})
     woken = await asyncio.wait_for(later, 10)
     assert [(e["thing_id"], e["type"]) for e in woken] == [("acme:b", DESIRED_CHANGED)]
