@@ -9,7 +9,7 @@ from starlette.responses import Response
 
 from iotas.api.bodies import json_body
 from iotas.api.responses import json_response
-from iotas.api.security import Ctx
+from iotas.api.security import CanAdminister, CanOperate, CanRead
 from iotas.domain.errors import InvalidInput
 from iotas.services.wot import WotBindings
 from iotas.wot_things import WotThings
@@ -52,7 +52,7 @@ def _adoption(wot: WotThings, binding: Any) -> dict[str, Any]:
 
 
 @router.post("/adoptions", status_code=201, openapi_extra={"requestBody": _ADOPTION_BODY})
-async def adopt(request: Request, ctx: Ctx) -> Response:
+async def adopt(request: Request, ctx: CanAdminister) -> Response:
     wot = _wot(request)
     adopted = await wot.adopt(ctx, await json_body(request))
     body = {"thing": adopted.thing.to_dict(), "adoption": _adoption(wot, adopted.binding)}
@@ -64,20 +64,20 @@ async def adopt(request: Request, ctx: Ctx) -> Response:
 
 
 @router.get("/adoptions")
-async def list_adoptions(request: Request, ctx: Ctx) -> Response:
+async def list_adoptions(request: Request, ctx: CanRead) -> Response:
     wot = _wot(request)
     bindings = [b for b in await wot.bindings.all() if ctx.actor.sees(b.thing_id)]
     return json_response({"items": [_adoption(wot, b) for b in bindings], "next": None})
 
 
 @router.get("/adoptions/{thing_id}")
-async def get_adoption(thing_id: str, request: Request, ctx: Ctx) -> Response:
+async def get_adoption(thing_id: str, request: Request, ctx: CanRead) -> Response:
     wot = _wot(request)
     return json_response(_adoption(wot, await wot.bindings.get(thing_id)))
 
 
 @router.delete("/adoptions/{thing_id}", status_code=204)
-async def release(thing_id: str, request: Request, ctx: Ctx) -> Response:
+async def release(thing_id: str, request: Request, ctx: CanAdminister) -> Response:
     await _wot(request).release(thing_id)
     return Response(status_code=204)
 
@@ -91,7 +91,7 @@ async def release(thing_id: str, request: Request, ctx: Ctx) -> Response:
         }
     },
 )
-async def invoke(thing_id: str, name: str, request: Request, ctx: Ctx) -> Response:
+async def invoke(thing_id: str, name: str, request: Request, ctx: CanOperate) -> Response:
     """Invoke an action of an adopted Thing through its TD (`{"input": ...}`); answers when
     the Thing does, within the WoT timeout."""
     body: Any = {}

@@ -2,7 +2,7 @@
 where a device that holds only a claim token and its serial becomes a Thing with a
 certificate.
 
-`/api/v1/provision` is the one route not authenticated by an operator token (`Ctx`): the
+`/api/v1/provision` is the one route not authenticated by an operator token: the
 `claim` dependency below authenticates the claim token instead, under the same per-source
 failure limit.
 """
@@ -19,11 +19,14 @@ from iotas.api.public_url import public_host
 from iotas.api.responses import json_response
 from iotas.api.routers.tdd import endpoints as http_endpoints
 from iotas.api.runtime import Runtime
-from iotas.api.security import Ctx, Rt
+from iotas.api.security import Permission, Requirement, Rt, declare, requires
+from iotas.services.context import Context
 
 router = APIRouter(prefix="/api/v1", tags=["provisioning"])
 
 NO_STORE = {"Cache-Control": "no-store"}
+# A claim may make Things in any namespace: admin only, never a namespace-limited token.
+Admin = Annotated[Context, requires(Permission.ADMIN, installation=True)]
 PROVISION_PATH = "/api/v1/provision"
 
 _CLAIM_BODY = {
@@ -76,27 +79,28 @@ _PROVISION_BODY = {
     openapi_extra={"requestBody": _CLAIM_BODY},
     summary="Create a provisioning claim (admin); the response is the only place its token is",
 )
-async def create_claim(request: Request, ctx: Ctx, rt: Rt) -> Response:
+async def create_claim(request: Request, ctx: Admin, rt: Rt) -> Response:
     created = await rt.claims.create(ctx, await json_body(request))
     return json_response(created, 201, headers=NO_STORE)
 
 
 @router.get("/claims", summary="Provisioning claims (admin), never their tokens")
-async def list_claims(ctx: Ctx, rt: Rt) -> Response:
+async def list_claims(ctx: Admin, rt: Rt) -> Response:
     return json_response({"items": await rt.claims.list(ctx.actor), "next": None})
 
 
 @router.get("/claims/{claim_id}")
-async def get_claim(claim_id: str, ctx: Ctx, rt: Rt) -> Response:
+async def get_claim(claim_id: str, ctx: Admin, rt: Rt) -> Response:
     return json_response(await rt.claims.get(ctx.actor, claim_id))
 
 
 @router.delete("/claims/{claim_id}", status_code=204)
-async def revoke_claim(claim_id: str, ctx: Ctx, rt: Rt) -> Response:
+async def revoke_claim(claim_id: str, ctx: Admin, rt: Rt) -> Response:
     await rt.claims.revoke(ctx.actor, claim_id)
     return Response(status_code=204)
 
 
+@declare(Requirement(Permission.CLAIM))
 async def claim(request: Request) -> str:
     """The id of the claim whose token the device sent (instead of an operator token)."""
     rt: Runtime = request.app.state.runtime

@@ -10,7 +10,7 @@ from starlette.responses import Response
 
 from iotas.api.bodies import json_body
 from iotas.api.responses import json_response
-from iotas.api.security import Ctx, Rt
+from iotas.api.security import CanAdminister, Rt
 
 router = APIRouter(prefix="/api/v1/things", tags=["quarantine"])
 
@@ -23,14 +23,14 @@ _OBJECT_BODY: Any = {
 
 
 @router.post("/{thing_id}/quarantine", openapi_extra=_OBJECT_BODY)
-async def quarantine(thing_id: str, request: Request, ctx: Ctx, rt: Rt) -> Response:
+async def quarantine(thing_id: str, request: Request, ctx: CanAdminister, rt: Rt) -> Response:
     """Quarantine the Thing (`{"reason": "..."}`): snapshot, revoke every credential (its
     live MQTT session is dropped), freeze its desired state and refuse actions to it."""
     return json_response(await rt.quarantine.quarantine(ctx, thing_id, await json_body(request)))
 
 
 @router.post("/{thing_id}/quarantine/release", openapi_extra=_OBJECT_BODY)
-async def release(thing_id: str, request: Request, ctx: Ctx, rt: Rt) -> Response:
+async def release(thing_id: str, request: Request, ctx: CanAdminister, rt: Rt) -> Response:
     """Release the Thing with a new credential (`{"credential": {"type": "x509"}}`); the
     answer holds the credential's secret or key once."""
     return json_response(await rt.quarantine.release(ctx, thing_id, await json_body(request)))

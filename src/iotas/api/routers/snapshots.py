@@ -9,7 +9,7 @@ from starlette.responses import Response
 
 from iotas.api.bodies import json_body
 from iotas.api.responses import json_response
-from iotas.api.security import Ctx, Rt
+from iotas.api.security import CanAdminister, CanRead, Rt
 from iotas.domain.errors import InvalidInput
 
 router = APIRouter(prefix="/api/v1", tags=["snapshots"])
@@ -25,7 +25,7 @@ router = APIRouter(prefix="/api/v1", tags=["snapshots"])
         }
     },
 )
-async def take_snapshot(thing_id: str, request: Request, ctx: Ctx, rt: Rt) -> Response:
+async def take_snapshot(thing_id: str, request: Request, ctx: CanAdminister, rt: Rt) -> Response:
     """Take a write-once snapshot of the Thing's complete state (`{"reason": ...}` optional)."""
     body: Any = {}
     if await request.body():
@@ -38,12 +38,12 @@ async def take_snapshot(thing_id: str, request: Request, ctx: Ctx, rt: Rt) -> Re
 
 
 @router.get("/things/{thing_id}/snapshots")
-async def list_snapshots(thing_id: str, ctx: Ctx, rt: Rt) -> Response:
+async def list_snapshots(thing_id: str, ctx: CanRead, rt: Rt) -> Response:
     return json_response({"items": await rt.snapshots.of_thing(thing_id), "next": None})
 
 
 @router.get("/snapshots/{sha256}")
-async def get_snapshot(sha256: str, ctx: Ctx, rt: Rt) -> Response:
+async def get_snapshot(sha256: str, ctx: CanRead, rt: Rt) -> Response:
     """The snapshot's exact bytes: their sha256 is its name."""
     body = await rt.snapshots.get(sha256, ctx.actor)
     return Response(

@@ -12,7 +12,7 @@ from iotas.api.openapi import IF_MATCH
 from iotas.api.paging import DEFAULT_LIMIT, Cursor, Limit, instant
 from iotas.api.responses import from_error, json_response
 from iotas.api.runtime import Runtime
-from iotas.api.security import Ctx, Rt
+from iotas.api.security import CanAdminister, CanOperate, CanRead, Permission, Rt, requires
 from iotas.domain import cursor as cursors
 from iotas.domain import td
 from iotas.domain.errors import InvalidInput, NotFound
@@ -20,9 +20,8 @@ from iotas.domain.things import Thing
 from iotas.domain.twin import Side
 from iotas.services.context import Context
 
-# Every route here takes `ctx: Ctx`, which authenticates; no router-level duplicate, since
-# FastAPI resolves dependencies per request. tests/integration/api walks the OpenAPI document
-# to prove every route refuses anonymous callers.
+# Every route states its permission in its `ctx` parameter (security.py); no router-level
+# duplicate, since FastAPI resolves dependencies per request.
 router = APIRouter(prefix="/api/v1/things", tags=["things"])
 
 _MERGE_PATCH = {"content": {"application/merge-patch+json": {"schema": {"type": "object"}}}}
@@ -56,6 +55,11 @@ _THING_BODY = {
 }
 
 
+# A Thing's own client certificate reads its twin and reports (docs/security.md).
+DeviceReads = Annotated[Context, requires(Permission.READ, device=True)]
+DeviceReports = Annotated[Context, requires(Permission.ADMIN, device=True)]
+
+
 def _thing(thing: Thing, status: int = 200) -> Response:
     return json_response(thing.to_dict(), status, headers={"ETag": f'"{thing.revision}"'})
 
@@ -65,7 +69,7 @@ def _twin(thing: Thing) -> Response:
 
 
 @router.post("", status_code=201, openapi_extra={"requestBody": _THING_BODY})
-async def create_thing(request: Request, ctx: Ctx, rt: Rt) -> Response:
+async def create_thing(request: Request, ctx: CanAdminister, rt: Rt) -> Response:
     thing = await rt.registry.create(ctx, await json_body(request))
     response = _thing(thing, 201)
     response.headers["Location"] = f"/api/v1/things/{thing.id}"
@@ -74,7 +78,7 @@ async def create_thing(request: Request, ctx: Ctx, rt: Rt) -> Response:
 
 @router.get("")
 async def list_things(
-    ctx: Ctx,
+    ctx: CanRead,
     rt: Rt,
     q: Annotated[
         str | None, Query(max_length=4096, description="A query, see docs/query.md")
@@ -95,7 +99,7 @@ async def list_things(
 @router.get("/{thing_id}")
 async def get_thing(
     thing_id: str,
-    ctx: Ctx,
+    ctx: CanRead,
     rt: Rt,
     at: Annotated[
         str | None, Query(description="RFC 3339 instant: the Thing as it was then")
@@ -108,18 +112,18 @@ async def get_thing(
 
 
 @router.patch("/{thing_id}", openapi_extra={"requestBody": _MERGE_PATCH})
-async def patch_thing(thing_id: str, request: Request, ctx: Ctx, rt: Rt) -> Response:
+async def patch_thing(thing_id: str, request: Request, ctx: CanAdminister, rt: Rt) -> Response:
     return _thing(await rt.registry.patch(ctx, thing_id, await json_body(request)))
 
 
 @router.delete("/{thing_id}", status_code=204)
-async def delete_thing(thing_id: str, ctx: Ctx, rt: Rt) -> Response:
+async def delete_thing(thing_id: str, ctx: CanAdminister, rt: Rt) -> Response:
     await rt.registry.delete(ctx, thing_id)
     return Response(status_code=204)
 
 
 @router.get("/{thing_id}/twin")
-async def get_twin(thing_id: str, ctx: Ctx, rt: Rt) -> Response:
+async def get_twin(thing_id: str, ctx: DeviceReads, rt: Rt) -> Response:
     return _twin(await rt.registry.get(thing_id))
 
 
@@ -137,19 +141,19 @@ _TWIN_PATCH = {"requestBody": _MERGE_PATCH, "parameters": [IF_MATCH]}
 
 
 @router.patch("/{thing_id}/twin/desired", openapi_extra=_TWIN_PATCH)
-async def patch_desired(thing_id: str, request: Request, ctx: Ctx) -> Response:
+async def patch_desired(thing_id: str, request: Request, ctx: CanOperate) -> Response:
     return await twin_patch_response("desired", thing_id, request, ctx)
 
 
 @router.patch("/{thing_id}/twin/reported", openapi_extra=_TWIN_PATCH)
-async def patch_reported(thing_id: str, request: Request, ctx: Ctx) -> Response:
+async def patch_reported(thing_id: str, request: Request, ctx: DeviceReports) -> Response:
     return await twin_patch_response("reported", thing_id, request, ctx)
 
 
 @router.get("/{thing_id}/history")
 async def history(
     thing_id: str,
-    ctx: Ctx,
+    ctx: CanRead,
     rt: Rt,
     since: Annotated[str | None, Query(description="RFC 3339 instant, inclusive")] = None,
     until: Annotated[str | None, Query(description="RFC 3339 instant, inclusive")] = None,
@@ -175,12 +179,12 @@ async def history(
 
 
 @router.get("/{thing_id}/properties")
-async def read_all_properties(thing_id: str, ctx: Ctx, rt: Rt) -> Response:
+async def read_all_properties(thing_id: str, ctx: CanRead, rt: Rt) -> Response:
     return json_response((await rt.registry.get(thing_id)).twin.reported)
 
 
 @router.get("/{thing_id}/properties/{name}")
-async def read_property(thing_id: str, name: str, ctx: Ctx, rt: Rt) -> Response:
+async def read_property(thing_id: str, name: str, ctx: CanRead, rt: Rt) -> Response:
     reported = (await rt.registry.get(thing_id)).twin.reported
     if name not in reported:
         raise NotFound(f"the Thing {thing_id!r} has reported no property {name[:200]!r}")
@@ -201,7 +205,7 @@ _WRITE_REFUSED = {
         422: {"description": "The value breaks the property's data schema", **_WRITE_REFUSED},
     },
 )
-async def write_property(thing_id: str, name: str, request: Request, ctx: Ctx) -> Response:
+async def write_property(thing_id: str, name: str, request: Request, ctx: CanOperate) -> Response:
     """Set the desired value of a property, if the Thing's TD lets it be written and the
     value fits the property's data schema (a property the TD does not name yet may be set on
     a native Thing: it becomes one)."""
@@ -233,7 +237,7 @@ bulk_router = APIRouter(prefix="/api/v1/twins", tags=["things"])
 )
 async def patch_desired_where(
     request: Request,
-    ctx: Ctx,
+    ctx: CanOperate,
     q: Annotated[str, Query(max_length=4096, description="The Things to change (a query)")],
 ) -> Response:
     """One desired-state merge patch for every Thing the query selects."""

@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
 from iotas.api.bodies import json_body
 from iotas.api.responses import json_response
-from iotas.api.security import Ctx, Rt
+from iotas.api.security import Permission, Rt, requires
+from iotas.services.context import Context
 
 router = APIRouter(prefix="/api/v1/tokens", tags=["tokens"])
 
 NO_STORE = {"Cache-Control": "no-store"}
+# Tokens speak of every namespace: admin only, and never to a namespace-limited token.
+Admin = Annotated[Context, requires(Permission.ADMIN, installation=True)]
 _TOKEN_BODY = {
     "content": {
         "application/json": {
@@ -31,17 +36,17 @@ _TOKEN_BODY = {
 
 
 @router.post("", status_code=201, openapi_extra={"requestBody": _TOKEN_BODY})
-async def create_token(request: Request, ctx: Ctx, rt: Rt) -> Response:
+async def create_token(request: Request, ctx: Admin, rt: Rt) -> Response:
     created = await rt.tokens.create(await json_body(request))
     return json_response(created, 201, headers=NO_STORE)
 
 
 @router.get("")
-async def list_tokens(ctx: Ctx, rt: Rt) -> Response:
+async def list_tokens(ctx: Admin, rt: Rt) -> Response:
     return json_response({"items": await rt.tokens.list(), "next": None})
 
 
 @router.delete("/{token_id}", status_code=204)
-async def revoke_token(token_id: str, ctx: Ctx, rt: Rt) -> Response:
+async def revoke_token(token_id: str, ctx: Admin, rt: Rt) -> Response:
     await rt.tokens.revoke(token_id)
     return Response(status_code=204)
