@@ -19,6 +19,8 @@ from fastapi.routing import APIRoute
 from starlette.requests import Request
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from iotas.api.bodies import check, json_body
+from iotas.api.models import MergePatch
 from iotas.api.responses import from_error
 from iotas.api.routers.things import twin_patch_response
 from iotas.api.security import guard_of
@@ -53,7 +55,8 @@ class FastTwinPatch:
         request = Request(scope, receive)
         try:
             ctx = await guard_of(route)(request)
-            response = await twin_patch_response(side, thing_id, request, ctx)
+            patch = check(MergePatch, await json_body(request))
+            response = await twin_patch_response(side, thing_id, request, ctx, patch)
         except IotasError as exc:
             response = from_error(exc, scope["path"])
         await response(scope, receive, send)

@@ -6,7 +6,7 @@ Headers are read here and documented in the OpenAPI document by `openapi.py`.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from enum import StrEnum
 from functools import cache
@@ -14,9 +14,9 @@ from typing import Annotated, Any, TypeVar
 from urllib.parse import unquote
 
 from fastapi import Depends, Request
-from fastapi.dependencies.models import Dependant
 from starlette.routing import BaseRoute
 
+from iotas.api.dependencies import calls
 from iotas.api.runtime import Runtime
 from iotas.api.tls import client_certificate
 from iotas.domain.errors import Forbidden, InvalidInput, NotFound
@@ -124,7 +124,7 @@ def requires(permission: Permission, *, device: bool = False, installation: bool
 
 def requirement_of(route: BaseRoute) -> Requirement | None:
     """The requirement a route declared (None: it declared none, which a test refuses)."""
-    found = {_DECLARED[call] for call in _calls(route) if call in _DECLARED}
+    found = {_DECLARED[call] for call in calls(route) if call in _DECLARED}
     if len(found) > 1:
         raise ValueError(f"{getattr(route, 'path', route)} declares {found}")
     return next(iter(found), None)
@@ -132,19 +132,11 @@ def requirement_of(route: BaseRoute) -> Requirement | None:
 
 def guard_of(route: BaseRoute) -> Check:
     """The guard a route declared (for `fast_twin.py`, which answers it without FastAPI)."""
-    for call in _calls(route):
+    for call in calls(route):
         if call in _DECLARED and _DECLARED[call].permission in ROLES:
             checked: Check = call
             return checked
     raise ValueError(f"{getattr(route, 'path', route)} declares no operator permission")
-
-
-def _calls(route: BaseRoute) -> Iterator[Any]:
-    pending: list[Dependant] = [d for d in [getattr(route, "dependant", None)] if d is not None]
-    while pending:
-        dependant = pending.pop()
-        yield dependant.call
-        pending.extend(dependant.dependencies)
 
 
 async def authorize(actor: Actor, request: Request, requirement: Requirement) -> None:

@@ -9,12 +9,13 @@ failure limit.
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
 from starlette.responses import Response
 
-from iotas.api.bodies import json_body
+from iotas.api.bodies import body
+from iotas.api.models import ClaimBody, ProvisionBody
 from iotas.api.public_url import public_host
 from iotas.api.responses import json_response
 from iotas.api.routers.tdd import endpoints as http_endpoints
@@ -29,58 +30,14 @@ NO_STORE = {"Cache-Control": "no-store"}
 Admin = Annotated[Context, requires(Permission.ADMIN, installation=True)]
 PROVISION_PATH = "/api/v1/provision"
 
-_CLAIM_BODY = {
-    "content": {
-        "application/json": {
-            "schema": {
-                "type": "object",
-                "required": ["template"],
-                "properties": {
-                    "template": {
-                        "type": "object",
-                        "required": ["namespace", "kind"],
-                        "properties": {
-                            "namespace": {"type": "string", "example": "acme"},
-                            "kind": {"type": "string", "example": "meter"},
-                            "labels": {"type": "object"},
-                            "attributes": {"type": "object"},
-                            "desired": {"type": "object"},
-                            "name_pattern": {"type": "string", "example": "meter-{serial}"},
-                        },
-                    },
-                    "max_uses": {"type": ["integer", "null"], "default": 1},
-                    "expires": {"type": "string", "format": "date-time"},
-                },
-            }
-        }
-    },
-    "required": True,
-}
-_PROVISION_BODY = {
-    "content": {
-        "application/json": {
-            "schema": {
-                "type": "object",
-                "required": ["serial"],
-                "properties": {
-                    "serial": {"type": "string", "example": "SN-000123"},
-                    "csr": {"type": "string", "description": "PEM CSR; without one a key is made"},
-                },
-            }
-        }
-    },
-    "required": True,
-}
-
 
 @router.post(
     "/claims",
     status_code=201,
-    openapi_extra={"requestBody": _CLAIM_BODY},
     summary="Create a provisioning claim (admin); the response is the only place its token is",
 )
-async def create_claim(request: Request, ctx: Admin, rt: Rt) -> Response:
-    created = await rt.claims.create(ctx, await json_body(request))
+async def create_claim(ctx: Admin, rt: Rt, data: Annotated[Any, body(ClaimBody)]) -> Response:
+    created = await rt.claims.create(ctx, data)
     return json_response(created, 201, headers=NO_STORE)
 
 
@@ -114,13 +71,14 @@ Claim = Annotated[str, Depends(claim)]
 @router.post(
     "/provision",
     status_code=201,
-    openapi_extra={"requestBody": _PROVISION_BODY, "security": [{"claim": []}]},
+    openapi_extra={"security": [{"claim": []}]},
     summary="A device provisions itself with a claim token: its Thing id and certificate",
 )
-async def provision(request: Request, claim_id: Claim, rt: Rt) -> Response:
-    body = await json_body(request)
+async def provision(
+    request: Request, claim_id: Claim, rt: Rt, data: Annotated[Any, body(ProvisionBody)]
+) -> Response:
     # The public host, never the request's Host header: the device sends its new credential
     # to the broker named here.
     where = rt.claims.endpoints(public_host(request), http_endpoints(request).http_base)
-    provisioned = await rt.claims.provision(claim_id, body, via=request.url.scheme, endpoints=where)
+    provisioned = await rt.claims.provision(claim_id, data, via=request.url.scheme, endpoints=where)
     return json_response(provisioned, 201, headers=NO_STORE)

@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import re
-from typing import Annotated
+from typing import Annotated, Any
 
 from cryptography import x509
-from fastapi import APIRouter, Request
+from fastapi import APIRouter
 from starlette.responses import Response
 
-from iotas.api.bodies import json_body
+from iotas.api.bodies import body
+from iotas.api.models import CredentialBody, RenewBody, ServerCertificateBody
 from iotas.api.responses import json_response
 from iotas.api.security import CanAdminister, CanRead, Permission, Rt, requires
 from iotas.domain import clock
@@ -25,67 +26,33 @@ router = APIRouter(prefix="/api/v1", tags=["credentials"])
 # A response holding a secret or hashes must not be kept by any cache on the way.
 NO_STORE = {"Cache-Control": "no-store"}
 
-_CREDENTIAL_BODY = {
-    "content": {
-        "application/json": {
-            "schema": {
-                "type": "object",
-                "required": ["type"],
-                "properties": {
-                    "type": {"type": "string", "enum": ["password", "x509"]},
-                    "csr": {"type": "string", "description": "PEM CSR (x509 only)"},
-                },
-            }
-        }
-    },
-    "required": True,
-}
-
 
 @router.post(
     "/things/{thing_id}/credentials",
     status_code=201,
-    openapi_extra={"requestBody": _CREDENTIAL_BODY},
     summary="Create a credential; the response is the only place its secret ever appears",
 )
 async def create_credential(
-    thing_id: str, request: Request, ctx: CanAdminister, rt: Rt
+    thing_id: str, ctx: CanAdminister, rt: Rt, data: Annotated[Any, body(CredentialBody)]
 ) -> Response:
-    created = await rt.credentials.create(ctx, thing_id, await json_body(request))
+    created = await rt.credentials.create(ctx, thing_id, data)
     return json_response(created, 201, headers=NO_STORE)
 
 
 @router.post(
     "/things/{thing_id}/credentials/renew",
     status_code=201,
-    openapi_extra={
-        "requestBody": {
-            "content": {
-                "application/json": {
-                    "schema": {
-                        "type": "object",
-                        "required": ["serial"],
-                        "properties": {
-                            "serial": {"type": "string", "description": "The current cert's"},
-                            "csr": {"type": "string", "description": "PEM CSR"},
-                        },
-                    }
-                }
-            },
-            "required": True,
-        }
-    },
     summary="Renew a certificate: the Thing itself (client certificate) or an admin",
 )
 async def renew_certificate(
     thing_id: str,
-    request: Request,
     ctx: Annotated[Context, requires(Permission.ADMIN, device=True)],
     rt: Rt,
+    data: Annotated[Any, body(RenewBody)],
 ) -> Response:
     """A new certificate in place of the one named by `serial`, which keeps working for the
     grace period (`IOTAS_CERTIFICATE_GRACE`); the new certificate (and key) is shown once."""
-    renewed = await rt.credentials.renew(ctx, thing_id, await json_body(request))
+    renewed = await rt.credentials.renew(ctx, thing_id, data)
     return json_response(renewed, 201, headers=NO_STORE)
 
 
@@ -148,50 +115,23 @@ async def ca_crl(ctx: CanRead, rt: Rt) -> Response:
     return Response(await rt.credentials.crl(), media_type="application/pkix-crl")
 
 
-_SERVER_CERT_BODY = {
-    "content": {
-        "application/json": {
-            "schema": {
-                "type": "object",
-                "required": ["hosts"],
-                "properties": {
-                    "hosts": {
-                        "type": "array",
-                        "items": {"type": "string"},
-                        "description": "DNS names and IP addresses the server is reached at",
-                    }
-                },
-            }
-        }
-    },
-    "required": True,
-}
-
-
 @router.post(
     "/ca/server-certificates",
     status_code=201,
-    openapi_extra={"requestBody": _SERVER_CERT_BODY},
     summary="A TLS server certificate from the CA, for an external broker (admin)",
 )
 async def server_certificate(
-    request: Request,
     ctx: Annotated[Context, requires(Permission.ADMIN, installation=True)],
     rt: Rt,
+    data: Annotated[Any, body(ServerCertificateBody)],
 ) -> Response:
     """A server certificate (and its key, shown once and never kept) for the `hosts` of a
     broker that devices reach with their iotas certificates, so they trust the CA only."""
     ca = rt.credentials.ca
     if ca is None:
         raise NotFound("this iotas has no certificate authority")
-    body = await json_body(request)
-    hosts = body.get("hosts") if isinstance(body, dict) else None
-    if (
-        not isinstance(hosts, list)
-        or not 0 < len(hosts) <= MAX_SERVER_HOSTS
-        or not all(_host_name(h) for h in hosts)
-        or set(body) != {"hosts"}
-    ):
+    hosts = data["hosts"]
+    if not 0 < len(hosts) <= MAX_SERVER_HOSTS or not all(_host_name(h) for h in hosts):
         raise InvalidInput(
             f'a server certificate needs {{"hosts": [...]}}: 1 to {MAX_SERVER_HOSTS} DNS '
             "names or IP addresses",

@@ -18,7 +18,8 @@ import orjson
 from fastapi import APIRouter, Header, Query, Request
 from starlette.responses import Response, StreamingResponse
 
-from iotas.api.bodies import json_body
+from iotas.api.bodies import body
+from iotas.api.models import JSON_TYPE, MERGE_PATCH_TYPE, TD_TYPE, MergePatch, ThingDescription
 from iotas.api.public_url import public_base
 from iotas.api.responses import json_response
 from iotas.api.runtime import Runtime
@@ -33,20 +34,12 @@ from iotas.store.directory_repo import Entry
 PREFIX = "/tdd"
 router = APIRouter(prefix=PREFIX, tags=["directory"])
 
-TD_TYPE = "application/td+json"
+
 DISCOVERY_CONTEXT = "https://www.w3.org/2022/wot/discovery"
 DEFAULT_PAGE = 100
 MAX_PAGE = 1000
 # Directory notification names (WoT Discovery 7.3.2.4) are the journal's event types.
 TD_EVENTS = (THING_CREATED, THING_UPDATED, THING_DELETED)
-
-_TD_BODY = {
-    "content": {
-        TD_TYPE: {"schema": {"type": "object"}},
-        "application/json": {"schema": {"type": "object"}},
-    },
-    "required": True,
-}
 
 
 def endpoints(request: Request) -> Endpoints:
@@ -117,9 +110,12 @@ async def list_tds(
     return Response(orjson.dumps(body), media_type="application/ld+json", headers=headers or None)
 
 
-@router.post("/things", status_code=201, openapi_extra={"requestBody": _TD_BODY})
-async def create_anonymous(request: Request, ctx: CanAdminister, rt: Rt) -> Response:
-    thing = await rt.directory.create_anonymous(ctx, await json_body(request))
+TD = Annotated[Any, body(ThingDescription, TD_TYPE, JSON_TYPE)]
+
+
+@router.post("/things", status_code=201)
+async def create_anonymous(ctx: CanAdminister, rt: Rt, doc: TD) -> Response:
+    thing = await rt.directory.create_anonymous(ctx, doc)
     return Response(status_code=201, headers={"Location": _location(td_id_of(thing))})
 
 
@@ -132,25 +128,22 @@ async def retrieve(
     return _td_response(render(entry, endpoints(request), rt.directory.now(), enriched))
 
 
-@router.put("/things/{td_id:path}", openapi_extra={"requestBody": _TD_BODY})
-async def create_or_update(td_id: str, request: Request, ctx: CanAdminister, rt: Rt) -> Response:
-    _, created = await rt.directory.put(ctx, td_id, await json_body(request))
+@router.put("/things/{td_id:path}")
+async def create_or_update(td_id: str, ctx: CanAdminister, rt: Rt, doc: TD) -> Response:
+    _, created = await rt.directory.put(ctx, td_id, doc)
     if created:
         return Response(status_code=201, headers={"Location": _location(td_id)})
     return Response(status_code=204)
 
 
-@router.patch(
-    "/things/{td_id:path}",
-    openapi_extra={
-        "requestBody": {
-            "content": {"application/merge-patch+json": {"schema": {"type": "object"}}},
-            "required": True,
-        }
-    },
-)
-async def partially_update(td_id: str, request: Request, ctx: CanAdminister, rt: Rt) -> Response:
-    await rt.directory.patch(ctx, td_id, await json_body(request))
+@router.patch("/things/{td_id:path}")
+async def partially_update(
+    td_id: str,
+    ctx: CanAdminister,
+    rt: Rt,
+    patch: Annotated[Any, body(MergePatch, MERGE_PATCH_TYPE)],
+) -> Response:
+    await rt.directory.patch(ctx, td_id, patch)
     return Response(status_code=204)
 
 

@@ -11,7 +11,8 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request
 from starlette.responses import Response
 
-from iotas.api.bodies import json_body
+from iotas.api.bodies import body
+from iotas.api.models import Samples
 from iotas.api.paging import Cursor, instant
 from iotas.api.responses import json_response
 from iotas.api.security import CanRead, Permission, Rt, requires
@@ -25,33 +26,16 @@ from iotas.services.telemetry import MAX_POINTS
 # Every route states its permission in its `ctx` parameter (security.py).
 router = APIRouter(prefix="/api/v1/things", tags=["telemetry"])
 
-_SAMPLES_BODY = {
-    "content": {
-        "application/json": {
-            "schema": {
-                "oneOf": [
-                    {"type": "object", "example": {"temp": 21.5, "hum": 40}},
-                    {
-                        "type": "array",
-                        "items": {"type": "object"},
-                        "example": [{"ts": "2026-11-22T08:00:00Z", "temp": 21.5}],
-                    },
-                ]
-            }
-        }
-    },
-    "required": True,
-}
 
-
-@router.post("/{thing_id}/telemetry", status_code=202, openapi_extra={"requestBody": _SAMPLES_BODY})
+@router.post("/{thing_id}/telemetry", status_code=202)
 async def post_telemetry(
     thing_id: str,
     request: Request,
     ctx: Annotated[Context, requires(Permission.ADMIN, device=True)],
     rt: Rt,
+    samples: Annotated[Any, body(Samples)],
 ) -> Response:
-    stored = await rt.telemetry.ingest_document(thing_id, await json_body(request))
+    stored = await rt.telemetry.ingest_document(thing_id, samples)
     return json_response({"stored": stored}, 202)
 
 

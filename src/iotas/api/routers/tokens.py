@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter
 from starlette.responses import Response
 
-from iotas.api.bodies import json_body
+from iotas.api.bodies import body
+from iotas.api.models import TokenBody
 from iotas.api.responses import json_response
 from iotas.api.security import Permission, Rt, requires
 from iotas.services.context import Context
@@ -17,27 +18,11 @@ router = APIRouter(prefix="/api/v1/tokens", tags=["tokens"])
 NO_STORE = {"Cache-Control": "no-store"}
 # Tokens speak of every namespace: admin only, and never to a namespace-limited token.
 Admin = Annotated[Context, requires(Permission.ADMIN, installation=True)]
-_TOKEN_BODY = {
-    "content": {
-        "application/json": {
-            "schema": {
-                "type": "object",
-                "required": ["subject", "role"],
-                "properties": {
-                    "subject": {"type": "string", "example": "ci-bot"},
-                    "role": {"type": "string", "enum": ["viewer", "operator", "admin"]},
-                    "expires": {"type": "string", "format": "date-time"},
-                },
-            }
-        }
-    },
-    "required": True,
-}
 
 
-@router.post("", status_code=201, openapi_extra={"requestBody": _TOKEN_BODY})
-async def create_token(request: Request, ctx: Admin, rt: Rt) -> Response:
-    created = await rt.tokens.create(await json_body(request))
+@router.post("", status_code=201)
+async def create_token(ctx: Admin, rt: Rt, data: Annotated[Any, body(TokenBody)]) -> Response:
+    created = await rt.tokens.create(data)
     return json_response(created, 201, headers=NO_STORE)
 
 

@@ -14,8 +14,9 @@ from fastapi import APIRouter, Request
 from starlette.responses import Response
 
 from iotas import __version__
+from iotas.api.models import TD_TYPE
 from iotas.api.public_url import public_base
-from iotas.api.routers.tdd import DISCOVERY_CONTEXT, PREFIX, TD_TYPE
+from iotas.api.routers.tdd import DISCOVERY_CONTEXT, PREFIX
 from iotas.api.security import Permission, requires
 from iotas.domain.td import HTV, TD_CONTEXT, TD_CONTEXT_V1
 
