@@ -4,10 +4,10 @@
 fleet makes, and on the embedded store one core serves both HTTP and the database: measured
 with bench/registry.py, FastAPI's dependency resolution, parameter parsing and middleware
 layers cost about a fifth of such a request. This ASGI middleware answers exactly those two
-routes with the same code the FastAPI routes run (`security.context` for authentication,
-roles and namespaces; `things.twin_patch_response`; problem+json from `responses.from_error`)
-and hands everything else on. The FastAPI routes stay: they describe the API in the OpenAPI
-document and answer any request this does not take.
+routes with the same code the FastAPI routes run (the guard each route declares, from
+`security.guard_of`, for authentication, roles and namespaces; `things.twin_patch_response`;
+problem+json from `responses.from_error`) and hands everything else on. The FastAPI routes
+stay: they describe the API in the OpenAPI document and answer any request this does not take.
 """
 
 from __future__ import annotations
@@ -19,9 +19,11 @@ from fastapi.routing import APIRoute
 from starlette.requests import Request
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from iotas.api.bodies import check, json_body
+from iotas.api.models import MergePatch
 from iotas.api.responses import from_error
 from iotas.api.routers.things import twin_patch_response
-from iotas.api.security import context
+from iotas.api.security import guard_of
 from iotas.domain.errors import IotasError
 from iotas.domain.twin import Side
 
@@ -52,7 +54,9 @@ class FastTwinPatch:
         scope["path_params"] = {"thing_id": thing_id}
         request = Request(scope, receive)
         try:
-            response = await twin_patch_response(side, thing_id, request, await context(request))
+            ctx = await guard_of(route)(request)
+            patch = check(MergePatch, await json_body(request))
+            response = await twin_patch_response(side, thing_id, request, ctx, patch)
         except IotasError as exc:
             response = from_error(exc, scope["path"])
         await response(scope, receive, send)

@@ -2,10 +2,12 @@
 bearer auth and the public routes, our headers, every error a route can answer (as RFC 9457
 problem+json), and the content types served that are not JSON.
 
-One pass here rather than `responses=` on each route: the errors follow from what every route
-shares (authentication and roles in `security.py`, bodies in `bodies.py`, path parameters,
-If-Match), so a new route is described right without code of its own. FastAPI's own 422 is
-replaced by 400, which is what iotas answers for invalid input (`errors.py`).
+Request bodies come from the pydantic model each route declares (`bodies.body`, models in
+`models.py`). One pass here rather than `responses=` on each route: the errors follow from
+what every route shares (authentication and roles in `security.py`, bodies in `bodies.py`,
+path parameters, If-Match), so a new route is described right without code of its own.
+FastAPI's own 422 is replaced by 400, which is what iotas answers for invalid input
+(`errors.py`).
 tests/integration/api/test_openapi_conformance.py runs schemathesis against the document.
 """
 
@@ -16,7 +18,12 @@ from typing import Any
 
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
+from fastapi.routing import APIRoute
+from starlette.routing import BaseRoute
 
+from iotas.api.bodies import DECLARED
+from iotas.api.dependencies import calls
+from iotas.api.models import TD_TYPE
 from iotas.domain.ids import THING_ID_RE
 
 IF_MATCH: dict[str, Any] = {
@@ -43,7 +50,8 @@ CAUSE: dict[str, Any] = {
 PUBLIC_PATHS = frozenset({"/healthz", "/.well-known/wot"})
 MUTATIONS = frozenset({"post", "put", "patch", "delete"})
 PROBLEM_TYPE = "application/problem+json"
-TD_TYPE = "application/td+json"
+REF = "#/components/schemas/"
+
 
 _ERRORS: dict[int, str] = {
     400: "Invalid input: a parameter, header or body is malformed (the detail says which)",
@@ -121,11 +129,36 @@ def install(app: FastAPI) -> None:
                 summary=app.summary,
                 routes=app.routes,
             )
+            bodies(schema, app.routes)
             describe(schema)
             app.openapi_schema = schema
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
+
+
+def bodies(schema: dict[str, Any], routes: list[BaseRoute]) -> None:
+    """Each route's request body from the model it declares (`bodies.body`): the schema that
+    also checks it, so the two cannot differ."""
+    components = schema.setdefault("components", {}).setdefault("schemas", {})
+    for route in routes:
+        if not isinstance(route, APIRoute) or not route.include_in_schema:
+            continue
+        declared = [DECLARED[c] for c in calls(route) if c in DECLARED]
+        if not declared:
+            continue
+        body = declared[0]
+        name = body.model.__name__
+        model_schema = body.model.model_json_schema(ref_template=REF + "{model}")
+        components.update(model_schema.pop("$defs", {}))
+        components[name] = model_schema
+        ref = {"$ref": REF + name}
+        for method in route.methods:
+            operation = schema["paths"][route.path_format][method.lower()]
+            operation["requestBody"] = {
+                "content": {t: {"schema": ref} for t in body.media_types},
+                "required": body.required,
+            }
 
 
 def describe(schema: dict[str, Any]) -> None:

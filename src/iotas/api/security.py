@@ -1,20 +1,25 @@
-"""Authentication for every router but /healthz, and the request's journal context.
+"""What each route needs, declared on the route (`requires(Permission.X)`), and the check
+of it: authentication, roles and namespaces, and the request's journal context.
 
-One async dependency that only takes the Request: FastAPI resolves each declared parameter
-and sub-dependency on every request, and on the hot write routes that resolution cost more
-than the database work. Headers are therefore read here and documented in the OpenAPI
-document by `openapi.py`.
+Headers are read here and documented in the OpenAPI document by `openapi.py`.
 """
 
 from __future__ import annotations
 
-from typing import Annotated
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from enum import StrEnum
+from functools import cache
+from typing import Annotated, Any, TypeVar
 from urllib.parse import unquote
 
 from fastapi import Depends, Request
+from starlette.routing import BaseRoute
 
+from iotas.api.dependencies import calls
 from iotas.api.tls import client_certificate
-from iotas.domain.errors import Forbidden, InvalidInput
+from iotas.domain.errors import Forbidden, InvalidInput, NotFound
+from iotas.domain.ids import thing_id_for_uri
 from iotas.runtime import Runtime
 from iotas.services.context import Actor, Context
 
@@ -22,59 +27,57 @@ MAX_CAUSE = 500
 CAUSE_HEADER = "x-iotas-cause"
 
 
-# What an operator may change, besides reading everything: desired state and actions. A
-# viewer only reads; an admin does everything. (route template, method)
-OPERATOR_WRITES = frozenset(
-    {
-        ("/api/v1/things/{thing_id}/twin/desired", "PATCH"),
-        ("/api/v1/twins/desired", "PATCH"),
-        ("/api/v1/things/{thing_id}/properties/{name}", "PUT"),
-        ("/api/v1/things/{thing_id}/actions/{name}", "POST"),
-    }
-)
-# Reads that disclose what only an admin may see.
-ADMIN_READS = frozenset(
-    {
-        "/api/v1/tokens",
-        "/api/v1/broker/credentials",
-        "/api/v1/ca/server-certificates",
-        # Provisioning claims: their templates and uses are an admin's business.
-        "/api/v1/claims",
-        "/api/v1/claims/{claim_id}",
-    }
-)
-READS = frozenset({"GET", "HEAD"})
-# About the whole installation rather than any namespace: refused to a namespace-limited token
-# (a journal head or verification, counters and tokens speak of every namespace at once; a
-# claim may make Things in any namespace).
-UNSCOPED_ONLY = frozenset(
-    {
-        "/api/v1/claims",
-        "/api/v1/claims/{claim_id}",
-        "/api/v1/tokens",
-        "/api/v1/tokens/{token_id}",
-        "/api/v1/broker/credentials",
-        "/api/v1/journal/head",
-        "/api/v1/journal/verify",
-        "/api/v1/stats",
-        "/metrics",
-    }
-)
+class Permission(StrEnum):
+    """What a route needs, declared where the route is defined (`requires`); a test walks
+    every route for one (tests/unit/api/test_route_permissions.py)."""
+
+    PUBLIC = "public"  # no credential: the route carries no data (decision 19)
+    CLAIM = "claim"  # a provisioning claim token instead of an operator's (routers/claims.py)
+    READ = "read"  # viewer, operator, admin
+    OPERATE = "operate"  # operator, admin: desired state and actions
+    ADMIN = "admin"  # admin only
 
 
-# What a Thing may do itself over HTTPS with its client certificate, on its own id only:
-# report, send telemetry, read its twin, renew its certificate.
-DEVICE_ROUTES = frozenset(
-    {
-        ("/api/v1/things/{thing_id}/twin", "GET"),
-        ("/api/v1/things/{thing_id}/twin/reported", "PATCH"),
-        ("/api/v1/things/{thing_id}/telemetry", "POST"),
-        ("/api/v1/things/{thing_id}/credentials/renew", "POST"),
-    }
-)
+# The roles that hold each operator permission.
+ROLES: dict[Permission, frozenset[str]] = {
+    Permission.READ: frozenset({"viewer", "operator", "admin"}),
+    Permission.OPERATE: frozenset({"operator", "admin"}),
+    Permission.ADMIN: frozenset({"admin"}),
+}
 
 
-async def context(request: Request) -> Context:
+@dataclass(frozen=True, slots=True)
+class Requirement:
+    """A permission and the two rules that cut across roles: `device`, a Thing's own client
+    certificate may call the route on its own id (a report, telemetry, its twin, a renewal);
+    `installation`, the route speaks of the whole installation rather than of any namespace
+    (a journal head, counters, tokens, claims that may make Things anywhere), so a
+    namespace-limited token is refused."""
+
+    permission: Permission
+    device: bool = False
+    installation: bool = False
+
+
+Check = Callable[[Request], Awaitable[Context]]
+F = TypeVar("F", bound=Callable[..., Any])
+# Every dependency that states a route's requirement (functions rather than callable objects:
+# FastAPI reads a dependency's annotations in its function's module).
+_DECLARED: dict[Callable[..., Any], Requirement] = {}
+
+
+def declare(requirement: Requirement) -> Callable[[F], F]:
+    """Mark a dependency as the one that states (and checks) its routes' requirement."""
+
+    def mark(dependency: F) -> F:
+        _DECLARED[dependency] = requirement
+        return dependency
+
+    return mark
+
+
+async def context(request: Request, requirement: Requirement) -> Context:
+    """Authenticate the request, check `requirement`, and give the journal context."""
     rt: Runtime = request.app.state.runtime
     source = request.client.host if request.client else "-"
     authorization = request.headers.get("authorization")
@@ -85,35 +88,82 @@ async def context(request: Request) -> Context:
         )
     else:
         actor = await rt.auth.authenticate(authorization, source)
-    _authorize(actor, request)
+    await authorize(actor, request, requirement)
     return Context(actor, _cause(request) or f"{request.method} {request.scope['path']}")
 
 
-def _authorize(actor: Actor, request: Request) -> None:
-    """Roles and namespaces, checked once for every route: a route needs no code of its own
-    to be safe. (Lists, streams and bodies that name Things filter or check in their
-    services, which get the actor.)"""
+@cache
+def guard(permission: Permission, *, device: bool = False, installation: bool = False) -> Check:
+    """The dependency for an operator permission: one per requirement, so FastAPI's
+    per-request cache of dependencies (keyed by the callable) runs it once even when a
+    router and its route both name it. It only takes the Request: FastAPI resolves each
+    declared parameter and sub-dependency on every request, and on the hot write routes that
+    resolution cost more than the database work."""
+    if permission in (Permission.PUBLIC, Permission.CLAIM):
+        raise ValueError(f"{permission} routes declare their own dependency, not a guard")
+    requirement = Requirement(permission, device=device, installation=installation)
+
+    async def check(request: Request) -> Context:
+        return await context(request, requirement)
+
+    return declare(requirement)(check)
+
+
+@declare(Requirement(Permission.PUBLIC))
+async def public() -> None:
+    """No credential asked for: the route says so rather than saying nothing."""
+
+
+def requires(permission: Permission, *, device: bool = False, installation: bool = False) -> Any:
+    """The route needs `permission`: `ctx: Annotated[Context, requires(Permission.OPERATE)]`,
+    or `dependencies=[requires(Permission.PUBLIC)]` on a route that takes no credential."""
+    if permission is Permission.PUBLIC:
+        return Depends(public)
+    return Depends(guard(permission, device=device, installation=installation))
+
+
+def requirement_of(route: BaseRoute) -> Requirement | None:
+    """The requirement a route declared (None: it declared none, which a test refuses)."""
+    found = {_DECLARED[call] for call in calls(route) if call in _DECLARED}
+    if len(found) > 1:
+        raise ValueError(f"{getattr(route, 'path', route)} declares {found}")
+    return next(iter(found), None)
+
+
+def guard_of(route: BaseRoute) -> Check:
+    """The guard a route declared (for `fast_twin.py`, which answers it without FastAPI)."""
+    for call in calls(route):
+        if call in _DECLARED and _DECLARED[call].permission in ROLES:
+            checked: Check = call
+            return checked
+    raise ValueError(f"{getattr(route, 'path', route)} declares no operator permission")
+
+
+async def authorize(actor: Actor, request: Request, requirement: Requirement) -> None:
+    """Roles and namespaces, checked for every route before its code runs. (Lists, streams
+    and bodies that name Things filter or check in their services, which get the actor.)"""
+    method = request.method
     route = request.scope.get("route")
     template = getattr(route, "path", request.scope["path"])
-    method = request.method
+    thing_id = request.path_params.get("thing_id")
     if actor.role == "device":
-        if (template, method) not in DEVICE_ROUTES:
+        if not requirement.device:
             raise Forbidden(f"a device may not {method} {template}")
-        if request.path_params.get("thing_id") != actor.subject:
+        if thing_id != actor.subject:
             raise Forbidden(f"a device reaches only its own Thing, {actor.subject!r}")
         return
     if actor.namespaces is not None:
-        if template in UNSCOPED_ONLY:
+        if requirement.installation:
             raise Forbidden(f"a namespace-limited token may not {method} {template}")
-        thing_id = request.path_params.get("thing_id")
         if isinstance(thing_id, str):
             actor.must_see(thing_id)
-    if actor.role == "admin":
+    if actor.role in ROLES[requirement.permission]:
         return
-    if method in READS and template not in ADMIN_READS:
-        return
-    if actor.role == "operator" and (template, method) in OPERATOR_WRITES:
-        return
+    td_id = request.path_params.get("td_id")
+    if actor.namespaces is not None and isinstance(td_id, str):
+        # A directory TD of another namespace does not exist for a limited token, whatever
+        # its role (docs/security.md): 404 before a refusal could tell that it does.
+        await _must_see_td(request.app.state.runtime, actor, td_id)
     raise Forbidden(
         f"a {actor.role} token may not {method} {template}"
         + (
@@ -122,6 +172,16 @@ def _authorize(actor: Actor, request: Request) -> None:
             else ""
         )
     )
+
+
+async def _must_see_td(rt: Runtime, actor: Actor, td_id: str) -> None:
+    """404 if the TD `td_id` is another namespace's, or would be made in one."""
+    try:
+        thing = await rt.directory.thing(td_id)
+    except NotFound:
+        actor.must_see(thing_id_for_uri(td_id))
+    else:
+        actor.must_see(thing.id)
 
 
 def _cause(request: Request) -> str | None:
@@ -145,5 +205,8 @@ async def runtime(request: Request) -> Runtime:
     return rt
 
 
-Ctx = Annotated[Context, Depends(context)]
 Rt = Annotated[Runtime, Depends(runtime)]
+# The requirements most routes declare, by name: `ctx: CanRead` on a route is its permission.
+CanRead = Annotated[Context, requires(Permission.READ)]
+CanOperate = Annotated[Context, requires(Permission.OPERATE)]
+CanAdminister = Annotated[Context, requires(Permission.ADMIN)]

@@ -14,6 +14,8 @@ from starlette.responses import HTMLResponse
 from starlette.staticfiles import StaticFiles
 from swagger_ui_bundle import swagger_ui_path
 
+from iotas.api.security import Permission, requires
+
 DOCS = "/api/v1/docs"
 ASSETS = f"{DOCS}/assets"
 
@@ -21,7 +23,7 @@ ASSETS = f"{DOCS}/assets"
 def install(app: FastAPI, openapi_url: str) -> None:
     app.mount(ASSETS, StaticFiles(directory=str(swagger_ui_path)), name="swagger-ui")
 
-    @app.get(DOCS, include_in_schema=False)
+    @app.get(DOCS, include_in_schema=False, dependencies=[requires(Permission.PUBLIC)])
     async def docs() -> HTMLResponse:
         return get_swagger_ui_html(
             openapi_url=openapi_url,

@@ -23,8 +23,6 @@ from iotas.store import directory_repo, things_repo
 from iotas.store.query_sql import compile_query
 from iotas.store.store import Store, WriteTx
 
-THING_MEMBERS = frozenset({"id", "kind", "attributes", "labels", "links", "description"})
-
 
 class Registry:
     def __init__(self, store: Store) -> None:
@@ -63,9 +61,6 @@ class Registry:
     async def create(self, ctx: Context, body: object) -> Thing:
         if not isinstance(body, dict):
             raise InvalidInput("a Thing must be a JSON object with at least id and kind")
-        unknown = sorted(set(body) - THING_MEMBERS)
-        if unknown:
-            raise InvalidInput(f"unknown member(s) {', '.join(unknown)} in a Thing")
         thing_id = check_thing_id(body.get("id"))
         ctx.actor.may_create(thing_id)
         record = validate_record(body)

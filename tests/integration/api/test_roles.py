@@ -181,10 +181,13 @@ async def test_a_namespace_limited_token_sees_nothing_of_other_namespaces(
                     if named:
                         # docs/security.md: another namespace's Thing is answered exactly as
                         # an unused id, so nothing tells whether it exists; on the Things
-                        # routes that answer is 404, whatever the role.
+                        # routes that answer is 404, whatever the role, and so it is on the
+                        # directory's for a role that may not write there (decision 51).
                         alike = await status_of(client, method.upper(), unused)
                         assert status == alike, (role, method, template, status, alike)
-                        if "{thing_id}" in template:
+                        if "{thing_id}" in template or (
+                            "{td_id}" in template and not allowed(role, template, method.upper())
+                        ):
                             assert status == 404, (role, method, template, status)
                     checked += 1
             # Lists, feeds and streams hold acme's Things and nothing of other's.

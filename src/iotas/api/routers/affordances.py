@@ -27,7 +27,7 @@ from starlette.responses import Response, StreamingResponse
 
 from iotas.api import stream_tickets
 from iotas.api.responses import json_response
-from iotas.api.security import Ctx, Rt, context
+from iotas.api.security import CanRead, Permission, Requirement, Rt, context, declare
 from iotas.api.sse import KEEPALIVE, KEEPALIVE_SECONDS, POLL_SECONDS, PREAMBLE, resume_point
 from iotas.domain import clock
 from iotas.domain.errors import Forbidden, NotFound
@@ -55,6 +55,10 @@ _SSE = {
 Change = tuple[int | None, Any]  # (journal seq, or None for live-only telemetry; the value)
 
 
+_READ = Requirement(Permission.READ)
+
+
+@declare(_READ)
 async def stream_context(
     request: Request,
     thing_id: str,
@@ -66,7 +70,7 @@ async def stream_context(
     """The bearer token (or client certificate), as on every route; or, without an
     Authorization header, a stream ticket for this Thing."""
     if ticket is None or request.headers.get("authorization") is not None:
-        return await context(request)
+        return await context(request, _READ)
     actor = await stream_tickets.redeem(request, ticket, thing_id)
     if actor.role == "device":
         raise Forbidden("a device may not read streams")
@@ -78,7 +82,7 @@ StreamCtx = Annotated[Context, Depends(stream_context)]
 
 
 @router.get("/{thing_id}/stream-ticket")
-async def stream_ticket(thing_id: str, request: Request, ctx: Ctx, rt: Rt) -> Response:
+async def stream_ticket(thing_id: str, request: Request, ctx: CanRead, rt: Rt) -> Response:
     """A ticket that opens this Thing's Server-Sent Events streams, for a short while, where
     no Authorization header can be sent: `.../stream?ticket=...`."""
     await rt.registry.get(thing_id)  # 404 if there is no such Thing
@@ -94,7 +98,7 @@ async def stream_ticket(thing_id: str, request: Request, ctx: Ctx, rt: Rt) -> Re
 @router.get("/{thing_id}/properties/{name}/next", responses=_LONG_POLL)
 @router.head("/{thing_id}/properties/{name}/next", include_in_schema=False)
 async def next_property_value(
-    thing_id: str, name: str, request: Request, ctx: Ctx, rt: Rt
+    thing_id: str, name: str, request: Request, ctx: CanRead, rt: Rt
 ) -> Response:
     """Long poll: the property's next reported value."""
     after = await rt.journal.head_seq()
@@ -146,7 +150,7 @@ async def _property_changes(
 
 @router.get("/{thing_id}/events/{name}/next", responses=_LONG_POLL)
 @router.head("/{thing_id}/events/{name}/next", include_in_schema=False)
-async def next_event(thing_id: str, name: str, request: Request, ctx: Ctx, rt: Rt) -> Response:
+async def next_event(thing_id: str, name: str, request: Request, ctx: CanRead, rt: Rt) -> Response:
     """Long poll: the data of the event's next occurrence."""
     if name == TELEMETRY_EVENT:
         await rt.registry.get(thing_id)

@@ -5,91 +5,67 @@ from __future__ import annotations
 
 import asyncio
 import re
+from typing import Annotated, Any
 
 from cryptography import x509
-from fastapi import APIRouter, Request
+from fastapi import APIRouter
 from starlette.responses import Response
 
-from iotas.api.bodies import json_body
+from iotas.api.bodies import body
+from iotas.api.models import CredentialBody, RenewBody, ServerCertificateBody
 from iotas.api.responses import json_response
-from iotas.api.security import Ctx, Rt
+from iotas.api.security import CanAdminister, CanRead, Permission, Rt, requires
 from iotas.domain import clock
-from iotas.domain.errors import Forbidden, InvalidInput, NotFound
+from iotas.domain.errors import InvalidInput, NotFound
 from iotas.services.ca import issue_server
-from iotas.services.credentials import authorize
+from iotas.services.context import Context
 
-# Every route here takes `ctx: Ctx`, which authenticates (see routers/things.py).
+# Every route states its permission in its `ctx` parameter (security.py).
 router = APIRouter(prefix="/api/v1", tags=["credentials"])
 
 # A response holding a secret or hashes must not be kept by any cache on the way.
 NO_STORE = {"Cache-Control": "no-store"}
 
-_CREDENTIAL_BODY = {
-    "content": {
-        "application/json": {
-            "schema": {
-                "type": "object",
-                "required": ["type"],
-                "properties": {
-                    "type": {"type": "string", "enum": ["password", "x509"]},
-                    "csr": {"type": "string", "description": "PEM CSR (x509 only)"},
-                },
-            }
-        }
-    },
-    "required": True,
-}
-
 
 @router.post(
     "/things/{thing_id}/credentials",
     status_code=201,
-    openapi_extra={"requestBody": _CREDENTIAL_BODY},
     summary="Create a credential; the response is the only place its secret ever appears",
 )
-async def create_credential(thing_id: str, request: Request, ctx: Ctx, rt: Rt) -> Response:
-    created = await rt.credentials.create(ctx, thing_id, await json_body(request))
+async def create_credential(
+    thing_id: str, ctx: CanAdminister, rt: Rt, data: Annotated[Any, body(CredentialBody)]
+) -> Response:
+    created = await rt.credentials.create(ctx, thing_id, data)
     return json_response(created, 201, headers=NO_STORE)
 
 
 @router.post(
     "/things/{thing_id}/credentials/renew",
     status_code=201,
-    openapi_extra={
-        "requestBody": {
-            "content": {
-                "application/json": {
-                    "schema": {
-                        "type": "object",
-                        "required": ["serial"],
-                        "properties": {
-                            "serial": {"type": "string", "description": "The current cert's"},
-                            "csr": {"type": "string", "description": "PEM CSR"},
-                        },
-                    }
-                }
-            },
-            "required": True,
-        }
-    },
     summary="Renew a certificate: the Thing itself (client certificate) or an admin",
 )
-async def renew_certificate(thing_id: str, request: Request, ctx: Ctx, rt: Rt) -> Response:
+async def renew_certificate(
+    thing_id: str,
+    ctx: Annotated[Context, requires(Permission.ADMIN, device=True)],
+    rt: Rt,
+    data: Annotated[Any, body(RenewBody)],
+) -> Response:
     """A new certificate in place of the one named by `serial`, which keeps working for the
     grace period (`IOTAS_CERTIFICATE_GRACE`); the new certificate (and key) is shown once."""
-    renewed = await rt.credentials.renew(ctx, thing_id, await json_body(request))
+    renewed = await rt.credentials.renew(ctx, thing_id, data)
     return json_response(renewed, 201, headers=NO_STORE)
 
 
 @router.get("/things/{thing_id}/credentials")
-async def list_credentials(thing_id: str, ctx: Ctx, rt: Rt) -> Response:
-    authorize(ctx.actor, thing_id, write=False)
+async def list_credentials(thing_id: str, ctx: CanRead, rt: Rt) -> Response:
     # A Thing has a handful of credentials: one page, always.
     return json_response({"items": await rt.credentials.list(thing_id), "next": None})
 
 
 @router.delete("/things/{thing_id}/credentials/{credential_id}", status_code=204)
-async def revoke_credential(thing_id: str, credential_id: str, ctx: Ctx, rt: Rt) -> Response:
+async def revoke_credential(
+    thing_id: str, credential_id: str, ctx: CanAdminister, rt: Rt
+) -> Response:
     await rt.credentials.revoke(ctx, thing_id, credential_id)
     return Response(status_code=204)
 
@@ -98,13 +74,13 @@ async def revoke_credential(thing_id: str, credential_id: str, ctx: Ctx, rt: Rt)
     "/broker/credentials",
     summary="Active password hashes of every Thing, to configure an external broker (admin)",
 )
-async def broker_credentials(ctx: Ctx, rt: Rt) -> Response:
+async def broker_credentials(
+    ctx: Annotated[Context, requires(Permission.ADMIN, installation=True)], rt: Rt
+) -> Response:
     """`{"generated_at", "credentials": [{"thing_id", "secret_hash"}], "certificates":
     [{"thing_id"}]}`, by Thing id, each
     Thing's newest password last. One consistent read rather than pages: a broker
     configuration assembled across concurrent changes could revive a revoked secret."""
-    if ctx.actor.role != "admin":
-        raise Forbidden("only an admin token can export credential hashes")
     hashes = await rt.credentials.active_hashes()
     certified = await rt.credentials.certificate_things()
     body = {
@@ -122,7 +98,7 @@ async def broker_credentials(ctx: Ctx, rt: Rt) -> Response:
     summary="The certificate of iotas' CA (PEM), for devices and brokers to trust",
     responses={200: {"content": {"application/x-pem-file": {}}}},
 )
-async def ca_certificate(ctx: Ctx, rt: Rt) -> Response:
+async def ca_certificate(ctx: CanRead, rt: Rt) -> Response:
     if rt.credentials.ca is None:
         raise NotFound("this iotas has no certificate authority")
     return Response(rt.credentials.ca.certificate_pem, media_type="application/x-pem-file")
@@ -133,57 +109,29 @@ async def ca_certificate(ctx: Ctx, rt: Rt) -> Response:
     summary="The CA's certificate revocation list (PEM), for brokers that check certificates",
     responses={200: {"content": {"application/pkix-crl": {}}}},
 )
-async def ca_crl(ctx: Ctx, rt: Rt) -> Response:
+async def ca_crl(ctx: CanRead, rt: Rt) -> Response:
     """Every certificate iotas no longer accepts (revoked, past a renewal's grace period, or
     expired), signed by the CA; valid for 30 days (`nextUpdate`), so fetch it again sooner."""
     return Response(await rt.credentials.crl(), media_type="application/pkix-crl")
 
 
-_SERVER_CERT_BODY = {
-    "content": {
-        "application/json": {
-            "schema": {
-                "type": "object",
-                "required": ["hosts"],
-                "properties": {
-                    "hosts": {
-                        "type": "array",
-                        "items": {"type": "string"},
-                        "description": "DNS names and IP addresses the server is reached at",
-                    }
-                },
-            }
-        }
-    },
-    "required": True,
-}
-
-
 @router.post(
     "/ca/server-certificates",
     status_code=201,
-    openapi_extra={"requestBody": _SERVER_CERT_BODY},
     summary="A TLS server certificate from the CA, for an external broker (admin)",
 )
-async def server_certificate(request: Request, ctx: Ctx, rt: Rt) -> Response:
+async def server_certificate(
+    ctx: Annotated[Context, requires(Permission.ADMIN, installation=True)],
+    rt: Rt,
+    data: Annotated[Any, body(ServerCertificateBody)],
+) -> Response:
     """A server certificate (and its key, shown once and never kept) for the `hosts` of a
     broker that devices reach with their iotas certificates, so they trust the CA only."""
-    if ctx.actor.role != "admin":
-        raise Forbidden("only an admin token can have server certificates issued")
-    if ctx.actor.namespaces is not None:
-        # A server certificate speaks for every namespace at once (see UNSCOPED_ONLY).
-        raise Forbidden("a namespace-limited token cannot have server certificates issued")
     ca = rt.credentials.ca
     if ca is None:
         raise NotFound("this iotas has no certificate authority")
-    body = await json_body(request)
-    hosts = body.get("hosts") if isinstance(body, dict) else None
-    if (
-        not isinstance(hosts, list)
-        or not 0 < len(hosts) <= MAX_SERVER_HOSTS
-        or not all(_host_name(h) for h in hosts)
-        or set(body) != {"hosts"}
-    ):
+    hosts = data["hosts"]
+    if not 0 < len(hosts) <= MAX_SERVER_HOSTS or not all(_host_name(h) for h in hosts):
         raise InvalidInput(
             f'a server certificate needs {{"hosts": [...]}}: 1 to {MAX_SERVER_HOSTS} DNS '
             "names or IP addresses",

@@ -6,10 +6,10 @@ from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
 import orjson
-from fastapi import APIRouter, Depends, Header, Query
+from fastapi import APIRouter, Header, Query
 from starlette.responses import StreamingResponse
 
-from iotas.api.security import Ctx, Rt, context
+from iotas.api.security import CanRead, Rt
 from iotas.api.sse import KEEPALIVE, PREAMBLE, frame, journal_events, resume_point
 from iotas.domain import clock
 from iotas.domain import cursor as cursors
@@ -18,7 +18,7 @@ from iotas.domain.journal import EVENT_TYPES, THING_DELETED
 from iotas.domain.query import Node, matches, parse, transitive
 from iotas.runtime import Runtime
 
-router = APIRouter(prefix="/api/v1", tags=["events"], dependencies=[Depends(context)])
+router = APIRouter(prefix="/api/v1", tags=["events"])
 _TYPE = "(" + "|".join(EVENT_TYPES) + ")"
 _TYPES_PATTERN = f"^{_TYPE}(,{_TYPE})*$"
 
@@ -30,7 +30,7 @@ _TYPES_PATTERN = f"^{_TYPE}(,{_TYPE})*$"
 )
 async def events(
     rt: Rt,
-    ctx: Ctx,
+    ctx: CanRead,
     q: Annotated[
         str | None, Query(max_length=4096, description="Only events of matching Things")
     ] = None,

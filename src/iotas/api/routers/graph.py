@@ -8,7 +8,7 @@ from fastapi import APIRouter, Query
 from starlette.responses import Response
 
 from iotas.api.responses import json_response
-from iotas.api.security import Ctx, Rt
+from iotas.api.security import CanRead, Rt
 from iotas.services.graph import MAX_DEPTH
 
 router = APIRouter(prefix="/api/v1/things", tags=["things"])
@@ -17,7 +17,7 @@ router = APIRouter(prefix="/api/v1/things", tags=["things"])
 @router.get("/{thing_id}/graph")
 async def graph(
     thing_id: str,
-    ctx: Ctx,
+    ctx: CanRead,
     rt: Rt,
     rel: Annotated[
         str | None, Query(description='Only edges of this relation ("*" or none: any)')

@@ -8,12 +8,12 @@ from starlette.responses import Response
 
 from iotas import __version__
 from iotas.api.responses import json_response
-from iotas.api.security import Rt
+from iotas.api.security import Permission, Rt, requires
 
 router = APIRouter(tags=["health"])
 
 
-@router.get("/healthz")
+@router.get("/healthz", dependencies=[requires(Permission.PUBLIC)])
 async def healthz(rt: Rt) -> Response:
     return json_response(
         {

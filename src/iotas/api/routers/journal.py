@@ -4,21 +4,23 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Query
 from starlette.responses import Response
 
 from iotas.api.paging import DEFAULT_LIMIT, Cursor, Limit
 from iotas.api.responses import json_response
-from iotas.api.security import Ctx, Rt, context
+from iotas.api.security import CanRead, Permission, Rt, requires
 from iotas.domain import cursor as cursors
 
-router = APIRouter(prefix="/api/v1/journal", tags=["journal"], dependencies=[Depends(context)])
+router = APIRouter(prefix="/api/v1/journal", tags=["journal"])
+# The chain as a whole speaks of every namespace: never to a namespace-limited token.
+_WHOLE = [requires(Permission.READ, installation=True)]
 
 
 @router.get("")
 async def feed(
     rt: Rt,
-    ctx: Ctx,
+    ctx: CanRead,
     after: Annotated[
         int,
         Query(
@@ -37,13 +39,13 @@ async def feed(
     return json_response({"items": page, "next": next_cursor})
 
 
-@router.get("/head")
+@router.get("/head", dependencies=_WHOLE)
 async def head(rt: Rt) -> Response:
     """The newest event's seq, hash and time: where a live reader starts, and the value to
     record outside iotas so that a later rewrite of the whole chain shows."""
     return json_response(await rt.journal.head())
 
 
-@router.get("/verify")
+@router.get("/verify", dependencies=_WHOLE)
 async def verify(rt: Rt) -> Response:
     return json_response((await rt.journal.verify()).to_dict())

@@ -3,34 +3,32 @@ with a new credential."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter
 from starlette.responses import Response
 
-from iotas.api.bodies import json_body
+from iotas.api.bodies import body
+from iotas.api.models import QuarantineBody, ReleaseBody
 from iotas.api.responses import json_response
-from iotas.api.security import Ctx, Rt
+from iotas.api.security import CanAdminister, Rt
 
 router = APIRouter(prefix="/api/v1/things", tags=["quarantine"])
 
-_OBJECT_BODY: Any = {
-    "requestBody": {
-        "content": {"application/json": {"schema": {"type": "object"}}},
-        "required": True,
-    }
-}
 
-
-@router.post("/{thing_id}/quarantine", openapi_extra=_OBJECT_BODY)
-async def quarantine(thing_id: str, request: Request, ctx: Ctx, rt: Rt) -> Response:
+@router.post("/{thing_id}/quarantine")
+async def quarantine(
+    thing_id: str, ctx: CanAdminister, rt: Rt, data: Annotated[Any, body(QuarantineBody)]
+) -> Response:
     """Quarantine the Thing (`{"reason": "..."}`): snapshot, revoke every credential (its
     live MQTT session is dropped), freeze its desired state and refuse actions to it."""
-    return json_response(await rt.quarantine.quarantine(ctx, thing_id, await json_body(request)))
+    return json_response(await rt.quarantine.quarantine(ctx, thing_id, data))
 
 
-@router.post("/{thing_id}/quarantine/release", openapi_extra=_OBJECT_BODY)
-async def release(thing_id: str, request: Request, ctx: Ctx, rt: Rt) -> Response:
+@router.post("/{thing_id}/quarantine/release")
+async def release(
+    thing_id: str, ctx: CanAdminister, rt: Rt, data: Annotated[Any, body(ReleaseBody)]
+) -> Response:
     """Release the Thing with a new credential (`{"credential": {"type": "x509"}}`); the
     answer holds the credential's secret or key once."""
-    return json_response(await rt.quarantine.release(ctx, thing_id, await json_body(request)))
+    return json_response(await rt.quarantine.release(ctx, thing_id, data))

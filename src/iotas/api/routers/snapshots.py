@@ -2,48 +2,39 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter
 from starlette.responses import Response
 
-from iotas.api.bodies import json_body
+from iotas.api.bodies import body
+from iotas.api.models import SnapshotBody
 from iotas.api.responses import json_response
-from iotas.api.security import Ctx, Rt
-from iotas.domain.errors import InvalidInput
+from iotas.api.security import CanAdminister, CanRead, Rt
 
 router = APIRouter(prefix="/api/v1", tags=["snapshots"])
 
 
-@router.post(
-    "/things/{thing_id}/snapshots",
-    status_code=201,
-    openapi_extra={
-        "requestBody": {
-            "content": {"application/json": {"schema": {"type": "object"}}},
-            "required": False,
-        }
-    },
-)
-async def take_snapshot(thing_id: str, request: Request, ctx: Ctx, rt: Rt) -> Response:
+@router.post("/things/{thing_id}/snapshots", status_code=201)
+async def take_snapshot(
+    thing_id: str,
+    ctx: CanAdminister,
+    rt: Rt,
+    data: Annotated[Any, body(SnapshotBody, required=False)],
+) -> Response:
     """Take a write-once snapshot of the Thing's complete state (`{"reason": ...}` optional)."""
-    body: Any = {}
-    if await request.body():
-        body = await json_body(request)
-    if not isinstance(body, dict) or not set(body) <= {"reason"}:
-        raise InvalidInput('send {"reason": "..."} or nothing')
-    taken = await rt.snapshots.take(ctx, thing_id, body.get("reason"))
+    taken = await rt.snapshots.take(ctx, thing_id, (data or {}).get("reason"))
     location = f"/api/v1/snapshots/{taken['sha256']}"
     return json_response({**taken, "url": location}, 201, headers={"Location": location})
 
 
 @router.get("/things/{thing_id}/snapshots")
-async def list_snapshots(thing_id: str, ctx: Ctx, rt: Rt) -> Response:
+async def list_snapshots(thing_id: str, ctx: CanRead, rt: Rt) -> Response:
     return json_response({"items": await rt.snapshots.of_thing(thing_id), "next": None})
 
 
 @router.get("/snapshots/{sha256}")
-async def get_snapshot(sha256: str, ctx: Ctx, rt: Rt) -> Response:
+async def get_snapshot(sha256: str, ctx: CanRead, rt: Rt) -> Response:
     """The snapshot's exact bytes: their sha256 is its name."""
     body = await rt.snapshots.get(sha256, ctx.actor)
     return Response(

@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 from fastapi import APIRouter
 from starlette.responses import Response
 
 from iotas.api.responses import json_response
-from iotas.api.security import Ctx, Rt
+from iotas.api.security import Permission, Rt, requires
+from iotas.services.context import Context
+
+# Counters of the whole installation: any role, never a namespace-limited token.
+InstallationRead = Annotated[Context, requires(Permission.READ, installation=True)]
 
 router = APIRouter(tags=["stats"])
 
 
 @router.get("/api/v1/stats")
-async def stats(ctx: Ctx, rt: Rt) -> Response:
+async def stats(ctx: InstallationRead, rt: Rt) -> Response:
     return json_response(
         {
             "ingest": rt.stats.to_dict(),
@@ -23,7 +29,7 @@ async def stats(ctx: Ctx, rt: Rt) -> Response:
 
 
 @router.get("/metrics")
-async def metrics(ctx: Ctx, rt: Rt) -> Response:
+async def metrics(ctx: InstallationRead, rt: Rt) -> Response:
     # Behind the same bearer token as the API: Prometheus sends it with `authorization`.
     telemetry = rt.telemetry.counters()
     lines = [

@@ -18,10 +18,11 @@ import orjson
 from fastapi import APIRouter, Header, Query, Request
 from starlette.responses import Response, StreamingResponse
 
-from iotas.api.bodies import json_body
+from iotas.api.bodies import body
+from iotas.api.models import JSON_TYPE, MERGE_PATCH_TYPE, TD_TYPE, MergePatch, ThingDescription
 from iotas.api.public_url import public_base
 from iotas.api.responses import json_response
-from iotas.api.security import Ctx, Rt
+from iotas.api.security import CanAdminister, CanRead, Rt
 from iotas.api.sse import KEEPALIVE, PREAMBLE, frame, journal_events, resume_point
 from iotas.domain.journal import THING_CREATED, THING_DELETED, THING_UPDATED
 from iotas.domain.merge_patch import JSONObject
@@ -33,20 +34,12 @@ from iotas.store.directory_repo import Entry
 PREFIX = "/tdd"
 router = APIRouter(prefix=PREFIX, tags=["directory"])
 
-TD_TYPE = "application/td+json"
+
 DISCOVERY_CONTEXT = "https://www.w3.org/2022/wot/discovery"
 DEFAULT_PAGE = 100
 MAX_PAGE = 1000
 # Directory notification names (WoT Discovery 7.3.2.4) are the journal's event types.
 TD_EVENTS = (THING_CREATED, THING_UPDATED, THING_DELETED)
-
-_TD_BODY = {
-    "content": {
-        TD_TYPE: {"schema": {"type": "object"}},
-        "application/json": {"schema": {"type": "object"}},
-    },
-    "required": True,
-}
 
 
 def endpoints(request: Request) -> Endpoints:
@@ -81,7 +74,7 @@ def _location(td_id: str) -> str:
 @router.head("/things")
 async def list_tds(
     request: Request,
-    ctx: Ctx,
+    ctx: CanRead,
     rt: Rt,
     offset: Annotated[int, Query(ge=0, le=10**9)] = 0,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = DEFAULT_PAGE,
@@ -117,45 +110,45 @@ async def list_tds(
     return Response(orjson.dumps(body), media_type="application/ld+json", headers=headers or None)
 
 
-@router.post("/things", status_code=201, openapi_extra={"requestBody": _TD_BODY})
-async def create_anonymous(request: Request, ctx: Ctx, rt: Rt) -> Response:
-    thing = await rt.directory.create_anonymous(ctx, await json_body(request))
+TD = Annotated[Any, body(ThingDescription, TD_TYPE, JSON_TYPE)]
+
+
+@router.post("/things", status_code=201)
+async def create_anonymous(ctx: CanAdminister, rt: Rt, doc: TD) -> Response:
+    thing = await rt.directory.create_anonymous(ctx, doc)
     return Response(status_code=201, headers={"Location": _location(td_id_of(thing))})
 
 
 @router.get("/things/{td_id:path}")
 @router.head("/things/{td_id:path}")
 async def retrieve(
-    td_id: str, request: Request, ctx: Ctx, rt: Rt, enriched: Enriched = True
+    td_id: str, request: Request, ctx: CanRead, rt: Rt, enriched: Enriched = True
 ) -> Response:
     entry = await rt.directory.entry(td_id, ctx.actor)
     return _td_response(render(entry, endpoints(request), rt.directory.now(), enriched))
 
 
-@router.put("/things/{td_id:path}", openapi_extra={"requestBody": _TD_BODY})
-async def create_or_update(td_id: str, request: Request, ctx: Ctx, rt: Rt) -> Response:
-    _, created = await rt.directory.put(ctx, td_id, await json_body(request))
+@router.put("/things/{td_id:path}")
+async def create_or_update(td_id: str, ctx: CanAdminister, rt: Rt, doc: TD) -> Response:
+    _, created = await rt.directory.put(ctx, td_id, doc)
     if created:
         return Response(status_code=201, headers={"Location": _location(td_id)})
     return Response(status_code=204)
 
 
-@router.patch(
-    "/things/{td_id:path}",
-    openapi_extra={
-        "requestBody": {
-            "content": {"application/merge-patch+json": {"schema": {"type": "object"}}},
-            "required": True,
-        }
-    },
-)
-async def partially_update(td_id: str, request: Request, ctx: Ctx, rt: Rt) -> Response:
-    await rt.directory.patch(ctx, td_id, await json_body(request))
+@router.patch("/things/{td_id:path}")
+async def partially_update(
+    td_id: str,
+    ctx: CanAdminister,
+    rt: Rt,
+    patch: Annotated[Any, body(MergePatch, MERGE_PATCH_TYPE)],
+) -> Response:
+    await rt.directory.patch(ctx, td_id, patch)
     return Response(status_code=204)
 
 
 @router.delete("/things/{td_id:path}", status_code=204)
-async def delete(td_id: str, ctx: Ctx, rt: Rt) -> Response:
+async def delete(td_id: str, ctx: CanAdminister, rt: Rt) -> Response:
     await rt.directory.delete(ctx, td_id)
     return Response(status_code=204)
 
@@ -163,7 +156,7 @@ async def delete(td_id: str, ctx: Ctx, rt: Rt) -> Response:
 @router.get("/search/jsonpath")
 async def search_jsonpath(
     request: Request,
-    ctx: Ctx,
+    ctx: CanRead,
     rt: Rt,
     query: Annotated[str, Query(description="An RFC 9535 JSONPath query, run over every TD")],
 ) -> Response:
@@ -236,7 +229,7 @@ _SSE = {
 @router.get("/events", **_SSE)  # type: ignore[arg-type]
 async def all_events(
     request: Request,
-    ctx: Ctx,
+    ctx: CanRead,
     rt: Rt,
     diff: Annotated[bool, Query(description="Send the full TD / changed members")] = False,
     last_event_id: Annotated[str | None, Header()] = None,
@@ -248,7 +241,7 @@ async def all_events(
 async def typed_events(
     event_type: Literal["thing_created", "thing_updated", "thing_deleted"],
     request: Request,
-    ctx: Ctx,
+    ctx: CanRead,
     rt: Rt,
     diff: Annotated[bool, Query(description="Send the full TD / changed members")] = False,
     last_event_id: Annotated[str | None, Header()] = None,

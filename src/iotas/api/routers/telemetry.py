@@ -11,48 +11,38 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request
 from starlette.responses import Response
 
-from iotas.api.bodies import json_body
+from iotas.api.bodies import body
+from iotas.api.models import Samples
 from iotas.api.paging import Cursor, instant
 from iotas.api.responses import json_response
-from iotas.api.security import Ctx, Rt
+from iotas.api.security import CanRead, Permission, Rt, requires
 from iotas.domain import clock
 from iotas.domain import cursor as cursors
 from iotas.domain.errors import InvalidInput
 from iotas.domain.telemetry import DAY_US, is_key, parse_aggregate, parse_bucket, parse_keys
+from iotas.services.context import Context
 from iotas.services.telemetry import MAX_POINTS
 
-# Every route here takes `ctx: Ctx`, which authenticates (see routers/things.py).
+# Every route states its permission in its `ctx` parameter (security.py).
 router = APIRouter(prefix="/api/v1/things", tags=["telemetry"])
 
-_SAMPLES_BODY = {
-    "content": {
-        "application/json": {
-            "schema": {
-                "oneOf": [
-                    {"type": "object", "example": {"temp": 21.5, "hum": 40}},
-                    {
-                        "type": "array",
-                        "items": {"type": "object"},
-                        "example": [{"ts": "2026-11-22T08:00:00Z", "temp": 21.5}],
-                    },
-                ]
-            }
-        }
-    },
-    "required": True,
-}
 
-
-@router.post("/{thing_id}/telemetry", status_code=202, openapi_extra={"requestBody": _SAMPLES_BODY})
-async def post_telemetry(thing_id: str, request: Request, ctx: Ctx, rt: Rt) -> Response:
-    stored = await rt.telemetry.ingest_document(thing_id, await json_body(request))
+@router.post("/{thing_id}/telemetry", status_code=202)
+async def post_telemetry(
+    thing_id: str,
+    request: Request,
+    ctx: Annotated[Context, requires(Permission.ADMIN, device=True)],
+    rt: Rt,
+    samples: Annotated[Any, body(Samples)],
+) -> Response:
+    stored = await rt.telemetry.ingest_document(thing_id, samples)
     return json_response({"stored": stored}, 202)
 
 
 @router.get("/{thing_id}/telemetry")
 async def query_telemetry(
     thing_id: str,
-    ctx: Ctx,
+    ctx: CanRead,
     rt: Rt,
     keys: Annotated[
         str | None, Query(max_length=20_000, description="Comma-separated keys; all when absent")
@@ -113,7 +103,7 @@ async def query_telemetry(
 
 
 @router.get("/{thing_id}/telemetry/latest")
-async def latest_telemetry(thing_id: str, ctx: Ctx, rt: Rt) -> Response:
+async def latest_telemetry(thing_id: str, ctx: CanRead, rt: Rt) -> Response:
     latest = await rt.telemetry.latest(thing_id)
     return json_response(
         {key: {"ts": clock.to_rfc3339(ts), "value": value} for key, (ts, value) in latest.items()}

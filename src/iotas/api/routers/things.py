@@ -7,11 +7,12 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request
 from starlette.responses import Response
 
-from iotas.api.bodies import json_body, version_header
+from iotas.api.bodies import body, version_header
+from iotas.api.models import MERGE_PATCH_TYPE, JsonValue, MergePatch, ThingBody
 from iotas.api.openapi import IF_MATCH
 from iotas.api.paging import DEFAULT_LIMIT, Cursor, Limit, instant
 from iotas.api.responses import from_error, json_response
-from iotas.api.security import Ctx, Rt
+from iotas.api.security import CanAdminister, CanOperate, CanRead, Permission, Rt, requires
 from iotas.domain import cursor as cursors
 from iotas.domain import td
 from iotas.domain.errors import InvalidInput, NotFound
@@ -20,40 +21,16 @@ from iotas.domain.twin import Side
 from iotas.runtime import Runtime
 from iotas.services.context import Context
 
-# Every route here takes `ctx: Ctx`, which authenticates; no router-level duplicate, since
-# FastAPI resolves dependencies per request. tests/integration/api walks the OpenAPI document
-# to prove every route refuses anonymous callers.
+# Every route states its permission in its `ctx` parameter (security.py); no router-level
+# duplicate, since FastAPI resolves dependencies per request.
 router = APIRouter(prefix="/api/v1/things", tags=["things"])
 
-_MERGE_PATCH = {"content": {"application/merge-patch+json": {"schema": {"type": "object"}}}}
-_THING_BODY = {
-    "content": {
-        "application/json": {
-            "schema": {
-                "type": "object",
-                "required": ["id", "kind"],
-                "properties": {
-                    "id": {"type": "string", "example": "acme:pump-17"},
-                    "kind": {"type": "string", "example": "pump"},
-                    "attributes": {"type": "object"},
-                    "labels": {"type": "object", "additionalProperties": {"type": "string"}},
-                    "links": {
-                        "type": "array",
-                        "items": {
-                            "type": "object",
-                            "properties": {
-                                "rel": {"type": "string"},
-                                "target": {"type": "string"},
-                            },
-                        },
-                    },
-                    "description": {"type": "object"},
-                },
-            }
-        }
-    },
-    "required": True,
-}
+Patch = Annotated[Any, body(MergePatch, MERGE_PATCH_TYPE)]
+
+
+# A Thing's own client certificate reads its twin and reports (docs/security.md).
+DeviceReads = Annotated[Context, requires(Permission.READ, device=True)]
+DeviceReports = Annotated[Context, requires(Permission.ADMIN, device=True)]
 
 
 def _thing(thing: Thing, status: int = 200) -> Response:
@@ -64,9 +41,11 @@ def _twin(thing: Thing) -> Response:
     return json_response(thing.twin_dict(), headers={"ETag": f'"{thing.twin.version}"'})
 
 
-@router.post("", status_code=201, openapi_extra={"requestBody": _THING_BODY})
-async def create_thing(request: Request, ctx: Ctx, rt: Rt) -> Response:
-    thing = await rt.registry.create(ctx, await json_body(request))
+@router.post("", status_code=201)
+async def create_thing(
+    ctx: CanAdminister, rt: Rt, data: Annotated[Any, body(ThingBody)]
+) -> Response:
+    thing = await rt.registry.create(ctx, data)
     response = _thing(thing, 201)
     response.headers["Location"] = f"/api/v1/things/{thing.id}"
     return response
@@ -74,7 +53,7 @@ async def create_thing(request: Request, ctx: Ctx, rt: Rt) -> Response:
 
 @router.get("")
 async def list_things(
-    ctx: Ctx,
+    ctx: CanRead,
     rt: Rt,
     q: Annotated[
         str | None, Query(max_length=4096, description="A query, see docs/query.md")
@@ -95,7 +74,7 @@ async def list_things(
 @router.get("/{thing_id}")
 async def get_thing(
     thing_id: str,
-    ctx: Ctx,
+    ctx: CanRead,
     rt: Rt,
     at: Annotated[
         str | None, Query(description="RFC 3339 instant: the Thing as it was then")
@@ -107,49 +86,50 @@ async def get_thing(
     return _thing(await rt.journal.thing_at(thing_id, at_us))
 
 
-@router.patch("/{thing_id}", openapi_extra={"requestBody": _MERGE_PATCH})
-async def patch_thing(thing_id: str, request: Request, ctx: Ctx, rt: Rt) -> Response:
-    return _thing(await rt.registry.patch(ctx, thing_id, await json_body(request)))
+@router.patch("/{thing_id}")
+async def patch_thing(thing_id: str, ctx: CanAdminister, rt: Rt, patch: Patch) -> Response:
+    return _thing(await rt.registry.patch(ctx, thing_id, patch))
 
 
 @router.delete("/{thing_id}", status_code=204)
-async def delete_thing(thing_id: str, ctx: Ctx, rt: Rt) -> Response:
+async def delete_thing(thing_id: str, ctx: CanAdminister, rt: Rt) -> Response:
     await rt.registry.delete(ctx, thing_id)
     return Response(status_code=204)
 
 
 @router.get("/{thing_id}/twin")
-async def get_twin(thing_id: str, ctx: Ctx, rt: Rt) -> Response:
+async def get_twin(thing_id: str, ctx: DeviceReads, rt: Rt) -> Response:
     return _twin(await rt.registry.get(thing_id))
 
 
 async def twin_patch_response(
-    side: Side, thing_id: str, request: Request, ctx: Context
+    side: Side, thing_id: str, request: Request, ctx: Context, patch: Any
 ) -> Response:
     """A twin PATCH (also answered by `api/fast_twin.py`, without FastAPI in between)."""
-    patch: Any = await json_body(request)
     rt: Runtime = request.app.state.runtime
     if_match = version_header(request.headers.get("if-match"))
     return _twin(await rt.registry.patch_twin(ctx, thing_id, side, patch, if_match=if_match))
 
 
-_TWIN_PATCH = {"requestBody": _MERGE_PATCH, "parameters": [IF_MATCH]}
+_TWIN_PATCH = {"parameters": [IF_MATCH]}
 
 
 @router.patch("/{thing_id}/twin/desired", openapi_extra=_TWIN_PATCH)
-async def patch_desired(thing_id: str, request: Request, ctx: Ctx) -> Response:
-    return await twin_patch_response("desired", thing_id, request, ctx)
+async def patch_desired(thing_id: str, request: Request, ctx: CanOperate, patch: Patch) -> Response:
+    return await twin_patch_response("desired", thing_id, request, ctx, patch)
 
 
 @router.patch("/{thing_id}/twin/reported", openapi_extra=_TWIN_PATCH)
-async def patch_reported(thing_id: str, request: Request, ctx: Ctx) -> Response:
-    return await twin_patch_response("reported", thing_id, request, ctx)
+async def patch_reported(
+    thing_id: str, request: Request, ctx: DeviceReports, patch: Patch
+) -> Response:
+    return await twin_patch_response("reported", thing_id, request, ctx, patch)
 
 
 @router.get("/{thing_id}/history")
 async def history(
     thing_id: str,
-    ctx: Ctx,
+    ctx: CanRead,
     rt: Rt,
     since: Annotated[str | None, Query(description="RFC 3339 instant, inclusive")] = None,
     until: Annotated[str | None, Query(description="RFC 3339 instant, inclusive")] = None,
@@ -175,12 +155,12 @@ async def history(
 
 
 @router.get("/{thing_id}/properties")
-async def read_all_properties(thing_id: str, ctx: Ctx, rt: Rt) -> Response:
+async def read_all_properties(thing_id: str, ctx: CanRead, rt: Rt) -> Response:
     return json_response((await rt.registry.get(thing_id)).twin.reported)
 
 
 @router.get("/{thing_id}/properties/{name}")
-async def read_property(thing_id: str, name: str, ctx: Ctx, rt: Rt) -> Response:
+async def read_property(thing_id: str, name: str, ctx: CanRead, rt: Rt) -> Response:
     reported = (await rt.registry.get(thing_id)).twin.reported
     if name not in reported:
         raise NotFound(f"the Thing {thing_id!r} has reported no property {name[:200]!r}")
@@ -195,17 +175,21 @@ _WRITE_REFUSED = {
 @router.put(
     "/{thing_id}/properties/{name}",
     status_code=204,
-    openapi_extra={"requestBody": {"content": {"application/json": {}}, "required": True}},
     responses={
         405: {"description": "The property is readOnly in the Thing's TD", **_WRITE_REFUSED},
         422: {"description": "The value breaks the property's data schema", **_WRITE_REFUSED},
     },
 )
-async def write_property(thing_id: str, name: str, request: Request, ctx: Ctx) -> Response:
+async def write_property(
+    thing_id: str,
+    name: str,
+    request: Request,
+    ctx: CanOperate,
+    value: Annotated[Any, body(JsonValue)],
+) -> Response:
     """Set the desired value of a property, if the Thing's TD lets it be written and the
     value fits the property's data schema (a property the TD does not name yet may be set on
     a native Thing: it becomes one)."""
-    value = await json_body(request)
     if value is None:
         raise InvalidInput("a property cannot be set to null; PATCH the desired state to remove it")
     rt: Runtime = request.app.state.runtime
@@ -227,19 +211,14 @@ async def write_property(thing_id: str, name: str, request: Request, ctx: Ctx) -
 bulk_router = APIRouter(prefix="/api/v1/twins", tags=["things"])
 
 
-@bulk_router.patch(
-    "/desired",
-    openapi_extra={"requestBody": _MERGE_PATCH},
-)
+@bulk_router.patch("/desired")
 async def patch_desired_where(
     request: Request,
-    ctx: Ctx,
+    ctx: CanOperate,
+    patch: Patch,
     q: Annotated[str, Query(max_length=4096, description="The Things to change (a query)")],
 ) -> Response:
     """One desired-state merge patch for every Thing the query selects."""
     rt: Runtime = request.app.state.runtime
-    patch = await json_body(request)
-    if not isinstance(patch, dict):
-        raise InvalidInput("a desired patch must be a JSON object (RFC 7396 merge patch)")
     matched, changed = await rt.registry.patch_desired_where(ctx, q, patch)
     return json_response({"matched": matched, "changed": changed})

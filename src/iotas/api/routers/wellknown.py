@@ -14,8 +14,10 @@ from fastapi import APIRouter, Request
 from starlette.responses import Response
 
 from iotas import __version__
+from iotas.api.models import TD_TYPE
 from iotas.api.public_url import public_base
-from iotas.api.routers.tdd import DISCOVERY_CONTEXT, PREFIX, TD_TYPE
+from iotas.api.routers.tdd import DISCOVERY_CONTEXT, PREFIX
+from iotas.api.security import Permission, requires
 from iotas.domain.td import HTV, TD_CONTEXT, TD_CONTEXT_V1
 
 router = APIRouter(tags=["directory"])
@@ -167,7 +169,7 @@ def directory_td(base: str) -> dict[str, Any]:
     }
 
 
-@router.get("/.well-known/wot")
+@router.get("/.well-known/wot", dependencies=[requires(Permission.PUBLIC)])
 async def well_known(request: Request) -> Response:
     doc = directory_td(public_base(request))
     return Response(orjson.dumps(doc), media_type=TD_TYPE)
