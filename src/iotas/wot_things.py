@@ -100,8 +100,8 @@ class WotThings:
         await self._start_worker(adopted.binding)
         return adopted
 
-    async def release(self, thing_id: str) -> None:
-        await self.bindings.release(thing_id)
+    async def release(self, ctx: Context, thing_id: str) -> None:
+        await self.bindings.release(ctx, thing_id)
         worker = self.workers.pop(thing_id, None)
         if worker is not None:
             await worker.stop()

@@ -32,7 +32,7 @@ _TOKEN_BODY = {
 
 @router.post("", status_code=201, openapi_extra={"requestBody": _TOKEN_BODY})
 async def create_token(request: Request, ctx: Ctx, rt: Rt) -> Response:
-    created = await rt.tokens.create(await json_body(request))
+    created = await rt.tokens.create(ctx, await json_body(request))
     return json_response(created, 201, headers=NO_STORE)
 
 
@@ -43,5 +43,5 @@ async def list_tokens(ctx: Ctx, rt: Rt) -> Response:
 
 @router.delete("/{token_id}", status_code=204)
 async def revoke_token(token_id: str, ctx: Ctx, rt: Rt) -> Response:
-    await rt.tokens.revoke(token_id)
+    await rt.tokens.revoke(ctx, token_id)
     return Response(status_code=204)
