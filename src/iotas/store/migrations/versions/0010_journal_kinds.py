@@ -1,4 +1,4 @@
-"""Journal: every entry names the kind of record and its id (decision 47).
+"""Journal: every entry names the kind of record and its id (decision 50).
 
 `journal.thing_id` becomes `record_id`, and `kind` (default "thing") says what the id names.
 Nothing is rewritten: the stored bodies are the exact bytes that were hashed, and a Thing's
