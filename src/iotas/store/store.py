@@ -179,12 +179,11 @@ class WriteTx:
         """Move `last_seen` of these Things forward (not journaled: every message does it),
         and the states the cache holds of them with it."""
         things_repo.touch(self.conn, thing_ids, seen_us)
+        seen = clock.to_rfc3339(seen_us)  # fixed width: compares as the instants do
         for thing_id in thing_ids:
             known = self._known_state(thing_id)
-            if known is not None and (
-                known.last_seen is None or clock.parse_rfc3339(known.last_seen) < seen_us
-            ):
-                self.wrote(thing_id, replace(known, last_seen=clock.to_rfc3339(seen_us)))
+            if known is not None and (known.last_seen is None or known.last_seen < seen):
+                self.wrote(thing_id, replace(known, last_seen=seen))
 
     def _known_state(self, thing_id: str) -> Thing | None:
         """What the unit or the cache holds of the Thing, without asking the database."""
