@@ -417,8 +417,8 @@ def add_in(
     tx: WriteTx, ctx: Context, thing: Thing, new: NewCredential, *, replaces: str | None = None
 ) -> tuple[CredentialRow, Thing]:
     """Inside a unit: store `new` for `thing` and journal it; returns the row and the Thing
-    after the event (written). Refused while the Thing is quarantined
-    (only releasing it may give it credentials again) or has too many already."""
+    after the event (written). Refused while the Thing is quarantined (only releasing it may
+    give it credentials again) or has too many already."""
     if thing.quarantine is not None:
         raise Conflict(f"{thing.id!r} is quarantined: release it (with a new credential) instead")
     rows = _current(thing, credentials_repo.of_thing(tx.conn, thing.id))
@@ -440,8 +440,8 @@ def add_in(
 
 def revoke_in(tx: WriteTx, ctx: Context, thing: Thing, rows: list[CredentialRow]) -> Thing:
     """Inside a unit: revoke `rows` of `thing` and journal each; returns the Thing after the
-    events (written). The caller calls
-    `CredentialService.forget(thing.id)` once the unit has committed."""
+    events (written). The caller calls `CredentialService.forget(thing.id)` once the unit
+    has committed."""
     after = thing
     for row in rows:
         after = changed(tx, ctx, after, thing.id, ev.CREDENTIAL_REVOKED, _patch(row))
