@@ -30,7 +30,7 @@ def test_verify_exits_1_at_the_edited_seq(tmp_path: Path) -> None:
         db = sqlite3.connect(live.data_dir / "iotas.db")
         try:
             (seq,) = db.execute(
-                "SELECT seq FROM journal WHERE thing_id = 'verify:b' ORDER BY seq LIMIT 1"
+                "SELECT seq FROM journal WHERE record_id = 'verify:b' ORDER BY seq LIMIT 1"
             ).fetchone()
             # A change of kind in the hashed body, as a forger would make it.
             db.execute(

@@ -95,7 +95,7 @@ class Output:
         for event in items:
             row = [str(event.get("seq", "")), short_time(event.get("ts")), str(event.get("type"))]
             if with_thing:
-                row.append(str(event.get("thing_id", "")))
+                row.append(record_of(event))
             row += [str(event.get("actor") or ""), summary(event)]
             table.add_row(*row)
         self.console.print(table)
@@ -110,7 +110,7 @@ class Output:
         line.append(f"{event.get('seq', ''):>6} ", style="dim")
         line.append(short_time(event.get("ts")) + " ", style="dim")
         line.append(f"{event.get('type', '')!s:<17} ", style="bold")
-        line.append(f"{event.get('thing_id', '')} ", style="cyan")
+        line.append(f"{record_of(event)} ", style="cyan")
         line.append(f"{event.get('actor') or ''} ")
         line.append(summary(event))
         self.console.print(line, soft_wrap=True)
@@ -142,3 +142,10 @@ def summary(event: dict[str, Any]) -> str:
     if cause and not REQUEST_LINE.match(str(cause)):
         text += f"  ({cause})"
     return text
+
+
+def record_of(event: dict[str, Any]) -> str:
+    """What a journal entry is about: a Thing's id, or the kind and id of another record."""
+    if "thing_id" in event:
+        return str(event["thing_id"])
+    return f"{event.get('kind', '')} {event.get('record_id', '')}".strip()

@@ -18,11 +18,13 @@ from pathlib import Path
 from typing import Any
 
 from iotas.domain import clock
+from iotas.domain import journal as ev
 from iotas.domain.errors import InvalidInput, NotFound, TooManyRequests, Unauthenticated
 from iotas.domain.ids import NAMESPACE_RE, namespace_of
 from iotas.services.allowance import Allowance
 from iotas.services.ca import thing_of_certificate
-from iotas.services.context import Actor
+from iotas.services.changes import record
+from iotas.services.context import Actor, Context
 from iotas.store import tokens_repo
 from iotas.store.store import Store, WriteTx
 
@@ -249,7 +251,7 @@ class TokenAdmin:
         self.store = store
         self.authenticator = authenticator
 
-    async def create(self, body: object) -> dict[str, Any]:
+    async def create(self, ctx: Context, body: object) -> dict[str, Any]:
         if not isinstance(body, dict):
             raise InvalidInput('a token is {"subject": ..., "role": ..., "expires": ...}')
         subject, role = body.get("subject"), body.get("role")
@@ -275,6 +277,17 @@ class TokenAdmin:
                 raise InvalidInput("expires is in the past", field="expires")
         token_id, token = new_token()
         now = clock.now_us()
+        public = _public(
+            {
+                "id": token_id,
+                "subject": subject,
+                "role": role,
+                "namespaces": namespaces,
+                "created_us": now,
+                "expires_us": expires_us,
+                "revoked_us": None,
+            }
+        )
 
         def unit(tx: WriteTx) -> None:
             tokens_repo.add(
@@ -287,31 +300,26 @@ class TokenAdmin:
                 expires_us=expires_us,
                 namespaces=namespaces,
             )
+            # The id is the token's public prefix (`iotas_<id>_...`); the secret part is not
+            # journaled, nor its hash.
+            journaled = {k: public[k] for k in ("id", "subject", "role", "namespaces")}
+            journaled["expires_at"] = public["expires_at"]
+            record(tx, ctx, ev.TOKEN, token_id, ev.TOKEN_CREATED, journaled)
 
         await self.store.write(unit)
-        return {
-            **_public(
-                {
-                    "id": token_id,
-                    "subject": subject,
-                    "role": role,
-                    "namespaces": namespaces,
-                    "created_us": now,
-                    "expires_us": expires_us,
-                    "revoked_us": None,
-                }
-            ),
-            "token": token,
-        }
+        return {**public, "token": token}
 
     async def list(self) -> list[dict[str, Any]]:
         return [_public(row) for row in await self.store.read(tokens_repo.all_tokens)]
 
-    async def revoke(self, token_id: str) -> None:
-        done = await self.store.write(
-            lambda tx: tokens_repo.revoke(tx.conn, token_id, clock.now_us())
-        )
-        if done is None:
+    async def revoke(self, ctx: Context, token_id: str) -> None:
+        def unit(tx: WriteTx) -> bool | None:
+            done = tokens_repo.revoke(tx.conn, token_id, tx.ts_us)
+            if done:
+                record(tx, ctx, ev.TOKEN, token_id, ev.TOKEN_REVOKED, {"id": token_id})
+            return done
+
+        if await self.store.write(unit) is None:
             raise NotFound(f"there is no token {token_id[:64]!r}")
         # This node forgets it at once; others within their cache time (5 s).
         self.authenticator.forget_all()

@@ -29,12 +29,13 @@ from iotas.domain.errors import Conflict, Forbidden, InvalidInput, NotFound, Una
 from iotas.domain.ids import NAMESPACE_RE, THING_ID_RE
 from iotas.domain.merge_patch import JSONObject
 from iotas.domain.things import validate_record
+from iotas.services import changes
 from iotas.services.auth import Authenticator, digest
 from iotas.services.context import Actor, Context
 from iotas.services.credentials import CredentialService, add_in, to_dict
 from iotas.services.registry import create_in, desired_in
 from iotas.settings import Settings
-from iotas.store import claims_repo, journal_repo, things_repo
+from iotas.store import claims_repo, journal_repo
 from iotas.store.claims_repo import ClaimRow
 from iotas.store.credentials_repo import CredentialRow
 from iotas.store.store import Store, WriteTx
@@ -118,7 +119,12 @@ class ClaimService:
         row = ClaimRow(
             claim_id, template, max_uses, 0, ctx.actor.subject, clock.now_us(), expires_us, None
         )
-        await self.store.write(lambda tx: claims_repo.add(tx.conn, row, digest(token)))
+
+        def unit(tx: WriteTx) -> None:
+            claims_repo.add(tx.conn, row, digest(token))
+            changes.record(tx, ctx, ev.CLAIM, claim_id, ev.CLAIM_CREATED, _journaled(row))
+
+        await self.store.write(unit)
         return {**public(row, row.created_us), "token": token}
 
     async def list(self, actor: Actor) -> list[dict[str, Any]]:
@@ -132,15 +138,18 @@ class ClaimService:
             raise NotFound(f"there is no claim {claim_id[:64]!r}")
         return public(row, clock.now_us())
 
-    async def revoke(self, actor: Actor, claim_id: str) -> None:
+    async def revoke(self, ctx: Context, claim_id: str) -> None:
         """Revoke a claim: no device can provision with it any more (at once: claims are not
         cached). Things and certificates it made stay; revoke those one by one."""
 
         def unit(tx: WriteTx) -> bool | None:
             row = claims_repo.get(tx.conn, claim_id)
-            if row is None or not _sees(actor, row.template):
+            if row is None or not _sees(ctx.actor, row.template):
                 return None
-            return claims_repo.revoke(tx.conn, claim_id, tx.ts_us)
+            revoked = claims_repo.revoke(tx.conn, claim_id, tx.ts_us)
+            if revoked:
+                changes.record(tx, ctx, ev.CLAIM, claim_id, ev.CLAIM_REVOKED, {"id": claim_id})
+            return revoked
 
         if await self.store.write(unit) is None:
             raise NotFound(f"there is no claim {claim_id[:64]!r}")
@@ -213,12 +222,15 @@ class ClaimService:
                 if current is not None:
                     check_usable(current, tx.ts_us)
                 raise Conflict(f"claim {claim_id} cannot be used any more")
-            row, after = add_in(tx, ctx, thing, new)
-            if before is None:
-                things_repo.insert_thing(tx.conn, after)
-            else:
-                things_repo.update_thing(tx.conn, before, after)
-            tx.wrote(thing_id, after)
+            changes.record(
+                tx,
+                ctx,
+                ev.CLAIM,
+                claim_id,
+                ev.CLAIM_USED,
+                {"id": claim_id, "thing_id": thing_id, "credential": new.id},
+            )
+            row, _ = add_in(tx, ctx, thing, new)
             return row, before is None
 
         row, created = await self.store.write(unit)
@@ -379,6 +391,17 @@ def provision_body(body: object) -> tuple[str, str | None]:
     if csr is not None and not isinstance(csr, str):
         raise InvalidInput("csr must be a PEM certificate signing request", field="csr")
     return serial, csr
+
+
+def _journaled(row: ClaimRow) -> JSONObject:
+    """What the journal keeps of a new claim: what it makes and how often, not its token."""
+    return {
+        "id": row.id,
+        "namespace": row.template.get("namespace"),
+        "kind": row.template.get("kind"),
+        "max_uses": row.max_uses,
+        "expires_at": None if row.expires_us is None else clock.to_rfc3339(row.expires_us),
+    }
 
 
 def _sees(actor: Actor, template: dict[str, Any]) -> bool:

@@ -33,6 +33,7 @@ from iotas.domain.secrets import ITERATIONS, MAX_SECRET_LENGTH, hash_secret, new
 from iotas.domain.secrets import verify_secret as _verify_secret
 from iotas.domain.things import Thing
 from iotas.services.ca import CertificateAuthority, Issued
+from iotas.services.changes import changed
 from iotas.services.context import Actor, Context
 from iotas.store import credentials_repo, journal_repo, things_repo
 from iotas.store.credentials_repo import PASSWORD, X509, CredentialRow
@@ -100,10 +101,7 @@ class CredentialService:
         new = await self.prepare(thing_id, body)
 
         def unit(tx: WriteTx) -> CredentialRow:
-            before = tx.existing(thing_id)
-            row, after = add_in(tx, ctx, before, new)
-            things_repo.update_thing(tx.conn, before, after)
-            tx.wrote(thing_id, after)
+            row, _ = add_in(tx, ctx, tx.existing(thing_id), new)
             return row
 
         row = await self.store.write(unit)
@@ -168,10 +166,8 @@ class CredentialService:
             until = tx.ts_us + self.grace_seconds * 1_000_000
             if old.expires_us is not None:
                 until = min(until, old.expires_us)
-            row, after = add_in(tx, ctx, before, new, replaces=old.id)
+            row, _ = add_in(tx, ctx, before, new, replaces=old.id)
             credentials_repo.set_expiry(tx.conn, old.id, until)
-            things_repo.update_thing(tx.conn, before, after)
-            tx.wrote(thing_id, after)
             return row, replace(old, expires_us=until)
 
         row, old = await self.store.write(unit)
@@ -275,9 +271,7 @@ class CredentialService:
                 raise NotFound(f"{thing_id!r} has no credential {credential_id[:64]!r}")
             if row.revoked_us is not None:
                 return
-            after = revoke_in(tx, ctx, before, [row])
-            things_repo.update_thing(tx.conn, before, after)
-            tx.wrote(thing_id, after)
+            revoke_in(tx, ctx, before, [row])
 
         try:
             await self.store.write(unit)
@@ -298,9 +292,7 @@ class CredentialService:
             ]
             if not active:
                 return 0
-            after = revoke_in(tx, ctx, before, active)
-            things_repo.update_thing(tx.conn, before, after)
-            tx.wrote(thing_id, after)
+            revoke_in(tx, ctx, before, active)
             return len(active)
 
         try:
@@ -425,8 +417,8 @@ def add_in(
     tx: WriteTx, ctx: Context, thing: Thing, new: NewCredential, *, replaces: str | None = None
 ) -> tuple[CredentialRow, Thing]:
     """Inside a unit: store `new` for `thing` and journal it; returns the row and the Thing
-    folded over the event, which the caller writes. Refused while the Thing is quarantined
-    (only releasing it may give it credentials again) or has too many already."""
+    after the event (written). Refused while the Thing is quarantined (only releasing it may
+    give it credentials again) or has too many already."""
     if thing.quarantine is not None:
         raise Conflict(f"{thing.id!r} is quarantined: release it (with a new credential) instead")
     rows = _current(thing, credentials_repo.of_thing(tx.conn, thing.id))
@@ -438,23 +430,21 @@ def add_in(
     row = CredentialRow(
         new.id, thing.id, new.type, new.secret_hash, tx.ts_us, None, new.serial, new.expires_us
     )
-    patch = _patch(new.id, new.type)
+    patch = _patch(row)
     if replaces is not None:
         patch["replaces"] = replaces
-    after = ev.applied(thing, _record(tx, ctx, thing.id, ev.CREDENTIAL_ADDED, patch))
+    after = changed(tx, ctx, thing, thing.id, ev.CREDENTIAL_ADDED, patch)
     credentials_repo.insert_credential(tx.conn, row)
     return row, after
 
 
 def revoke_in(tx: WriteTx, ctx: Context, thing: Thing, rows: list[CredentialRow]) -> Thing:
-    """Inside a unit: revoke `rows` of `thing` and journal each; returns the Thing folded over
-    the events. The caller writes (or deletes) the Thing and calls
-    `CredentialService.forget(thing.id)` once the unit has committed."""
+    """Inside a unit: revoke `rows` of `thing` and journal each; returns the Thing after the
+    events (written). The caller calls `CredentialService.forget(thing.id)` once the unit
+    has committed."""
     after = thing
     for row in rows:
-        after = ev.applied(
-            after, _record(tx, ctx, thing.id, ev.CREDENTIAL_REVOKED, _patch(row.id, row.type))
-        )
+        after = changed(tx, ctx, after, thing.id, ev.CREDENTIAL_REVOKED, _patch(row))
     credentials_repo.revoke(tx.conn, [row.id for row in rows], tx.ts_us)
     return after
 
@@ -503,9 +493,10 @@ def _current(thing: Thing, rows: list[CredentialRow]) -> list[CredentialRow]:
     return [row for row in rows if row.created_us >= born]
 
 
-def _patch(credential_id: str, type_: str) -> JSONObject:
-    return {"id": credential_id, "type": type_}
-
-
-def _record(tx: WriteTx, ctx: Context, thing_id: str, type_: str, patch: JSONObject) -> ev.Event:
-    return tx.record(thing_id, type_, actor=ctx.actor.subject, cause=ctx.cause, patch=patch)
+def _patch(row: CredentialRow) -> JSONObject:
+    """What the journal says of a credential: its id and type, and a certificate's serial
+    (what a CRL names); never the secret or its hash."""
+    patch: JSONObject = {"id": row.id, "type": row.type}
+    if row.serial is not None:
+        patch["serial"] = row.serial
+    return patch

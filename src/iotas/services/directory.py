@@ -38,9 +38,10 @@ from iotas.domain.errors import Conflict, InvalidInput, NotFound
 from iotas.domain.ids import thing_id_for_uri
 from iotas.domain.merge_patch import JSONObject
 from iotas.domain.things import KIND_RE, Thing
+from iotas.services.changes import change
 from iotas.services.context import Actor, Context
 from iotas.services.registry import Registry
-from iotas.store import directory_repo, things_repo
+from iotas.store import directory_repo
 from iotas.store.directory_repo import Entry
 from iotas.store.store import Store, WriteTx
 
@@ -59,6 +60,7 @@ PURGE_BATCH = 200
 PURGE_ROUNDS = 10
 PURGE_SECONDS = 60.0
 SWEEPER = Actor("tdd", role="system")
+_EXPIRY = Context(SWEEPER, "its directory registration expired")
 _KIND_CHARS = re.compile(r"[^A-Za-z0-9._-]+")
 
 
@@ -302,16 +304,7 @@ def _purge_in(tx: WriteTx, thing_ids: list[str], now_us: int) -> int:
         before = tx.thing(thing_id)
         if registration is None or before is None or not registration.expired(now_us):
             continue  # renewed or deleted since it was found
-        tx.record(
-            thing_id,
-            ev.THING_DELETED,
-            actor=SWEEPER.subject,
-            cause="its directory registration expired",
-            patch=None,
-            before=before.to_dict(),
-        )
-        things_repo.delete_thing(tx.conn, thing_id)
-        tx.wrote(thing_id, None)
+        change(tx, _EXPIRY, before, thing_id, ev.THING_DELETED, before=before.to_dict())
         purged += 1
     return purged
 

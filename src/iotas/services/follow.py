@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import AsyncGenerator, Awaitable, Callable, Collection
 from typing import Any
 
+from iotas.domain.journal import THING
 from iotas.services.journal import JournalService
 from iotas.services.stream import JournalSignal
 
@@ -55,19 +56,17 @@ def follow(
     signal: JournalSignal,
     after: int,
     *,
-    kinds: Collection[str] | None = None,
+    kinds: Collection[str] | None = (THING,),
     types: list[str] | None = None,
     namespaces: tuple[str, ...] | None = None,
     batch: int = BATCH,
     idle: float = IDLE_SECONDS,
 ) -> AsyncGenerator[list[Event], None]:
-    """Journal events after seq `after` of the record `kinds` and event `types` given (all if
-    None), of Things in `namespaces` (all if None), batch by batch, for ever."""
+    """Journal events after seq `after` of the record `kinds` (Things by default; all if
+    None) and event `types` (all if None), of Things in `namespaces` (all if None), batch by
+    batch, for ever."""
 
     async def read(start: int, limit: int) -> list[Event]:
-        return await journal.feed(start, limit, types, namespaces)
+        return await journal.feed(start, limit, types, namespaces, kinds)
 
-    # Until the journal is read by kind, kinds are picked from what is read (an entry without
-    # a kind is a Thing's).
-    keep = None if kinds is None else (lambda e: e.get("kind", "thing") in kinds)
-    return follow_reads(signal, read, after, keep=keep, batch=batch, idle=idle)
+    return follow_reads(signal, read, after, batch=batch, idle=idle)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any
 
@@ -43,10 +44,13 @@ class JournalService:
         limit: int,
         types: list[str] | None = None,
         namespaces: tuple[str, ...] | None = None,
+        kinds: Collection[str] | None = (ev.THING,),
     ) -> list[dict[str, Any]]:
-        """Events after seq `after`, of Things in `namespaces` (all if None)."""
+        """Events after seq `after`, of Things in `namespaces` (all if None), of these kinds
+        of record (all if None; Things by default, which is what followers of the journal
+        want)."""
         return await self.store.read(
-            lambda conn: journal_repo.after(conn, after, limit, types, namespaces)
+            lambda conn: journal_repo.after(conn, after, limit, types, namespaces, kinds)
         )
 
     async def head_seq(self) -> int:
@@ -100,10 +104,10 @@ def _verify(conn: Connection) -> Verification:
     head_seq, head_hash = journal_repo.head(conn)
     # Only up to the head as read: on PostgreSQL (read committed) each batch of the scan may
     # see events committed since, which belong to a later verification, not to this one.
-    for seq, thing_id, type_, body, digest in journal_repo.scan(conn, up_to=head_seq):
+    for seq, kind, record_id, type_, body, digest in journal_repo.scan(conn, up_to=head_seq):
         previous_hash = previous
         previous, broken = ev.check_link(checked + 1, previous_hash, seq, digest, body.encode())
-        if broken is None and not _columns_match(body, thing_id, type_):
+        if broken is None and not _columns_match(body, kind, record_id, type_):
             broken = ev.ChainBreak(seq, "the indexed columns disagree with the event body")
         if broken is not None:
             return Verification(False, checked, broken.seq, broken.reason)
@@ -119,10 +123,10 @@ def _verify(conn: Connection) -> Verification:
     return Verification(True, checked, None, None)
 
 
-def _columns_match(body: str, thing_id: str, type_: str) -> bool:
+def _columns_match(body: str, kind: str, record_id: str, type_: str) -> bool:
     parsed = orjson.loads(body)
     return (
         isinstance(parsed, dict)
-        and parsed.get("thing_id") == thing_id
+        and ev.kind_and_id(parsed) == (kind, record_id)
         and parsed.get("type") == type_
     )

@@ -17,6 +17,7 @@ from iotas.domain import journal as ev
 from iotas.domain.errors import Conflict, InvalidInput, NotFound
 from iotas.domain.ids import check_thing_id
 from iotas.domain.things import Thing
+from iotas.services.changes import changed
 from iotas.services.context import Context
 from iotas.services.credentials import (
     CredentialService,
@@ -52,17 +53,8 @@ class QuarantineService:
                 )
             snapshot = take_in(tx, ctx, thing_id, f"quarantine: {reason}")
             revoked = revoke_all_in(tx, ctx, before)
-            event = tx.record(
-                thing_id,
-                ev.THING_QUARANTINED,
-                actor=ctx.actor.subject,
-                cause=ctx.cause,
-                patch={"reason": reason, "snapshot": snapshot["sha256"]},
-            )
-            after = ev.applied(revoked, event)
-            things_repo.update_thing(tx.conn, before, after)
-            tx.wrote(thing_id, after)
-            return after
+            patch = {"reason": reason, "snapshot": snapshot["sha256"]}
+            return changed(tx, ctx, revoked, thing_id, ev.THING_QUARANTINED, patch)
 
         try:
             return (await self.store.write(unit)).to_dict()
@@ -91,19 +83,9 @@ class QuarantineService:
             before = tx.existing(thing_id)
             if before.quarantine is None:
                 raise Conflict(f"{thing_id!r} is not quarantined")
-            released = ev.applied(
-                before,
-                tx.record(
-                    thing_id,
-                    ev.THING_RELEASED,
-                    actor=ctx.actor.subject,
-                    cause=ctx.cause,
-                    patch={"credential": new.id},
-                ),
-            )
+            patch = {"credential": new.id}
+            released = changed(tx, ctx, before, thing_id, ev.THING_RELEASED, patch)
             row, after = add_in(tx, ctx, released, new)
-            things_repo.update_thing(tx.conn, before, after)
-            tx.wrote(thing_id, after)
             return {"thing": after.to_dict(), "credential": {**to_dict(row), **new.shown_once}}
 
         return await self.store.write(unit)

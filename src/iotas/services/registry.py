@@ -18,6 +18,7 @@ from iotas.domain.merge_patch import JSONObject
 from iotas.domain.query import parse as parse_query
 from iotas.domain.things import Thing, check_not_quarantined, validate_patch, validate_record
 from iotas.domain.twin import Side
+from iotas.services.changes import change, changed
 from iotas.services.context import Context
 from iotas.store import directory_repo, things_repo
 from iotas.store.query_sql import compile_query
@@ -67,10 +68,7 @@ class Registry:
         check_description(thing_id, record["description"])
 
         def unit(tx: WriteTx) -> Thing:
-            thing = create_in(tx, ctx, thing_id, record)
-            things_repo.insert_thing(tx.conn, thing)
-            tx.wrote(thing_id, thing)
-            return thing
+            return create_in(tx, ctx, thing_id, record)
 
         return await self.store.write(unit)
 
@@ -92,10 +90,7 @@ class Registry:
                 return before
             if "description" in effective:
                 check_registered_description(tx, thing_id, new_record["description"])
-            after = ev.applied(before, _record(tx, ctx, thing_id, ev.THING_UPDATED, effective))
-            things_repo.update_thing(tx.conn, before, after)
-            tx.wrote(thing_id, after)
-            return after
+            return changed(tx, ctx, before, thing_id, ev.THING_UPDATED, effective)
 
         return await self.store.write(unit)
 
@@ -134,10 +129,7 @@ class Registry:
 
         def write(tx: WriteTx, before: Thing | None) -> tuple[Thing, bool]:
             if before is None:
-                thing = ev.applied(None, _record(tx, ctx, thing_id, ev.THING_CREATED, record))
-                things_repo.insert_thing(tx.conn, thing)
-                tx.wrote(thing_id, thing)
-                return thing, True
+                return changed(tx, ctx, None, thing_id, ev.THING_CREATED, record), True
             patch = merge_patch.diff(before.description or {}, record["description"])
             if before.description is None:
                 patch = {"description": record["description"]}
@@ -145,10 +137,7 @@ class Registry:
                 patch = {"description": patch}
             if not patch:
                 return before, False
-            after = ev.applied(before, _record(tx, ctx, thing_id, ev.THING_UPDATED, patch))
-            things_repo.update_thing(tx.conn, before, after)
-            tx.wrote(thing_id, after)
-            return after, False
+            return changed(tx, ctx, before, thing_id, ev.THING_UPDATED, patch), False
 
         return await self.store.write(unit)
 
@@ -157,9 +146,7 @@ class Registry:
 
         def unit(tx: WriteTx) -> None:
             before = tx.existing(thing_id)
-            _record(tx, ctx, thing_id, ev.THING_DELETED, None, before=before.to_dict())
-            things_repo.delete_thing(tx.conn, thing_id)
-            tx.wrote(thing_id, None)
+            change(tx, ctx, before, thing_id, ev.THING_DELETED, before=before.to_dict())
 
         await self.store.write(unit)
 
@@ -195,10 +182,7 @@ class Registry:
             effective = merge_patch.effective(document, patch)
             if not effective:
                 return before
-            after = ev.applied(before, _record(tx, ctx, thing_id, type_, effective))
-            things_repo.update_thing(tx.conn, before, after)
-            tx.wrote(thing_id, after)
-            return after
+            return changed(tx, ctx, before, thing_id, type_, effective)
 
         return await self.store.write(unit)
 
@@ -241,9 +225,8 @@ class Registry:
             before = tx.existing(thing_id)
             if before.connected == connected:
                 return before
-            after = ev.applied(before, _record(tx, ctx, thing_id, type_, None))
-            things_repo.update_thing(tx.conn, before, after)
-            tx.wrote(thing_id, after)
+            after = change(tx, ctx, before, thing_id, type_)
+            assert after is not None
             return after
 
         return await self.store.write(unit)
@@ -287,15 +270,12 @@ class Registry:
 
         def unit(tx: WriteTx) -> Thing:
             before = tx.existing(thing_id)
-            _record(tx, ctx, thing_id, ev.ADAPTER_ATTEMPT, attempt)
+            changed(tx, ctx, before, thing_id, ev.ADAPTER_ATTEMPT, attempt)
             after = before
             effective = merge_patch.effective(before.twin.reported, reported)
             if effective:
-                event = _record(tx, reporter, thing_id, ev.REPORTED_CHANGED, effective)
-                after = ev.applied(before, event)
-                things_repo.update_thing(tx.conn, before, after)
-                tx.wrote(thing_id, after)
-            things_repo.touch(tx.conn, [thing_id], seen_us)
+                after = changed(tx, reporter, before, thing_id, ev.REPORTED_CHANGED, effective)
+            tx.touch([thing_id], seen_us)
             return after
 
         return await self.store.write(unit)
@@ -309,14 +289,13 @@ class Registry:
             raise InvalidInput(str(exc)) from None
 
         def unit(tx: WriteTx) -> None:
-            tx.existing(thing_id)
-            _record(tx, ctx, thing_id, type_, body)
+            change(tx, ctx, tx.existing(thing_id), thing_id, type_, body)
 
         await self.store.write(unit)
 
     async def touch(self, thing_ids: list[str], seen_us: int) -> None:
         """Record that these Things were heard from (not journaled: every message does it)."""
-        await self.store.write(lambda tx: things_repo.touch(tx.conn, thing_ids, seen_us))
+        await self.store.write(lambda tx: tx.touch(thing_ids, seen_us))
 
 
 def check_description(thing_id: str, description: JSONObject | None) -> None:
@@ -348,31 +327,16 @@ def check_registered_description(
 
 
 def create_in(tx: WriteTx, ctx: Context, thing_id: str, record: JSONObject) -> Thing:
-    """Inside a unit: journal the creation of a Thing from a validated record and return it;
-    the caller inserts it, after folding in whatever else its unit records."""
+    """Inside a unit: create a Thing from a validated record (journaled) and return it."""
     if tx.thing(thing_id) is not None:
         raise Conflict(f"the Thing {thing_id!r} exists already")
-    return ev.applied(None, _record(tx, ctx, thing_id, ev.THING_CREATED, record))
+    return changed(tx, ctx, None, thing_id, ev.THING_CREATED, record)
 
 
 def desired_in(tx: WriteTx, ctx: Context, thing: Thing, patch: JSONObject) -> Thing:
-    """Inside a unit: journal a desired-state merge patch (already checked with
-    `merge_patch.check_json`) on `thing` and return it folded; the caller writes it."""
+    """Inside a unit: apply a desired-state merge patch (already checked with
+    `merge_patch.check_json`) to `thing` (journaled) and return the Thing after it."""
     effective = merge_patch.effective(thing.twin.desired, patch)
     if not effective:
         return thing
-    return ev.applied(thing, _record(tx, ctx, thing.id, ev.DESIRED_CHANGED, effective))
-
-
-def _record(
-    tx: WriteTx,
-    ctx: Context,
-    thing_id: str,
-    type_: str,
-    patch: JSONObject | None,
-    *,
-    before: JSONObject | None = None,
-) -> ev.Event:
-    return tx.record(
-        thing_id, type_, actor=ctx.actor.subject, cause=ctx.cause, patch=patch, before=before
-    )
+    return changed(tx, ctx, thing, thing.id, ev.DESIRED_CHANGED, effective)

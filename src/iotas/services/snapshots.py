@@ -18,6 +18,7 @@ from iotas.domain import clock
 from iotas.domain import journal as ev
 from iotas.domain.errors import InvalidInput, NotFound
 from iotas.domain.ids import check_thing_id
+from iotas.services.changes import change
 from iotas.services.context import Actor, Context
 from iotas.store import credentials_repo, journal_repo, snapshots_repo, telemetry_repo
 from iotas.store.store import Store, WriteTx
@@ -103,14 +104,8 @@ def take_in(tx: WriteTx, ctx: Context, thing_id: str, reason: str | None) -> dic
     body = orjson.dumps(document, option=orjson.OPT_SORT_KEYS).decode()
     digest = hashlib.sha256(body.encode()).hexdigest()
     snapshots_repo.insert_snapshot(tx.conn, digest, thing_id, now, body)
-    event = tx.record(
-        thing_id,
-        ev.SNAPSHOT_TAKEN,
-        actor=ctx.actor.subject,
-        cause=ctx.cause,
-        patch={"sha256": digest, "reason": reason},
-    )
-    return {"sha256": digest, "thing_id": thing_id, "taken_at": event.ts, "seq": event.seq}
+    change(tx, ctx, thing, thing_id, ev.SNAPSHOT_TAKEN, {"sha256": digest, "reason": reason})
+    return {"sha256": digest, "thing_id": thing_id, "taken_at": tx.now, "seq": tx.head.seq}
 
 
 def _value(num: float | None, text: str | None) -> Any:

@@ -18,11 +18,12 @@ from iotas.domain.errors import InvalidInput, NotFound
 from iotas.domain.ids import check_thing_id, thing_id_for_uri
 from iotas.domain.merge_patch import JSONObject
 from iotas.domain.things import Thing
+from iotas.services.changes import change, record
 from iotas.services.context import Context
 from iotas.services.directory import kind_of
 from iotas.services.registry import Registry
 from iotas.services.secret_box import SecretBox
-from iotas.store import things_repo, wot_repo
+from iotas.store import wot_repo
 from iotas.store.store import Store, WriteTx
 from iotas.store.wot_repo import Binding
 
@@ -125,27 +126,25 @@ class WotBindings:
             stored = binding if previous is None else _keep_created(binding, previous)
             if secrets is not None:
                 # That credentials were set, and of which kind, is journaled; never the values.
-                event = tx.record(
-                    thing_id,
-                    ev.CREDENTIAL_ADDED,
-                    actor=ctx.actor.subject,
-                    cause=ctx.cause,
-                    patch={"type": "wot", **secrets.public()},
-                )
-                after = ev.apply(before, event)
-                assert after is not None
-                things_repo.update_thing(tx.conn, before, after)
-                tx.wrote(thing_id, after)
+                patch = {"type": "wot", **secrets.public()}
+                change(tx, ctx, before, thing_id, ev.CREDENTIAL_ADDED, patch)
             wot_repo.upsert(tx.conn, stored)
+            record(tx, ctx, ev.WOT_BINDING, thing_id, ev.WOT_ADOPTED, _journaled(stored))
             return stored
 
         stored = await self.store.write(unit)
         return Adopted(thing, stored, created)
 
-    async def release(self, thing_id: str) -> None:
+    async def release(self, ctx: Context, thing_id: str) -> None:
         """Stop managing the Thing (it stays in the registry)."""
-        removed = await self.store.write(lambda tx: wot_repo.remove(tx.conn, thing_id))
-        if not removed:
+
+        def unit(tx: WriteTx) -> bool:
+            removed = wot_repo.remove(tx.conn, thing_id)
+            if removed:
+                record(tx, ctx, ev.WOT_BINDING, thing_id, ev.WOT_RELEASED, {"thing_id": thing_id})
+            return removed
+
+        if not await self.store.write(unit):
             raise NotFound(f"the Thing {thing_id!r} is not adopted")
 
     async def get(self, thing_id: str) -> Binding:
@@ -172,6 +171,17 @@ class WotBindings:
             "created_at": clock.to_rfc3339(binding.created_us),
             "updated_at": clock.to_rfc3339(binding.updated_us),
         }
+
+
+def _journaled(binding: Binding) -> JSONObject:
+    """What the journal keeps of a binding: where its TD came from, how often it is polled,
+    whether it has credentials (never them, nor their sealed form)."""
+    return {
+        "thing_id": binding.thing_id,
+        "td_url": binding.td_url,
+        "poll_interval": binding.poll_seconds,
+        "credentials": binding.sealed_secrets is not None,
+    }
 
 
 def _plain(secrets: Secrets) -> dict[str, Any]:

@@ -7,7 +7,7 @@ from typing import Any
 
 from sqlalchemy import Connection, and_, insert, or_, select, update
 
-from iotas.domain.journal import THING_CREATED, Event
+from iotas.domain.journal import THING, THING_CREATED, Event
 from iotas.store.schema import claims, journal
 
 
@@ -116,7 +116,8 @@ def creator(conn: Connection, thing_id: str, created_us: int) -> str | None:
         select(journal.c.body)
         .where(
             journal.c.ts_us == created_us,
-            journal.c.thing_id == thing_id,
+            journal.c.kind == THING,
+            journal.c.record_id == thing_id,
             journal.c.type == THING_CREATED,
         )
         .order_by(journal.c.seq.desc())

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection, or_, select
+from sqlalchemy import ColumnElement, Connection, and_, or_, select
 
-from iotas.domain.journal import CREDENTIAL_ADDED, Event
+from iotas.domain.journal import CREDENTIAL_ADDED, THING, Event
 from iotas.store.schema import journal, journal_head
 
 
@@ -18,13 +18,20 @@ def _public(body: str, digest: str) -> dict[str, Any]:
     return doc
 
 
+def _of_thing(thing_id: str) -> ColumnElement[bool]:
+    return and_(journal.c.kind == THING, journal.c.record_id == thing_id)
+
+
 def after(
     conn: Connection,
     seq: int,
     limit: int,
     types: list[str] | None = None,
     namespaces: tuple[str, ...] | None = None,
+    kinds: Collection[str] | None = (THING,),
 ) -> list[dict[str, Any]]:
+    """Events after `seq`, of these kinds of record (all if None). Entries of other kinds
+    than Things belong to no namespace: a reader limited to namespaces never sees them."""
     query = (
         select(journal.c.body, journal.c.hash)
         .where(journal.c.seq > seq)
@@ -33,9 +40,12 @@ def after(
     )
     if types:
         query = query.where(journal.c.type.in_(types))
+    if kinds is not None:
+        query = query.where(journal.c.kind.in_(kinds))
     if namespaces is not None:
         query = query.where(
-            or_(*(journal.c.thing_id.startswith(f"{ns}:", autoescape=True) for ns in namespaces))
+            journal.c.kind == THING,
+            or_(*(journal.c.record_id.startswith(f"{ns}:", autoescape=True) for ns in namespaces)),
         )
     return [_public(row.body, row.hash) for row in conn.execute(query)]
 
@@ -51,7 +61,7 @@ def of_thing(
 ) -> list[dict[str, Any]]:
     query = (
         select(journal.c.body, journal.c.hash)
-        .where(journal.c.thing_id == thing_id, journal.c.seq > after_seq)
+        .where(_of_thing(thing_id), journal.c.seq > after_seq)
         .order_by(journal.c.seq)
         .limit(limit)
     )
@@ -66,7 +76,7 @@ def events_until(conn: Connection, thing_id: str, at_us: int) -> list[Event]:
     """Every event of the Thing up to and including the instant, in order, for a fold."""
     query = (
         select(journal.c.body)
-        .where(journal.c.thing_id == thing_id, journal.c.ts_us <= at_us)
+        .where(_of_thing(thing_id), journal.c.ts_us <= at_us)
         .order_by(journal.c.seq)
     )
     return [Event.from_canonical(row.body) for row in conn.execute(query)]
@@ -79,7 +89,7 @@ def was_replaced(conn: Connection, thing_id: str, credential_id: str) -> bool:
     query = (
         select(journal.c.seq)
         .where(
-            journal.c.thing_id == thing_id,
+            _of_thing(thing_id),
             journal.c.type == CREDENTIAL_ADDED,
             journal.c.body.like(needle, escape="\\"),
         )
@@ -92,7 +102,7 @@ def has_event(conn: Connection, thing_id: str, type_: str, since_us: int) -> boo
     """Whether the Thing has an event of this type since the instant (its creation, say)."""
     query = (
         select(journal.c.seq)
-        .where(journal.c.thing_id == thing_id, journal.c.type == type_, journal.c.ts_us >= since_us)
+        .where(_of_thing(thing_id), journal.c.type == type_, journal.c.ts_us >= since_us)
         .limit(1)
     )
     return conn.execute(query).first() is not None
@@ -110,16 +120,17 @@ def head_row(conn: Connection) -> tuple[int, str, int]:
 
 def scan(
     conn: Connection, *, up_to: int | None = None, batch: int = 5000
-) -> Iterator[tuple[int, str, str, str, str]]:
-    """Every row (up to seq `up_to`) as (seq, thing_id, type, body, hash), in seq order, a
-    batch at a time."""
+) -> Iterator[tuple[int, str, str, str, str, str]]:
+    """Every row (up to seq `up_to`) as (seq, kind, record_id, type, body, hash), in seq
+    order, a batch at a time."""
     last = -1
     while True:
         rows = (
             conn.execute(
                 select(
                     journal.c.seq,
-                    journal.c.thing_id,
+                    journal.c.kind,
+                    journal.c.record_id,
                     journal.c.type,
                     journal.c.body,
                     journal.c.hash,
@@ -133,5 +144,5 @@ def scan(
         if not rows:
             return
         for row in rows:
-            yield row.seq, row.thing_id, row.type, row.body, row.hash
+            yield row.seq, row.kind, row.record_id, row.type, row.body, row.hash
         last = rows[-1].seq

@@ -100,17 +100,19 @@ thing_links = Table(
 
 # The journal. `body` holds the exact canonical bytes that were hashed (text, not JSONB, so
 # nothing normalises them); the other columns are copies for indexing. `hash` =
-# sha256(previous hash + body).
+# sha256(previous hash + body). `kind` names what `record_id` is: a Thing ("thing"), a token,
+# a claim, a WoT binding (`domain.journal.KINDS`).
 journal = Table(
     "journal",
     metadata,
     Column("seq", BigInteger, primary_key=True, autoincrement=False),
     Column("ts_us", BigInteger, nullable=False),
-    Column("thing_id", String(200), nullable=False),
+    Column("record_id", String(200), nullable=False),
     Column("type", String(40), nullable=False),
     Column("body", Text, nullable=False),
     Column("hash", String(64), nullable=False),
-    Index("ix_journal_thing_seq", "thing_id", "seq"),
+    Column("kind", String(32), nullable=False, server_default="thing"),
+    Index("ix_journal_kind_record_seq", "kind", "record_id", "seq"),
     Index("ix_journal_ts", "ts_us"),
 )
 

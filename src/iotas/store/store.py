@@ -26,7 +26,7 @@ import os
 from collections import ChainMap
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
 
 from sqlalchemy import Connection, Engine, insert, select, update
@@ -34,7 +34,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from iotas.domain import clock
 from iotas.domain.errors import NotFound
-from iotas.domain.journal import Event, chain_hash
+from iotas.domain.journal import THING, Event, apply, chain_hash
 from iotas.domain.merge_patch import JSONObject
 from iotas.domain.things import Thing
 from iotas.store import things_repo
@@ -70,8 +70,8 @@ class WriteTx:
 
     `known` is what the store already knows of Things' current state (the embedded store's
     cache of committed state plus earlier units of the same batch), or None. Units read
-    Things with `thing()` and report what they wrote with `wrote()`, so that the cache only
-    ever learns committed state.
+    Things with `thing()` and change them with `change()`, which tells the batch what it
+    wrote, so that the cache only ever learns committed state.
     """
 
     conn: Connection
@@ -96,7 +96,9 @@ class WriteTx:
         return thing
 
     def wrote(self, thing_id: str, thing: Thing | None) -> None:
-        """Say the unit stored this state (None: deleted) for the Thing."""
+        """Tell the cache the unit stored this state (None: deleted) for the Thing. Only for
+        columns outside the journal (`last_seen`); journaled state changes through `change`,
+        which calls this itself."""
         self.staged[thing_id] = thing
 
     @property
@@ -105,23 +107,28 @@ class WriteTx:
 
     def record(
         self,
-        thing_id: str,
+        record_id: str,
         type_: str,
         *,
         actor: str,
         cause: str | None,
         patch: JSONObject | None,
         before: JSONObject | None = None,
+        kind: str = THING,
     ) -> Event:
+        """Append an event to the journal (a Thing's unless `kind` says otherwise). Units
+        change Things through `change`, which calls this; a token, claim or binding's own
+        unit calls it beside the write of its row."""
         event = Event(
             seq=self.head.seq + 1,
             ts=self.now,
-            thing_id=thing_id,
+            record_id=record_id,
             type=type_,
             actor=actor,
             cause=cause,
             patch=patch,
             before=before,
+            kind=kind,
         )
         body = event.canonical()
         digest = chain_hash(self.head.hash, body)
@@ -129,7 +136,8 @@ class WriteTx:
             {
                 "seq": event.seq,
                 "ts_us": self.ts_us,
-                "thing_id": thing_id,
+                "kind": kind,
+                "record_id": record_id,
                 "type": type_,
                 "body": body.decode(),
                 "hash": digest,
@@ -137,6 +145,53 @@ class WriteTx:
         )
         self.head = Head(event.seq, digest, self.ts_us)
         return event
+
+    def change(
+        self,
+        state: Thing | None,
+        thing_id: str,
+        type_: str,
+        *,
+        actor: str,
+        cause: str | None,
+        patch: JSONObject | None,
+        before: JSONObject | None = None,
+    ) -> Thing | None:
+        """The change path of a Thing: journal the event, fold it into `state` (the Thing as
+        the unit read it, None when it does not exist yet), write the result and tell the
+        cache. Returns the Thing after the event (None: deleted). Nothing else writes a
+        Thing's journaled state."""
+        event = self.record(thing_id, type_, actor=actor, cause=cause, patch=patch, before=before)
+        after = apply(state, event)
+        if after is state:  # an event that changes no state (a Thing's own event, say)
+            return after
+        if state is None:
+            assert after is not None
+            things_repo.insert_thing(self.conn, after)
+        elif after is None:
+            things_repo.delete_thing(self.conn, thing_id)
+        else:
+            things_repo.update_thing(self.conn, state, after)
+        self.wrote(thing_id, after)
+        return after
+
+    def touch(self, thing_ids: list[str], seen_us: int) -> None:
+        """Move `last_seen` of these Things forward (not journaled: every message does it),
+        and the states the cache holds of them with it."""
+        things_repo.touch(self.conn, thing_ids, seen_us)
+        seen = clock.to_rfc3339(seen_us)  # fixed width: compares as the instants do
+        for thing_id in thing_ids:
+            known = self._known_state(thing_id)
+            if known is not None and (known.last_seen is None or known.last_seen < seen):
+                self.wrote(thing_id, replace(known, last_seen=seen))
+
+    def _known_state(self, thing_id: str) -> Thing | None:
+        """What the unit or the cache holds of the Thing, without asking the database."""
+        if thing_id in self.staged:
+            return self.staged[thing_id]
+        if self.known is not None:
+            return self.known.get(thing_id)
+        return None
 
     def flush(self) -> None:
         """Write the events recorded so far (inside the unit's transaction or savepoint)."""
@@ -416,7 +471,8 @@ class SqliteStore(Store):
 
 
 _JOURNAL_INSERT = (
-    "INSERT INTO journal (seq, ts_us, thing_id, type, body, hash) VALUES (?, ?, ?, ?, ?, ?)"
+    "INSERT INTO journal (seq, ts_us, kind, record_id, type, body, hash)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?)"
 )
 
 
@@ -460,7 +516,15 @@ def _run_batch(
             raw.executemany(
                 _JOURNAL_INSERT,
                 [
-                    (e["seq"], e["ts_us"], e["thing_id"], e["type"], e["body"], e["hash"])
+                    (
+                        e["seq"],
+                        e["ts_us"],
+                        e["kind"],
+                        e["record_id"],
+                        e["type"],
+                        e["body"],
+                        e["hash"],
+                    )
                     for e in events
                 ],
             )

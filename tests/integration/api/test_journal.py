@@ -148,7 +148,7 @@ async def _tamper(server: LiveServer, sql: str) -> None:
     [
         ("UPDATE journal SET body = replace(body, '\"n\":3', '\"n\":4') WHERE seq = 5", 5),
         ("DELETE FROM journal WHERE seq = 4", 4),
-        ("UPDATE journal SET thing_id = 'acme:other' WHERE seq = 6", 6),
+        ("UPDATE journal SET record_id = 'acme:other' WHERE seq = 6", 6),
         ("UPDATE journal SET hash = 'x' WHERE seq = 3", 3),
         # Reorder: swap the bodies and hashes of 4 and 5.
         (

@@ -8,6 +8,9 @@ import pytest
 from iotas.domain.errors import TooManyRequests, Unauthenticated
 from iotas.runtime import Runtime
 from iotas.services.auth import Authenticator
+from iotas.services.context import Actor, Context
+
+ADMIN_CTX = Context(Actor("admin"))
 
 
 async def test_failures_are_counted_and_limited_per_source(rt: Runtime) -> None:
@@ -26,7 +29,7 @@ async def test_failures_are_counted_and_limited_per_source(rt: Runtime) -> None:
         await auth.authenticate("Bearer nope", "192.0.2.2")
     # A valid token from the limited source is looked up and let in: tokens cannot be
     # guessed, and a proxy's users share its address.
-    made = await rt.tokens.create({"subject": "behind-the-proxy", "role": "viewer"})
+    made = await rt.tokens.create(ADMIN_CTX, {"subject": "behind-the-proxy", "role": "viewer"})
     actor = await auth.authenticate(f"Bearer {made['token']}", "192.0.2.1")
     assert actor.subject == "behind-the-proxy"
 
@@ -45,7 +48,7 @@ async def test_failures_at_once_each_cost_one(rt: Runtime) -> None:
     with pytest.raises(TooManyRequests):
         await auth.authenticate("Bearer wrong-again", "192.0.2.9")
     # A good token used many times at once from one address (a proxy) is not refused.
-    made = await rt.tokens.create({"subject": "proxy-user", "role": "viewer"})
+    made = await rt.tokens.create(ADMIN_CTX, {"subject": "proxy-user", "role": "viewer"})
     good = f"Bearer {made['token']}"
     fresh = Authenticator(rt.store, failure_burst=2, failure_refill=0.01)
     await asyncio.gather(*(fresh.authenticate(good, "192.0.2.10") for _ in range(10)))

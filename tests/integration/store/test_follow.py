@@ -44,9 +44,12 @@ async def test_follow_by_kind_keeps_what_it_asks_for(rt: Runtime) -> None:
     assert await anext(caught_up) == []  # nothing yet: said at once
     await caught_up.aclose()
     await rt.registry.create(CTX, {"id": "acme:c", "kind": "sensor"})
-    things = follow(rt.journal, rt.signal, start, kinds={"thing"}, idle=60)
-    others = follow(rt.journal, rt.signal, start, kinds={"rollout"}, idle=60)
+    await rt.tokens.create(CTX, {"subject": "ci", "role": "viewer"})
+    things = follow(rt.journal, rt.signal, start, idle=60)  # Things by default
+    tokens = follow(rt.journal, rt.signal, start, kinds={"token"}, idle=60)
+    every = follow(rt.journal, rt.signal, start, kinds=None, idle=60)
     assert [e["type"] for e in await anext(things)] == [THING_CREATED]
-    assert await anext(others) == []
-    await things.aclose()
-    await others.aclose()
+    assert [e["type"] for e in await anext(tokens)] == ["token_created"]
+    assert [e["type"] for e in await anext(every)] == [THING_CREATED, "token_created"]
+    for follower in (things, tokens, every):
+        await follower.aclose()

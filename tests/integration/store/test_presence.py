@@ -3,6 +3,7 @@ the embedded broker does when it starts."""
 
 from __future__ import annotations
 
+from iotas.domain import clock
 from iotas.domain import journal as ev
 from iotas.runtime import Runtime
 from iotas.services.context import Actor, Context
@@ -22,3 +23,15 @@ async def test_disconnect_all_undoes_every_stale_connection_once(rt: Runtime) ->
     assert types.count(ev.THING_CONNECTED) == 3 and types.count(ev.THING_DISCONNECTED) == 3
     assert await rt.registry.disconnect_all(CTX) == 0
     assert (await rt.journal.verify()).ok
+
+
+async def test_a_change_after_a_touch_answers_with_the_new_last_seen(rt: Runtime) -> None:
+    """`touch` is not journaled, yet the store's cached state learns it: the Thing a later
+    change answers with (folded from that state) says when it was last heard from."""
+    await rt.registry.create(CTX, {"id": "acme:t", "kind": "sensor"})
+    await rt.registry.patch_twin(CTX, "acme:t", "reported", {"v": 1})  # cached now
+    seen_us = clock.now_us()
+    await rt.registry.touch(["acme:t"], seen_us)
+    after = await rt.registry.patch_twin(CTX, "acme:t", "reported", {"v": 2})
+    assert after.last_seen == clock.to_rfc3339(seen_us)
+    assert (await rt.registry.get("acme:t")).last_seen == after.last_seen

@@ -1,5 +1,7 @@
 from dataclasses import replace
 
+import orjson
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -87,3 +89,58 @@ def test_presence_credentials_and_device_events_fold() -> None:
     thing = ev.fold([created, online, cred, said, offline])
     assert thing is not None and not thing.connected and thing.revision == 4
     assert set(ev.EVENT_TYPES) >= {ev.THING_CONNECTED, ev.THING_EVENT, ev.CREDENTIAL_REVOKED}
+
+
+def test_a_things_body_keeps_its_form_and_other_kinds_name_theirs() -> None:
+    thing = _event(1, ev.THING_CONNECTED, None)
+    assert orjson.loads(thing.canonical()).keys() == {
+        "seq",
+        "ts",
+        "thing_id",
+        "type",
+        "actor",
+        "cause",
+        "patch",
+        "before",
+    }
+    token = Event(
+        2, thing.ts, "ab12", ev.TOKEN_CREATED, "alice", None, {"id": "ab12"}, kind=ev.TOKEN
+    )
+    body = orjson.loads(token.canonical())
+    assert (body["kind"], body["record_id"]) == ("token", "ab12") and "thing_id" not in body
+    for event in (thing, token):
+        assert Event.from_canonical(event.canonical()) == event
+        parsed = orjson.loads(event.canonical())
+        assert ev.kind_and_id(parsed) == (event.kind, event.record_id)
+
+
+def test_every_kind_has_one_table_and_every_type_applies() -> None:
+    assert set(ev.KINDS) == {ev.THING, ev.TOKEN, ev.CLAIM, ev.WOT_BINDING}
+    assert ev.KINDS[ev.THING] == set(ev.EVENT_TYPES)
+    types = [t for kind in ev.KINDS.values() for t in kind]
+    assert len(types) == len(set(types)), "an event type belongs to one kind"
+    with pytest.raises(ValueError, match="token_exploded"):
+        ev.apply_record(None, _event(1, "token_exploded", None))
+
+
+def test_a_claim_folds_from_its_events() -> None:
+    def claim(seq: int, type_: str, patch: dict | None, actor: str = "alice") -> Event:
+        return Event(
+            seq, f"2026-01-01T00:00:0{seq}Z", "c1", type_, actor, None, patch, kind=ev.CLAIM
+        )
+
+    created = claim(1, ev.CLAIM_CREATED, {"id": "c1", "max_uses": 2})
+    used = claim(2, ev.CLAIM_USED, {"id": "c1", "thing_id": "acme:m-1"}, actor="claim:c1")
+    revoked = claim(3, ev.CLAIM_REVOKED, {"id": "c1"}, actor="bob")
+    assert ev.fold_record([created, used, used, revoked]) == {
+        "id": "c1",
+        "max_uses": 2,
+        "created_at": created.ts,
+        "created_by": "alice",
+        "uses": 2,
+        "revoked_at": revoked.ts,
+        "revoked_by": "bob",
+    }
+    adopted = Event(4, created.ts, "acme:l", ev.WOT_ADOPTED, "a", None, {}, kind=ev.WOT_BINDING)
+    released = replace(adopted, seq=5, type=ev.WOT_RELEASED)
+    assert ev.fold_record([adopted, released]) is None

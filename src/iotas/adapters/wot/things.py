@@ -39,8 +39,8 @@ log = logging.getLogger("iotas.wot")
 
 RECONCILER = "wot-reconciler"
 WATCH_BATCH = 1000
-# How often the leader compares its workers with the bindings, for adoptions and releases
-# made on other nodes that the journal does not show it (a release leaves no event).
+# How often the leader compares its workers with the bindings anyway: adoptions and releases
+# on any node are journaled (and resync at once), this only catches what a failed round missed.
 RESYNC_SECONDS = 10.0
 WATCHED = [
     ev.DESIRED_CHANGED,
@@ -48,7 +48,10 @@ WATCHED = [
     ev.THING_CREATED,
     ev.THING_UPDATED,
     ev.THING_DELETED,
+    ev.WOT_ADOPTED,
+    ev.WOT_RELEASED,
 ]
+WATCHED_KINDS = (ev.THING, ev.WOT_BINDING)
 
 
 def setup(services: Services, controllers: Controllers) -> WotThings:
@@ -145,8 +148,8 @@ class WotThings:
         # else the node that leads starts it (it follows adoptions through the journal)
         return adopted
 
-    async def release(self, thing_id: str) -> None:
-        await self.bindings.release(thing_id)
+    async def release(self, ctx: Context, thing_id: str) -> None:
+        await self.bindings.release(ctx, thing_id)
         worker = self.workers.pop(thing_id, None)
         if worker is not None:
             await worker.stop()
@@ -206,7 +209,12 @@ class WotThings:
         while True:
             try:
                 async for events in follow(
-                    self.rt.journal, self.rt.signal, after, types=WATCHED, batch=WATCH_BATCH
+                    self.rt.journal,
+                    self.rt.signal,
+                    after,
+                    kinds=WATCHED_KINDS,
+                    types=WATCHED,
+                    batch=WATCH_BATCH,
                 ):
                     if events:
                         after = events[-1]["seq"]
@@ -222,6 +230,9 @@ class WotThings:
         have been adopted (a resync is due)."""
         resync = False
         for event in events:
+            if event["type"] in (ev.WOT_ADOPTED, ev.WOT_RELEASED):
+                resync = True  # a binding came or went, on this node or another
+                continue
             thing_id, kind = event["thing_id"], event["type"]
             described = "description" in (event.get("patch") or {})
             worker = self.workers.get(thing_id)

@@ -59,7 +59,7 @@ async def get_adoption(thing_id: str, request: Request, ctx: CanRead) -> Respons
 
 @router.delete("/adoptions/{thing_id}", status_code=204)
 async def release(thing_id: str, request: Request, ctx: CanAdminister) -> Response:
-    await _wot(request).release(thing_id)
+    await _wot(request).release(ctx, thing_id)
     return Response(status_code=204)
 
 

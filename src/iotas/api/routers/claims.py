@@ -53,7 +53,7 @@ async def get_claim(claim_id: str, ctx: Admin, rt: Rt) -> Response:
 
 @router.delete("/claims/{claim_id}", status_code=204)
 async def revoke_claim(claim_id: str, ctx: Admin, rt: Rt) -> Response:
-    await rt.claims.revoke(ctx.actor, claim_id)
+    await rt.claims.revoke(ctx, claim_id)
     return Response(status_code=204)
 
 

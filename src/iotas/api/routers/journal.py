@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from enum import Enum
 from typing import Annotated
 
 from fastapi import APIRouter, Query
@@ -11,6 +12,10 @@ from iotas.api.paging import DEFAULT_LIMIT, Cursor, Limit
 from iotas.api.responses import json_response
 from iotas.api.security import CanRead, Permission, Rt, requires
 from iotas.domain import cursor as cursors
+from iotas.domain import journal as ev
+
+# The kinds of record the journal speaks of (`domain.journal.KINDS`).
+Kind = Enum("Kind", {name: name for name in ev.KINDS}, type=str)  # type: ignore[misc]
 
 router = APIRouter(prefix="/api/v1/journal", tags=["journal"])
 # The chain as a whole speaks of every namespace: never to a namespace-limited token.
@@ -29,10 +34,19 @@ async def feed(
     ] = 0,
     limit: Limit = DEFAULT_LIMIT,
     cursor: Cursor = None,
+    kind: Annotated[
+        Kind | None,
+        Query(description="Only events of this kind of record (all kinds if absent)"),
+    ] = None,
 ) -> Response:
     if cursor is not None:
         after = cursors.decode(cursor, expect="seq", kind=int)
-    events = await rt.journal.feed(after, limit + 1, namespaces=ctx.actor.namespaces)
+    events = await rt.journal.feed(
+        after,
+        limit + 1,
+        namespaces=ctx.actor.namespaces,
+        kinds=None if kind is None else (kind.value,),
+    )
     more = len(events) > limit
     page = events[:limit]
     next_cursor = cursors.encode({"seq": page[-1]["seq"]}) if more else None

@@ -22,7 +22,7 @@ Admin = Annotated[Context, requires(Permission.ADMIN, installation=True)]
 
 @router.post("", status_code=201)
 async def create_token(ctx: Admin, rt: Rt, data: Annotated[Any, body(TokenBody)]) -> Response:
-    created = await rt.tokens.create(data)
+    created = await rt.tokens.create(ctx, data)
     return json_response(created, 201, headers=NO_STORE)
 
 
@@ -33,5 +33,5 @@ async def list_tokens(ctx: Admin, rt: Rt) -> Response:
 
 @router.delete("/{token_id}", status_code=204)
 async def revoke_token(token_id: str, ctx: Admin, rt: Rt) -> Response:
-    await rt.tokens.revoke(token_id)
+    await rt.tokens.revoke(ctx, token_id)
     return Response(status_code=204)
