@@ -22,6 +22,7 @@ import httpx
 import orjson
 import paho.mqtt.client as paho
 import pytest
+from paho.mqtt.enums import CallbackAPIVersion
 
 from e2e.e2e_server import stop as stop_process
 from e2e.e2e_server import wait_healthy
@@ -99,7 +100,7 @@ class Device:
         self._acked: set[int] = set()
         self._lock = threading.Lock()
         self.client = paho.Client(
-            paho.CallbackAPIVersion.VERSION2,
+            CallbackAPIVersion.VERSION2,
             client_id=client_id or thing_id,
             clean_session=clean_session,
             protocol=paho.MQTTv311,
@@ -124,7 +125,7 @@ class Device:
 
     def _on_message(self, _c: Any, _u: Any, message: paho.MQTTMessage) -> None:
         with self._lock:
-            self.messages.append((message.topic, message.payload))
+            self.messages.append((message.topic, bytes(message.payload)))
 
     def _on_publish(self, _c: Any, _u: Any, mid: int, _reason: Any, _p: Any) -> None:
         with self._lock:
@@ -274,7 +275,7 @@ class Iotas:
         """Clear the retained messages left for this test's Things on the shared broker."""
         if not self.shared_broker or not self.things:
             return
-        client = paho.Client(paho.CallbackAPIVersion.VERSION2, client_id="cleanup-" + ns())
+        client = paho.Client(CallbackAPIVersion.VERSION2, client_id="cleanup-" + ns())
         client.connect(*MOSQUITTO, keepalive=30)
         client.loop_start()
         try:

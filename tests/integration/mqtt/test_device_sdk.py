@@ -17,11 +17,12 @@ import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 import orjson
 import paho.mqtt.client as paho
 import pytest
+from paho.mqtt.enums import CallbackAPIVersion
 
 from integration.mqtt.mqtt_support import IN_CI, MOSQUITTO
 from integration.mqtt.mqtt_support import reachable as _reachable
@@ -30,7 +31,14 @@ from iotas.sdk.device import ConnectRefused, ConnectTimeout, MessageDropped
 from support import free_port
 
 WAIT = 5.0  # upper bound of any single wait in these tests
-FAST = {"backoff_initial": 0.1, "backoff_max": 0.4}  # quick reconnects for tests
+
+
+class Backoff(TypedDict):
+    backoff_initial: float
+    backoff_max: float
+
+
+FAST: Backoff = {"backoff_initial": 0.1, "backoff_max": 0.4}  # quick reconnects for tests
 
 pytestmark = pytest.mark.usefixtures("mosquitto")
 
@@ -56,7 +64,7 @@ class Observer:
         self._lock = threading.Lock()
         subscribed = threading.Event()
         self.client = paho.Client(
-            paho.CallbackAPIVersion.VERSION2, client_id=f"observer-{secrets.token_hex(4)}"
+            CallbackAPIVersion.VERSION2, client_id=f"observer-{secrets.token_hex(4)}"
         )
         self.client.on_message = self._record
         self.client.on_subscribe = lambda *_: subscribed.set()
@@ -69,7 +77,7 @@ class Observer:
 
     def _record(self, _client: Any, _userdata: Any, message: paho.MQTTMessage) -> None:
         with self._lock:
-            self.seen.append(Seen(message.topic, message.payload, bool(message.retain)))
+            self.seen.append(Seen(message.topic, bytes(message.payload), bool(message.retain)))
 
     def on(self, topic: str) -> list[Seen]:
         with self._lock:
@@ -99,9 +107,7 @@ def retained(topic: str, address: tuple[str, int] = MOSQUITTO) -> bytes | None:
         got.append(message)
         arrived.set()
 
-    client = paho.Client(
-        paho.CallbackAPIVersion.VERSION2, client_id=f"probe-{secrets.token_hex(4)}"
-    )
+    client = paho.Client(CallbackAPIVersion.VERSION2, client_id=f"probe-{secrets.token_hex(4)}")
     client.on_message = on_message
     client.on_subscribe = lambda *_: subscribed.set()
     client.connect(*address, keepalive=30)
@@ -114,11 +120,11 @@ def retained(topic: str, address: tuple[str, int] = MOSQUITTO) -> bytes | None:
     finally:
         client.disconnect()
         client.loop_stop()
-    return got[0].payload if got and got[0].retain else None
+    return bytes(got[0].payload) if got and got[0].retain else None
 
 
 def publish(topic: str, payload: bytes, *, retain: bool = False) -> None:
-    client = paho.Client(paho.CallbackAPIVersion.VERSION2, client_id=f"pub-{secrets.token_hex(4)}")
+    client = paho.Client(CallbackAPIVersion.VERSION2, client_id=f"pub-{secrets.token_hex(4)}")
     client.connect(*MOSQUITTO, keepalive=30)
     client.loop_start()
     try:
@@ -251,7 +257,7 @@ async def test_reconnects_after_the_broker_drops_it_for_a_takeover(
     async with Device(thing_id, **FAST) as device:
         # Mosquitto disconnects a client when another connects with the same client id.
         intruder = paho.Client(
-            paho.CallbackAPIVersion.VERSION2, client_id=thing_id, reconnect_on_failure=False
+            CallbackAPIVersion.VERSION2, client_id=thing_id, reconnect_on_failure=False
         )
         intruder.connect(*MOSQUITTO, keepalive=30)
         intruder.loop_start()

@@ -15,6 +15,7 @@ from typing import Any
 
 import paho.mqtt.client as paho
 import pytest
+from paho.mqtt.enums import CallbackAPIVersion
 
 from integration.mqtt.mqtt_support import Iotas, eventually
 from integration.mqtt.test_mosquitto_config import Broker, attempt
@@ -49,7 +50,7 @@ class Watched:
         self.up = threading.Event()
         self.down = threading.Event()
         self.code: Any = None
-        self.client = paho.Client(paho.CallbackAPIVersion.VERSION2, client_id=thing_id)
+        self.client = paho.Client(CallbackAPIVersion.VERSION2, client_id=thing_id)
         self.client.username_pw_set(thing_id, secret)
         self.client.on_connect = self._on_connect
         self.client.on_disconnect = lambda *_a: self.down.set()

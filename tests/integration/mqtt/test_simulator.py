@@ -15,6 +15,7 @@ from typing import Any
 import orjson
 import paho.mqtt.client as paho
 import pytest
+from paho.mqtt.enums import CallbackAPIVersion
 
 from integration.mqtt.mqtt_support import MOSQUITTO
 from iotas.sim import Fleet, plan_fleet
@@ -24,9 +25,7 @@ pytestmark = pytest.mark.usefixtures("mosquitto")
 
 
 def _client(prefix: str) -> paho.Client:
-    client = paho.Client(
-        paho.CallbackAPIVersion.VERSION2, client_id=f"{prefix}-{secrets.token_hex(4)}"
-    )
+    client = paho.Client(CallbackAPIVersion.VERSION2, client_id=f"{prefix}-{secrets.token_hex(4)}")
     client.connect(*MOSQUITTO, keepalive=30)
     return client
 
@@ -48,7 +47,7 @@ class Watch:
 
     def _record(self, _c: Any, _u: Any, message: paho.MQTTMessage) -> None:
         with self._lock:
-            self.seen.append((message.topic, message.payload))
+            self.seen.append((message.topic, bytes(message.payload)))
 
     def on(self, thing_id: str, channel: str) -> list[bytes]:
         with self._lock:

@@ -11,7 +11,7 @@ import pytest
 from iotas.adapters.mqtt.batcher import TelemetryBatcher
 from iotas.domain.telemetry import Sample
 
-SAMPLE: list[Sample] = [("t", 1_700_000_000_000_000, 21.5, None)]
+SAMPLE: list[Sample] = [Sample("t", 1_700_000_000_000_000, 21.5, None)]
 
 
 class Flushes:
