@@ -26,7 +26,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from e2e.e2e_server import stop as stop_process
 from e2e.e2e_server import wait_healthy
-from support import free_port
+from support import LiveServer, free_port
 
 MOSQUITTO = ("127.0.0.1", 1883)
 IN_CI = os.environ.get("CI", "").lower() == "true"
@@ -165,6 +165,20 @@ class Device:
             sock = self.client.socket()
             if sock is not None:
                 sock.close()
+
+
+def client_of_mosquitto(server: LiveServer, config_dir: Path, workdir: Path) -> Iotas:
+    """iotas (not started) as a client of the Mosquitto that `iotas broker-config` configured
+    in `config_dir`, with the service account it wrote there, as docs/deployment.md says
+    (`--mqtt-url "$(cat iotas-mqtt-url)"`); on `server`'s database, answering its token."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    node = Iotas("embedded", workdir)
+    node.settings.pop("mqtt_port")
+    node.settings.pop("mqtts_port")
+    node.settings["mqtt_url"] = (config_dir / "iotas-mqtt-url").read_text().strip()
+    node.settings["database_url"] = server.settings.database_url
+    node.settings["admin_token"] = node.token = server.token
+    return node
 
 
 _SERVE = (
