@@ -347,9 +347,10 @@ async def test_the_offline_queue_is_delivered_after_reconnect(
             while device.connected:
                 await asyncio.sleep(0.01)
         waiting = [asyncio.create_task(device.telemetry({"n": n})) for n in range(1, 8)]
-        await asyncio.sleep(0.5)  # a few refused reconnects
+        async with asyncio.timeout(WAIT):  # all seven handed over, and a refused reconnect
+            while device.queued + device.stats.dropped < 7 or not device.stats.connect_failures:
+                await asyncio.sleep(0.01)
         assert device.queued == 5 and device.stats.dropped == 2  # the oldest made room
-        assert device.stats.connect_failures >= 1
         outage.open = True
         done = await asyncio.wait_for(asyncio.gather(*waiting, return_exceptions=True), WAIT)
         assert [type(r) for r in done[:2]] == [MessageDropped, MessageDropped]
@@ -426,7 +427,9 @@ async def test_reconnects_after_the_broker_restarts(
             while device.connected:
                 await asyncio.sleep(0.01)
         pending = asyncio.create_task(device.telemetry({"n": 2}))
-        await asyncio.sleep(0.3)
+        async with asyncio.timeout(WAIT):
+            while not device.queued:
+                await asyncio.sleep(0.01)
         assert not pending.done() and device.queued == 1
         await asyncio.to_thread(private_broker.start)
         await asyncio.wait_for(pending, WAIT)  # acknowledged by the restarted broker
@@ -452,7 +455,9 @@ async def test_an_unreachable_broker_times_out(thing_id: str) -> None:
     started = time.monotonic()
     with pytest.raises(ConnectTimeout, match=r"refused|failed"):
         await device.connect(give_up_after=0.8)
-    assert time.monotonic() - started < 2
+    # It gave up: not after its default 30 s, nor never. (How close to 0.8 s it keeps on a
+    # loaded machine is no test's business.)
+    assert time.monotonic() - started < 10
     assert device.stats.connect_failures >= 2
 
 

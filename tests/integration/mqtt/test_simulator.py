@@ -17,7 +17,7 @@ import paho.mqtt.client as paho
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
-from integration.mqtt.mqtt_support import MOSQUITTO
+from integration.mqtt.mqtt_support import MOSQUITTO, eventually
 from iotas.sim import Fleet, plan_fleet
 from support import free_port
 
@@ -110,7 +110,8 @@ async def test_a_fleet_sends_at_its_rate_follows_desired_and_survives_drops(
     watch = Watch([t.id for t in fleet.things])
     try:
         stats = await asyncio.wait_for(fleet.run(duration=3.0), 15)
-        await asyncio.sleep(0.3)
+        # The last messages are still on their way to the watcher.
+        await eventually(lambda: watch.count("telemetry") >= 90, timeout=10)
     finally:
         watch.close()
 

@@ -95,8 +95,8 @@ async def test_a_put_that_never_answers(client: WotClient, hostile: HostileThing
 async def test_a_hung_request_stalls_nothing_else(client: WotClient, hostile: HostileThing) -> None:
     hung = asyncio.create_task(timed(client.read_property(prop(hostile, "/hang"), "p")))
     await asyncio.sleep(0.05)
-    spent, value = await timed(client.read_property(prop(hostile, "/property"), "p"))
-    assert value == 1 and spent < 0.5, (spent, value)
+    _, value = await timed(client.read_property(prop(hostile, "/property"), "p"))
+    assert value == 1, value
     assert not hung.done()  # still waiting: the fast one did not wait for it
     spent, error = await hung
     assert isinstance(error, ThingUnreachable) and spent < TIMEOUT + 1
@@ -219,12 +219,12 @@ async def test_longpoll_observation(client: WotClient, hostile: HostileThing) ->
         while seen != [5, 6]:
             await asyncio.sleep(0.02)
     task.cancel()
-    started = time.monotonic()
     with contextlib.suppress(asyncio.CancelledError):
-        await task
-    assert time.monotonic() - started < 0.5  # ends cleanly, at once
-    await asyncio.sleep(0.1)
-    assert hostile.open_connections == 0
+        async with asyncio.timeout(3):  # ends cleanly: a hang fails here
+            await task
+    async with asyncio.timeout(3):  # and lets its connection go
+        while hostile.open_connections:
+            await asyncio.sleep(0.02)
 
 
 async def test_sse_events(client: WotClient, hostile: HostileThing) -> None:
