@@ -189,10 +189,11 @@ _SERVE = (
 
 
 class Iotas:
-    """iotas in a subprocess (so a test can SIGKILL it), on SQLite in `workdir`, with devices
-    on the embedded broker (a free port; a device logs in with its Thing id and a secret) or
-    on the Mosquitto at 127.0.0.1:1883 (devices anonymous; iotas its client under an id of
-    its own, with a short session expiry so no stale session of a test lingers there)."""
+    """iotas in a subprocess (so a test can SIGKILL it), on SQLite in `workdir` (or the
+    `database_url` set in its settings), with devices on the embedded broker (a free port; a
+    device logs in with its Thing id and a secret) or on the Mosquitto at 127.0.0.1:1883
+    (devices anonymous; iotas its client under an id of its own, with a short session expiry
+    so no stale session of a test lingers there)."""
 
     def __init__(self, transport: Transport, workdir: Path) -> None:
         self.transport = transport
