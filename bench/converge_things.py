@@ -78,13 +78,13 @@ class Things:
             if method == "GET":
                 return await _answer(send, 200, values[prop])
             if method == "PUT" and prop != "temperature":
-                body = b""
+                raw = b""
                 while True:
                     message = await receive()
-                    body += message.get("body", b"")
+                    raw += message.get("body", b"")
                     if not message.get("more_body"):
                         break
-                values[prop] = json.loads(body)
+                values[prop] = json.loads(raw)
                 self.puts[name] = self.puts.get(name, 0) + 1
                 return await _answer(send, 204)
             return await _answer(send, 405, {"error": "method not allowed"})

@@ -44,6 +44,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
+from paho.mqtt.enums import CallbackAPIVersion
 
 from iotas.services.ca import CertificateAuthority
 
@@ -177,7 +178,7 @@ class Device:
         self.dropped = threading.Event()
         self.dropped_at = 0.0
         self.client = paho.Client(
-            paho.CallbackAPIVersion.VERSION2, client_id=thing_id, protocol=paho.MQTTv311
+            CallbackAPIVersion.VERSION2, client_id=thing_id, protocol=paho.MQTTv311
         )
         self.client.username_pw_set(thing_id, secret)
         self.client.on_connect = self._on_connect

@@ -44,7 +44,8 @@ _SERVICE_PARAMS = {("database_url", "postgresql"): "postgres", ("iotas", "mosqui
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
-        found = {mark for name, mark in _SERVICE_FIXTURES.items() if name in item.fixturenames}
+        fixtures = item.fixturenames if isinstance(item, pytest.Function) else []
+        found = {mark for name, mark in _SERVICE_FIXTURES.items() if name in fixtures}
         callspec = getattr(item, "callspec", None)
         if callspec is not None:
             found |= {

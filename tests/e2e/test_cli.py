@@ -17,8 +17,7 @@ from pathlib import Path
 from typing import IO, Any
 
 import pytest
-from click.testing import Result
-from typer.testing import CliRunner
+from typer.testing import CliRunner, Result
 
 from e2e.e2e_server import ServerProcess, clean_env, server_process
 from iotas.cli.main import app
@@ -304,7 +303,12 @@ def test_journal_tail_follow(live: ServerProcess) -> None:
 def read_until(stream: IO[str], marker: str, timeout: float = 30.0) -> str:
     """Lines of a child's output up to the one containing `marker` (in a thread, bounded)."""
     lines: queue.Queue[str] = queue.Queue()
-    threading.Thread(target=lambda: [lines.put(line) for line in stream], daemon=True).start()
+
+    def pump() -> None:
+        for line in stream:
+            lines.put(line)
+
+    threading.Thread(target=pump, daemon=True).start()
     seen: list[str] = []
     deadline = time.monotonic() + timeout
     while not seen or marker not in seen[-1]:

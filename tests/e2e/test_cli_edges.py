@@ -11,8 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from click.testing import Result
-from typer.testing import CliRunner
+from typer.testing import CliRunner, Result
 
 from e2e.e2e_server import ServerProcess, server_process
 from iotas.cli.main import app
@@ -123,7 +122,9 @@ def test_without_a_token_the_401_says_how_to_give_one(
 def test_up_prints_its_url_and_mqtt_ports(tmp_path: Path) -> None:
     with server_process(tmp_path, broker=True) as server:
         printed = server.output()
-    ports = re.search(r"--mqtt-port (\d+) --mqtts-port (\d+)", " ".join(server.process.args))
+    args = server.process.args
+    assert isinstance(args, list)
+    ports = re.search(r"--mqtt-port (\d+) --mqtts-port (\d+)", " ".join(args))
     assert ports
     assert f"iotas: serving {server.url}" in printed, printed
     assert f"MQTT   mqtt://127.0.0.1:{ports[1]}" in printed, printed

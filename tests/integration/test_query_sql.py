@@ -21,7 +21,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import delete, event, func, select
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects import sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
@@ -540,7 +540,10 @@ def test_field_rows() -> None:
 
 # --- the shape of the SQL ------------------------------------------------------------------
 
-DIALECTS = {"sqlite": sqlite.dialect(), "postgresql": postgresql.asyncpg.dialect()}
+DIALECTS = {
+    "sqlite": sqlite.dialect(),
+    "postgresql": make_url("postgresql+asyncpg://").get_dialect()(),
+}
 
 
 @pytest.mark.parametrize("dialect", sorted(DIALECTS))

@@ -13,7 +13,7 @@ import hashlib
 import logging
 from typing import Any, Protocol
 
-import asyncpg  # type: ignore[import-untyped]  # no stubs; four calls of it here
+import asyncpg  # no stubs (ignore_missing_imports in pyproject); four calls of it here
 
 from iotas.store.store import PostgresStore, Store
 

@@ -179,7 +179,7 @@ async def test_adopt_read_reconcile_drift_and_act(
 
     # Read through the TD's forms: the Thing's values become reported state.
     async def read() -> bool:
-        return (await twin())["reported"] == {"setpoint": 20.0, "temperature": 19.5}
+        return bool((await twin())["reported"] == {"setpoint": 20.0, "temperature": 19.5})
 
     await eventually(read)
     # The TD is served as given, and is valid.
@@ -191,7 +191,7 @@ async def test_adopt_read_reconcile_drift_and_act(
     await c.patch(f"{thing}/twin/desired", json={"setpoint": 22.5})
 
     async def synced() -> bool:
-        return (await twin())["status"] == "in_sync"
+        return bool((await twin())["status"] == "in_sync")
 
     await eventually(synced)
     assert thermostat.values["setpoint"] == 22.5
@@ -255,7 +255,7 @@ async def test_refused_writes_are_retried_and_a_silent_thing_is_unreachable(
         return body
 
     async def read() -> bool:
-        return (await twin())["reported"].get("setpoint") == 20.0
+        return bool((await twin())["reported"].get("setpoint") == 20.0)
 
     await eventually(read)
     # Adopted again with a wrong password: the Thing refuses every write (401); iotas retries
@@ -291,7 +291,7 @@ async def test_refused_writes_are_retried_and_a_silent_thing_is_unreachable(
     await thermostat.stop()
 
     async def unreachable() -> bool:
-        return (await twin())["status"] == "unreachable"
+        return bool((await twin())["status"] == "unreachable")
 
     await eventually(unreachable, within=15)
     items = (await c.get(f"{thing}/history", params={"limit": 500})).json()["items"]

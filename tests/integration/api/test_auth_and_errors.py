@@ -126,7 +126,7 @@ async def test_malformed_input_is_a_4xx_problem(
 async def test_malformed_patches_and_versions(server: LiveServer) -> None:
     c = server.client
     assert (await c.post("/api/v1/things", json={"id": "acme:a", "kind": "p"})).status_code == 201
-    cases = [
+    cases: list[tuple[str, str, dict[str, Any]]] = [
         ("PATCH", "/api/v1/things/acme:a", {"json": {"id": "acme:b"}}),
         ("PATCH", "/api/v1/things/acme:a", {"json": {"kind": None}}),
         ("PATCH", "/api/v1/things/acme:a", {"json": {"labels": {"k": 5}}}),

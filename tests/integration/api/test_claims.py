@@ -83,7 +83,7 @@ async def test_a_device_provisions_itself_from_the_template(server: LiveServer) 
     ca = (await c.get("/api/v1/ca")).text
     assert body["ca_certificate"] == ca
     cert = check_issued(body["certificate"], ca, "acme:meter-SN-1")
-    assert cert.public_key().public_numbers() == key.public_key().public_numbers()
+    assert cert.public_key() == key.public_key()
     assert body["credential"]["type"] == "x509"
     assert body["credential"]["thing_id"] == "acme:meter-SN-1"
     assert body["endpoints"]["http"] == server.url
@@ -109,7 +109,7 @@ async def test_a_device_provisions_itself_from_the_template(server: LiveServer) 
     private = serialization.load_pem_private_key(pem["private_key"].encode(), password=None)
     cert = check_issued(pem["certificate"], ca, "acme:meter-SN-2")
     assert isinstance(private, ec.EllipticCurvePrivateKey)
-    assert cert.public_key().public_numbers() == private.public_key().public_numbers()
+    assert cert.public_key() == private.public_key()
     assert (await c.get(f"/api/v1/claims/{claim['id']}")).json()["uses"] == 2
 
 
@@ -120,7 +120,7 @@ async def test_the_sdk_helper_keeps_the_key_on_the_device(server: LiveServer) ->
     cert = x509.load_pem_x509_certificate(done.certificate.encode())
     assert done.private_key is not None
     key = serialization.load_pem_private_key(done.private_key.encode(), password=None)
-    assert cert.public_key().public_numbers() == key.public_key().public_numbers()  # type: ignore[union-attr]
+    assert cert.public_key() == key.public_key()
     assert done.ca_certificate.startswith("-----BEGIN CERTIFICATE-----")
     # With the device's own CSR, no key comes back at all.
     own = await provision(
@@ -235,6 +235,7 @@ async def test_expired_revoked_and_unknown_claims_are_refused(server: LiveServer
 async def test_bad_serials_and_csrs_are_refused_and_cost_nothing(server: LiveServer) -> None:
     claim = await make_claim(server, max_uses=2)
     good = csr_for(ec.generate_private_key(ec.SECP256R1()))
+    body: object  # JSON bodies of every shape, right and wrong
     for body in (
         {"serial": "a/b"},
         {"serial": ""},
@@ -261,6 +262,7 @@ async def test_bad_serials_and_csrs_are_refused_and_cost_nothing(server: LiveSer
 
 async def test_claims_are_validated(server: LiveServer) -> None:
     c = server.client
+    body: object  # JSON bodies of every shape, right and wrong
     for body in (
         {},
         {"template": {"kind": "meter"}},

@@ -228,8 +228,11 @@ async def test_events_stream_and_resume(server: LiveServer) -> None:
     c = server.client
     received: list[tuple[str, str, dict[str, Any]]] = []
 
+    ready = asyncio.Event()  # the answer's headers are in: the stream's start is fixed
+
     async def listen(headers: dict[str, str], count: int) -> None:
         async with aconnect_sse(c, "GET", "/tdd/events", headers=headers) as source:
+            ready.set()
             async for sse in source.aiter_sse():
                 if not sse.data:  # the `retry:` preamble
                     continue
@@ -238,7 +241,7 @@ async def test_events_stream_and_resume(server: LiveServer) -> None:
                     return
 
     task = asyncio.create_task(listen({}, 2))
-    await asyncio.sleep(0.3)
+    await asyncio.wait_for(ready.wait(), 10)
     await c.put(td_url("urn:lamp:a"), json=lamp("urn:lamp:a"))
     await c.post("/api/v1/things", json={"id": "acme:pump-9", "kind": "pump"})
     await asyncio.wait_for(task, 10)

@@ -18,14 +18,18 @@ async def _read(
     params: dict[str, Any] | None = None,
     headers: dict[str, str] | None = None,
     timeout: float = 10.0,
+    ready: asyncio.Event | None = None,
 ) -> list[dict[str, Any]]:
-    """Read `count` events from the stream, then drop the connection."""
+    """Read `count` events from the stream, then drop the connection. `ready` is set once
+    the answer's headers are in: the stream's starting point is fixed by then."""
     events: list[dict[str, Any]] = []
 
     async def consume() -> None:
         async with client.stream("GET", "/api/v1/events", params=params, headers=headers) as r:
             assert r.status_code == 200
             assert r.headers["content-type"].startswith("text/event-stream")
+            if ready is not None:
+                ready.set()
             frame: dict[str, str] = {}
             async for line in r.aiter_lines():
                 if line == "":
@@ -75,8 +79,9 @@ async def test_stream_filters_and_resumes_without_loss_or_repeat(server: LiveSer
 async def test_stream_without_a_start_only_shows_new_events(server: LiveServer) -> None:
     c = server.client
     await c.post("/api/v1/things", json={"id": "acme:a", "kind": "pump"})
-    reader = asyncio.create_task(_read(c, 1))
-    await asyncio.sleep(0.3)
+    ready = asyncio.Event()
+    reader = asyncio.create_task(_read(c, 1, ready=ready))
+    await asyncio.wait_for(ready.wait(), 10)
     await c.delete("/api/v1/things/acme:a")
     (event,) = await reader
     assert event["type"] == "thing_deleted" and event["seq"] == 2

@@ -20,6 +20,7 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -27,6 +28,7 @@ import schemathesis
 import uvicorn
 from hypothesis import HealthCheck, given, settings
 from schemathesis import checks
+from schemathesis.core.result import Err
 
 from iotas.api.app import create_app
 from iotas.api.openapi import _SERVED, PUBLIC_PATHS
@@ -90,6 +92,7 @@ def test_every_answer_is_documented(api_url: str) -> None:
     failures: list[str] = []
     tested = 0
     for result in schema.exclude(path_regex=STREAMS).get_all_operations():
+        assert not isinstance(result, Err), result.err()
         operation = result.ok()
 
         @given(case=operation.as_strategy())
@@ -100,7 +103,7 @@ def test_every_answer_is_documented(api_url: str) -> None:
             derandomize=True,  # the same requests every run: a failure is reproducible
             database=None,
         )
-        def check(case: schemathesis.Case) -> None:
+        def check(case: schemathesis.Case[Any]) -> None:
             case.call_and_validate(
                 base_url=api_url,
                 headers={"Authorization": f"Bearer {TOKEN}"},

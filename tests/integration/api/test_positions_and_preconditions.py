@@ -25,8 +25,8 @@ def _cursor(position: object) -> str:
     return base64.urlsafe_b64encode(json.dumps(position).encode()).decode().rstrip("=")
 
 
-def _header(name: str, value: str) -> dict[str, bytes]:
-    return {name: value.encode("latin-1")}  # HTTP header values are bytes; '²' is one
+def _header(name: str, value: str) -> dict[bytes, bytes]:
+    return {name.encode(): value.encode("latin-1")}  # HTTP header values are bytes; '²' is one
 
 
 def _is_problem(response: httpx.Response, status: int = 400) -> None:

@@ -84,6 +84,7 @@ async def test_release_needs_a_new_credential(server: LiveServer) -> None:
     )
     assert not_quarantined.status_code == 409
     await c.post(f"{THING}/quarantine", json={"reason": "stolen"})
+    body: object  # JSON bodies of every shape, right and wrong
     for body in ({}, {"credential": None}, {"credential": {"type": "magic"}}, []):
         response = await c.post(f"{THING}/quarantine/release", json=body)
         assert response.status_code == 400, body
@@ -108,6 +109,7 @@ async def test_bad_quarantine_requests(server: LiveServer) -> None:
         await c.post("/api/v1/things/acme:none/quarantine", json={"reason": "x"})
     ).status_code == 404
     await c.post("/api/v1/things", json={"id": "acme:q", "kind": "k"})
+    body: object  # JSON bodies of every shape, right and wrong
     for body in ({}, {"reason": ""}, {"reason": "  "}, {"reason": 3}, {"reason": "x" * 600}, []):
         response = await c.post("/api/v1/things/acme:q/quarantine", json=body)
         assert response.status_code == 400, body

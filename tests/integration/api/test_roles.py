@@ -112,6 +112,7 @@ async def test_tokens_are_made_listed_expire_and_are_revoked(server: LiveServer)
         await asyncio.sleep(1.5)
         expired = await anon.get("/api/v1/things", headers={"Authorization": f"Bearer {short}"})
         assert expired.status_code == 401
+    body: object  # JSON bodies of every shape, right and wrong
     for body in (
         {"subject": "x", "role": "root"},
         {"subject": "", "role": "viewer"},

@@ -69,6 +69,7 @@ async def test_bad_snapshot_requests(server: LiveServer) -> None:
     c = server.client
     assert (await c.post("/api/v1/things/acme:none/snapshots")).status_code == 404
     await c.post("/api/v1/things", json={"id": "acme:s", "kind": "k"})
+    body: object  # JSON bodies of every shape, right and wrong
     for body in ({"reason": 5}, {"why": "x"}, [], {"reason": "x" * 600}):
         response = await c.post("/api/v1/things/acme:s/snapshots", json=body)
         assert response.status_code == 400, body

@@ -55,14 +55,14 @@ async def test_csr_signed_and_key_pair_made(server: LiveServer) -> None:
     assert body["type"] == "x509" and "private_key" not in body and "secret" not in body
     assert body["ca_certificate"] == ca.text
     cert = check_issued(body["certificate"], ca.text, "acme:cam-1")
-    assert cert.public_key().public_numbers() == device_key.public_key().public_numbers()
+    assert cert.public_key() == device_key.public_key()
     assert signed.headers["cache-control"] == "no-store"
 
     made = (await c.post("/api/v1/things/acme:cam-1/credentials", json={"type": "x509"})).json()
     key = serialization.load_pem_private_key(made["private_key"].encode(), password=None)
     cert = check_issued(made["certificate"], ca.text, "acme:cam-1")
     assert isinstance(key, ec.EllipticCurvePrivateKey)
-    assert cert.public_key().public_numbers() == key.public_key().public_numbers()
+    assert cert.public_key() == key.public_key()
 
     # Listed (never with a key or certificate), journaled, revocable.
     listed = (await c.get("/api/v1/things/acme:cam-1/credentials")).json()["items"]

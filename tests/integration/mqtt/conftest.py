@@ -16,11 +16,21 @@ def mosquitto() -> None:
     require_mosquitto()
 
 
-@pytest.fixture(params=TRANSPORTS)
+@pytest.fixture(
+    params=[
+        "embedded",
+        "mosquitto",
+        pytest.param("mosquitto-postgresql", marks=[pytest.mark.mosquitto, pytest.mark.postgres]),
+    ]
+)
 def iotas(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Iotas]:
-    """iotas running in a subprocess, once with the embedded broker and once as a client of
-    the Mosquitto at 127.0.0.1:1883."""
-    yield from _running(request.param, tmp_path)
+    """iotas running in a subprocess: with the embedded broker on SQLite (embedded mode), and
+    as a client of the Mosquitto at 127.0.0.1:1883 on SQLite and on PostgreSQL (production
+    mode). A test may ask for some of them: `parametrize("iotas", ["embedded"], indirect=True)`.
+    """
+    transport, _, backend = str(request.param).partition("-")
+    database_url = request.getfixturevalue("pg_database") if backend == "postgresql" else None
+    yield from _running(_transport(transport), tmp_path, database_url)
 
 
 @pytest.fixture(scope="module")
@@ -30,10 +40,19 @@ def embedded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Iotas]:
     yield from _running("embedded", tmp_path_factory.mktemp("embedded"))
 
 
-def _running(transport: Transport, tmp_path: Path) -> Iterator[Iotas]:
+def _transport(name: str) -> Transport:
+    assert name in TRANSPORTS, name
+    return "embedded" if name == "embedded" else "mosquitto"
+
+
+def _running(
+    transport: Transport, tmp_path: Path, database_url: str | None = None
+) -> Iterator[Iotas]:
     if transport == "mosquitto":
         require_mosquitto()
     node = Iotas(transport, tmp_path)
+    if database_url is not None:
+        node.settings["database_url"] = database_url
     node.start()
     try:
         yield node

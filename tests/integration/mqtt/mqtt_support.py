@@ -22,10 +22,11 @@ import httpx
 import orjson
 import paho.mqtt.client as paho
 import pytest
+from paho.mqtt.enums import CallbackAPIVersion
 
 from e2e.e2e_server import stop as stop_process
 from e2e.e2e_server import wait_healthy
-from support import free_port
+from support import LiveServer, free_port
 
 MOSQUITTO = ("127.0.0.1", 1883)
 IN_CI = os.environ.get("CI", "").lower() == "true"
@@ -99,7 +100,7 @@ class Device:
         self._acked: set[int] = set()
         self._lock = threading.Lock()
         self.client = paho.Client(
-            paho.CallbackAPIVersion.VERSION2,
+            CallbackAPIVersion.VERSION2,
             client_id=client_id or thing_id,
             clean_session=clean_session,
             protocol=paho.MQTTv311,
@@ -124,7 +125,7 @@ class Device:
 
     def _on_message(self, _c: Any, _u: Any, message: paho.MQTTMessage) -> None:
         with self._lock:
-            self.messages.append((message.topic, message.payload))
+            self.messages.append((message.topic, bytes(message.payload)))
 
     def _on_publish(self, _c: Any, _u: Any, mid: int, _reason: Any, _p: Any) -> None:
         with self._lock:
@@ -166,6 +167,20 @@ class Device:
                 sock.close()
 
 
+def client_of_mosquitto(server: LiveServer, config_dir: Path, workdir: Path) -> Iotas:
+    """iotas (not started) as a client of the Mosquitto that `iotas broker-config` configured
+    in `config_dir`, with the service account it wrote there, as docs/deployment.md says
+    (`--mqtt-url "$(cat iotas-mqtt-url)"`); on `server`'s database, answering its token."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    node = Iotas("embedded", workdir)
+    node.settings.pop("mqtt_port")
+    node.settings.pop("mqtts_port")
+    node.settings["mqtt_url"] = (config_dir / "iotas-mqtt-url").read_text().strip()
+    node.settings["database_url"] = server.settings.database_url
+    node.settings["admin_token"] = node.token = server.token
+    return node
+
+
 _SERVE = (
     "import json, sys; from pathlib import Path; from iotas.server import serve; "
     "from iotas.settings import Settings; s = json.loads(sys.argv[1]); "
@@ -174,10 +189,11 @@ _SERVE = (
 
 
 class Iotas:
-    """iotas in a subprocess (so a test can SIGKILL it), on SQLite in `workdir`, with devices
-    on the embedded broker (a free port; a device logs in with its Thing id and a secret) or
-    on the Mosquitto at 127.0.0.1:1883 (devices anonymous; iotas its client under an id of
-    its own, with a short session expiry so no stale session of a test lingers there)."""
+    """iotas in a subprocess (so a test can SIGKILL it), on SQLite in `workdir` (or the
+    `database_url` set in its settings), with devices on the embedded broker (a free port; a
+    device logs in with its Thing id and a secret) or on the Mosquitto at 127.0.0.1:1883
+    (devices anonymous; iotas its client under an id of its own, with a short session expiry
+    so no stale session of a test lingers there)."""
 
     def __init__(self, transport: Transport, workdir: Path) -> None:
         self.transport = transport
@@ -274,7 +290,7 @@ class Iotas:
         """Clear the retained messages left for this test's Things on the shared broker."""
         if not self.shared_broker or not self.things:
             return
-        client = paho.Client(paho.CallbackAPIVersion.VERSION2, client_id="cleanup-" + ns())
+        client = paho.Client(CallbackAPIVersion.VERSION2, client_id="cleanup-" + ns())
         client.connect(*MOSQUITTO, keepalive=30)
         client.loop_start()
         try:

@@ -17,11 +17,12 @@ import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 import orjson
 import paho.mqtt.client as paho
 import pytest
+from paho.mqtt.enums import CallbackAPIVersion
 
 from integration.mqtt.mqtt_support import IN_CI, MOSQUITTO
 from integration.mqtt.mqtt_support import reachable as _reachable
@@ -30,7 +31,14 @@ from iotas.sdk.device import ConnectRefused, ConnectTimeout, MessageDropped
 from support import free_port
 
 WAIT = 5.0  # upper bound of any single wait in these tests
-FAST = {"backoff_initial": 0.1, "backoff_max": 0.4}  # quick reconnects for tests
+
+
+class Backoff(TypedDict):
+    backoff_initial: float
+    backoff_max: float
+
+
+FAST: Backoff = {"backoff_initial": 0.1, "backoff_max": 0.4}  # quick reconnects for tests
 
 pytestmark = pytest.mark.usefixtures("mosquitto")
 
@@ -56,7 +64,7 @@ class Observer:
         self._lock = threading.Lock()
         subscribed = threading.Event()
         self.client = paho.Client(
-            paho.CallbackAPIVersion.VERSION2, client_id=f"observer-{secrets.token_hex(4)}"
+            CallbackAPIVersion.VERSION2, client_id=f"observer-{secrets.token_hex(4)}"
         )
         self.client.on_message = self._record
         self.client.on_subscribe = lambda *_: subscribed.set()
@@ -69,7 +77,7 @@ class Observer:
 
     def _record(self, _client: Any, _userdata: Any, message: paho.MQTTMessage) -> None:
         with self._lock:
-            self.seen.append(Seen(message.topic, message.payload, bool(message.retain)))
+            self.seen.append(Seen(message.topic, bytes(message.payload), bool(message.retain)))
 
     def on(self, topic: str) -> list[Seen]:
         with self._lock:
@@ -99,9 +107,7 @@ def retained(topic: str, address: tuple[str, int] = MOSQUITTO) -> bytes | None:
         got.append(message)
         arrived.set()
 
-    client = paho.Client(
-        paho.CallbackAPIVersion.VERSION2, client_id=f"probe-{secrets.token_hex(4)}"
-    )
+    client = paho.Client(CallbackAPIVersion.VERSION2, client_id=f"probe-{secrets.token_hex(4)}")
     client.on_message = on_message
     client.on_subscribe = lambda *_: subscribed.set()
     client.connect(*address, keepalive=30)
@@ -114,11 +120,11 @@ def retained(topic: str, address: tuple[str, int] = MOSQUITTO) -> bytes | None:
     finally:
         client.disconnect()
         client.loop_stop()
-    return got[0].payload if got and got[0].retain else None
+    return bytes(got[0].payload) if got and got[0].retain else None
 
 
 def publish(topic: str, payload: bytes, *, retain: bool = False) -> None:
-    client = paho.Client(paho.CallbackAPIVersion.VERSION2, client_id=f"pub-{secrets.token_hex(4)}")
+    client = paho.Client(CallbackAPIVersion.VERSION2, client_id=f"pub-{secrets.token_hex(4)}")
     client.connect(*MOSQUITTO, keepalive=30)
     client.loop_start()
     try:
@@ -251,7 +257,7 @@ async def test_reconnects_after_the_broker_drops_it_for_a_takeover(
     async with Device(thing_id, **FAST) as device:
         # Mosquitto disconnects a client when another connects with the same client id.
         intruder = paho.Client(
-            paho.CallbackAPIVersion.VERSION2, client_id=thing_id, reconnect_on_failure=False
+            CallbackAPIVersion.VERSION2, client_id=thing_id, reconnect_on_failure=False
         )
         intruder.connect(*MOSQUITTO, keepalive=30)
         intruder.loop_start()
@@ -341,9 +347,10 @@ async def test_the_offline_queue_is_delivered_after_reconnect(
             while device.connected:
                 await asyncio.sleep(0.01)
         waiting = [asyncio.create_task(device.telemetry({"n": n})) for n in range(1, 8)]
-        await asyncio.sleep(0.5)  # a few refused reconnects
+        async with asyncio.timeout(WAIT):  # all seven handed over, and a refused reconnect
+            while device.queued + device.stats.dropped < 7 or not device.stats.connect_failures:
+                await asyncio.sleep(0.01)
         assert device.queued == 5 and device.stats.dropped == 2  # the oldest made room
-        assert device.stats.connect_failures >= 1
         outage.open = True
         done = await asyncio.wait_for(asyncio.gather(*waiting, return_exceptions=True), WAIT)
         assert [type(r) for r in done[:2]] == [MessageDropped, MessageDropped]
@@ -420,7 +427,9 @@ async def test_reconnects_after_the_broker_restarts(
             while device.connected:
                 await asyncio.sleep(0.01)
         pending = asyncio.create_task(device.telemetry({"n": 2}))
-        await asyncio.sleep(0.3)
+        async with asyncio.timeout(WAIT):
+            while not device.queued:
+                await asyncio.sleep(0.01)
         assert not pending.done() and device.queued == 1
         await asyncio.to_thread(private_broker.start)
         await asyncio.wait_for(pending, WAIT)  # acknowledged by the restarted broker
@@ -446,7 +455,9 @@ async def test_an_unreachable_broker_times_out(thing_id: str) -> None:
     started = time.monotonic()
     with pytest.raises(ConnectTimeout, match=r"refused|failed"):
         await device.connect(give_up_after=0.8)
-    assert time.monotonic() - started < 2
+    # It gave up: not after its default 30 s, nor never. (How close to 0.8 s it keeps on a
+    # loaded machine is no test's business.)
+    assert time.monotonic() - started < 10
     assert device.stats.connect_failures >= 2
 
 

@@ -13,6 +13,7 @@ from typing import Any
 import httpx
 import paho.mqtt.client as paho
 import pytest
+from paho.mqtt.enums import CallbackAPIVersion
 
 from integration.mqtt.mqtt_support import Iotas
 
@@ -39,9 +40,7 @@ def refused(node: Iotas, thing_id: str, secret: str, source: str = "127.0.0.1") 
         codes.append(reason)
         answered.set()
 
-    client = paho.Client(
-        paho.CallbackAPIVersion.VERSION2, client_id=thing_id, protocol=paho.MQTTv311
-    )
+    client = paho.Client(CallbackAPIVersion.VERSION2, client_id=thing_id, protocol=paho.MQTTv311)
     client.username_pw_set(thing_id, secret)
     client.on_connect = on_connect
     client.connect(*node.mqtt, keepalive=30, bind_address=source)

@@ -24,6 +24,7 @@ from typing import Any
 import orjson
 import paho.mqtt.client as paho
 import pytest
+from paho.mqtt.enums import CallbackAPIVersion
 
 from integration.mqtt.mqtt_support import IN_CI
 from support import LiveServer, free_port
@@ -98,13 +99,13 @@ class Mqtt:
 
     def __init__(self, port: int, username: str, password: str, client_id: str) -> None:
         self.port = port
-        self.client = paho.Client(paho.CallbackAPIVersion.VERSION2, client_id=client_id)
+        self.client = paho.Client(CallbackAPIVersion.VERSION2, client_id=client_id)
         self.client.username_pw_set(username, password)
         self.messages: queue.Queue[tuple[str, bytes]] = queue.Queue()
         self.connack: queue.Queue[Any] = queue.Queue()
         self.subacks: dict[int, queue.Queue[list[Any]]] = {}
         self.client.on_connect = lambda c, u, f, rc, p: self.connack.put(rc)
-        self.client.on_message = lambda c, u, m: self.messages.put((m.topic, m.payload))
+        self.client.on_message = lambda c, u, m: self.messages.put((m.topic, bytes(m.payload)))
         self.client.on_subscribe = lambda c, u, mid, codes, p: self._suback(mid).put(codes)
 
     def _suback(self, mid: int) -> queue.Queue[list[Any]]:
@@ -123,6 +124,7 @@ class Mqtt:
     def subscribe(self, topic: str) -> bool:
         """True when granted; False when the broker refused it (SUBACK 0x80)."""
         _, mid = self.client.subscribe(topic, qos=1)
+        assert mid is not None, "paho refused the SUBSCRIBE"
         [code] = self._suback(mid).get(timeout=WAIT)
         return not code.is_failure
 

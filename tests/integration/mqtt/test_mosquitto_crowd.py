@@ -18,7 +18,7 @@ from integration.mqtt.crowd import (
     set_desired,
     wait_own_desired,
 )
-from integration.mqtt.mqtt_support import Iotas, ns
+from integration.mqtt.mqtt_support import client_of_mosquitto, ns
 from integration.mqtt.test_mosquitto_config import Broker, _generate, out_dir
 from support import LiveServer, free_port
 
@@ -53,14 +53,8 @@ async def test_no_device_receives_another_devices_topics_on_mosquitto(
     port = free_port()
     report = await _generate(server, out_dir, port)
     assert report["things"] == len(fleet)
-    service = (out_dir / "iotas.secret").read_text().strip()
     broker = Broker(out_dir / "mosquitto.conf", port)
-    node = Iotas("embedded", node_dir)
-    node.settings.pop("mqtt_port")
-    node.settings.pop("mqtts_port")
-    node.settings["mqtt_url"] = f"mqtt://iotas:{service}@127.0.0.1:{port}"
-    node.settings["database_url"] = server.settings.database_url
-    node.settings["admin_token"] = node.token = server.token
+    node = client_of_mosquitto(server, out_dir, node_dir)
     try:
         await asyncio.to_thread(broker.start)
         await asyncio.to_thread(node.start)

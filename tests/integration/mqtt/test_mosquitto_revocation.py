@@ -15,8 +15,9 @@ from typing import Any
 
 import paho.mqtt.client as paho
 import pytest
+from paho.mqtt.enums import CallbackAPIVersion
 
-from integration.mqtt.mqtt_support import Iotas, eventually
+from integration.mqtt.mqtt_support import client_of_mosquitto, eventually
 from integration.mqtt.test_mosquitto_config import Broker, attempt
 from integration.mqtt.test_mosquitto_tls import (
     TlsMqtt,
@@ -49,7 +50,7 @@ class Watched:
         self.up = threading.Event()
         self.down = threading.Event()
         self.code: Any = None
-        self.client = paho.Client(paho.CallbackAPIVersion.VERSION2, client_id=thing_id)
+        self.client = paho.Client(CallbackAPIVersion.VERSION2, client_id=thing_id)
         self.client.username_pw_set(thing_id, secret)
         self.client.on_connect = self._on_connect
         self.client.on_disconnect = lambda *_a: self.down.set()
@@ -87,14 +88,8 @@ async def test_quarantine_cuts_the_device_off_at_mosquitto(
     r_files = _save(tmp_path, "r", cert)
     port, tls_port = free_port(), free_port()
     await _generate(server, out_dir, port, tls_port)
-    service = (out_dir / "iotas.secret").read_text().strip()
     broker = Broker(out_dir / "mosquitto.conf", port)
-    node = Iotas("embedded", node_dir)
-    node.settings.pop("mqtt_port")
-    node.settings.pop("mqtts_port")
-    node.settings["mqtt_url"] = f"mqtt://iotas:{service}@127.0.0.1:{port}"
-    node.settings["database_url"] = server.settings.database_url
-    node.settings["admin_token"] = node.token = server.token
+    node = client_of_mosquitto(server, out_dir, node_dir)
     try:
         await asyncio.to_thread(broker.start)
         await asyncio.to_thread(_wait_listening, tls_port)

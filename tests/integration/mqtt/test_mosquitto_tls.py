@@ -29,6 +29,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
+from paho.mqtt.enums import CallbackAPIVersion
 
 from integration.mqtt.mqtt_support import IN_CI
 from integration.mqtt.test_mosquitto_config import WAIT, Broker, Mqtt, _cli, attempt
@@ -66,7 +67,7 @@ class TlsMqtt(Mqtt):
 
     def __init__(self, port: int, client_id: str, ca: Path, cert: tuple[Path, Path] | None):
         self.port = port
-        self.client = paho.Client(paho.CallbackAPIVersion.VERSION2, client_id=client_id)
+        self.client = paho.Client(CallbackAPIVersion.VERSION2, client_id=client_id)
         context = ssl.create_default_context(cafile=str(ca))
         if cert is not None:
             context.load_cert_chain(str(cert[0]), str(cert[1]))
@@ -75,7 +76,7 @@ class TlsMqtt(Mqtt):
         self.connack: queue.Queue[Any] = queue.Queue()
         self.subacks: dict[int, queue.Queue[list[Any]]] = {}
         self.client.on_connect = lambda c, u, f, rc, p: self.connack.put(rc)
-        self.client.on_message = lambda c, u, m: self.messages.put((m.topic, m.payload))
+        self.client.on_message = lambda c, u, m: self.messages.put((m.topic, bytes(m.payload)))
         self.client.on_subscribe = lambda c, u, mid, codes, p: self._suback(mid).put(codes)
 
     def connect(self) -> bool:
@@ -340,6 +341,7 @@ async def test_crl_and_server_certificates_over_the_api(server: LiveServer) -> N
     cert = x509.load_pem_x509_certificate(issued.json()["certificate"].encode())
     assert cert.issuer == ca_cert.subject
     assert serialization.load_pem_private_key(issued.json()["private_key"].encode(), None)
+    body: object  # JSON bodies of every shape, right and wrong
     for body in ({}, {"hosts": []}, {"hosts": ["bad name"]}, {"hosts": ["x"], "csr": "y"}):
         refused = await c.post("/api/v1/ca/server-certificates", json=body)
         assert refused.status_code == 400, body

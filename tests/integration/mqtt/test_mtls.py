@@ -14,6 +14,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
+from paho.mqtt.enums import CallbackAPIVersion
 
 from integration.mqtt.mqtt_support import Iotas, eventually
 from iotas.services.ca import CertificateAuthority
@@ -34,14 +35,14 @@ class TlsDevice:
         self.connack: Any = None
         self.connected = threading.Event()
         self.client = paho.Client(
-            paho.CallbackAPIVersion.VERSION2, client_id=client_id, protocol=paho.MQTTv311
+            CallbackAPIVersion.VERSION2, client_id=client_id, protocol=paho.MQTTv311
         )
         context = ssl.create_default_context(cafile=str(ca))
         if cert is not None:
             context.load_cert_chain(str(cert[0]), str(cert[1]))
         self.client.tls_set_context(context)
         self.client.on_connect = self._on_connect
-        self.client.on_message = lambda _c, _u, m: self.messages.append((m.topic, m.payload))
+        self.client.on_message = lambda _c, _u, m: self.messages.append((m.topic, bytes(m.payload)))
         self.client.on_subscribe = lambda _c, _u, _m, codes, _p: self.granted.extend(codes)
         self.client.connect(*address, keepalive=30)
         self.client.loop_start()

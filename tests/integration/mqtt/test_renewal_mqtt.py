@@ -50,7 +50,7 @@ async def test_renewal_over_mqtt(iotas: Iotas) -> None:
             replaced = answer["replaces"]
             assert isinstance(replaced, dict) and replaced["id"] == made["id"]
             issued = x509.load_pem_x509_certificate(str(answer["certificate"]).encode())
-            assert issued.public_key().public_numbers() == key.public_key().public_numbers()
+            assert issued.public_key() == key.public_key()
         finally:
             device.close()
         listed = (await api.get(f"/api/v1/things/{thing_id}/credentials")).json()["items"]

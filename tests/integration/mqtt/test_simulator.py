@@ -15,8 +15,9 @@ from typing import Any
 import orjson
 import paho.mqtt.client as paho
 import pytest
+from paho.mqtt.enums import CallbackAPIVersion
 
-from integration.mqtt.mqtt_support import MOSQUITTO
+from integration.mqtt.mqtt_support import MOSQUITTO, eventually
 from iotas.sim import Fleet, plan_fleet
 from support import free_port
 
@@ -24,9 +25,7 @@ pytestmark = pytest.mark.usefixtures("mosquitto")
 
 
 def _client(prefix: str) -> paho.Client:
-    client = paho.Client(
-        paho.CallbackAPIVersion.VERSION2, client_id=f"{prefix}-{secrets.token_hex(4)}"
-    )
+    client = paho.Client(CallbackAPIVersion.VERSION2, client_id=f"{prefix}-{secrets.token_hex(4)}")
     client.connect(*MOSQUITTO, keepalive=30)
     return client
 
@@ -48,7 +47,7 @@ class Watch:
 
     def _record(self, _c: Any, _u: Any, message: paho.MQTTMessage) -> None:
         with self._lock:
-            self.seen.append((message.topic, message.payload))
+            self.seen.append((message.topic, bytes(message.payload)))
 
     def on(self, thing_id: str, channel: str) -> list[bytes]:
         with self._lock:
@@ -111,7 +110,8 @@ async def test_a_fleet_sends_at_its_rate_follows_desired_and_survives_drops(
     watch = Watch([t.id for t in fleet.things])
     try:
         stats = await asyncio.wait_for(fleet.run(duration=3.0), 15)
-        await asyncio.sleep(0.3)
+        # The last messages are still on their way to the watcher.
+        await eventually(lambda: watch.count("telemetry") >= 90, timeout=10)
     finally:
         watch.close()
 

@@ -61,7 +61,7 @@ async def test_a_device_with_a_claim_and_a_serial_ends_up_reporting(
 
             async def reporting() -> bool:
                 thing = (await api.get(f"/api/v1/things/{done.thing_id}")).json()
-                return thing["connected"] and thing["twin"]["status"] == "in_sync"
+                return bool(thing["connected"] and thing["twin"]["status"] == "in_sync")
 
             await eventually(reporting, timeout=10)
             latest = (await api.get(f"/api/v1/things/{done.thing_id}/telemetry/latest")).json()

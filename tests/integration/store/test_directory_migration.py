@@ -45,8 +45,8 @@ async def _to_0008(url: str) -> None:
         sync.dispose()
         return
     async_engine = create_async_engine(url)
-    async with async_engine.begin() as conn:
-        await conn.run_sync(_downgrade)
+    async with async_engine.begin() as aconn:
+        await aconn.run_sync(_downgrade)
     await async_engine.dispose()
 
 

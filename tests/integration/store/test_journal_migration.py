@@ -73,8 +73,8 @@ async def _at_0009(url: str) -> None:
         sync.dispose()
         return
     async_engine = create_async_engine(url)
-    async with async_engine.begin() as conn:
-        await conn.run_sync(_to_0009_and_append)
+    async with async_engine.begin() as async_conn:
+        await async_conn.run_sync(_to_0009_and_append)
     await async_engine.dispose()
 
 

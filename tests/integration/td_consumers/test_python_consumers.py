@@ -44,7 +44,7 @@ async def test_thingctx_validates_reads_and_writes(start_iotas: Start) -> None:
         assert "error" in refused, refused
     finally:
         with contextlib.suppress(Exception):
-            await binding.aclose()  # type: ignore[attr-defined]
+            await binding.aclose()
 
 
 async def test_wotpy_client_reads_observes_and_subscribes(start_iotas: Start) -> None:

@@ -38,7 +38,8 @@ async def _round_trip(server: LiveServer, peer: Peer) -> None:
     assert_valid_td(enriched)
     assert set(plain) == set(given) and set(enriched) == set(given) | {"registration"}
     # SQLite keeps the members' own order; PostgreSQL's jsonb orders object keys its way.
-    option = 0 if server.settings.database_url.startswith("sqlite") else orjson.OPT_SORT_KEYS
+    postgres = (server.settings.database_url or "").startswith("postgresql")
+    option = orjson.OPT_SORT_KEYS if postgres else 0
     for name, value in given.items():
         expected = orjson.dumps(value, option=option)
         assert orjson.dumps(plain[name], option=option) == expected, name

@@ -11,6 +11,7 @@ from typing import Any
 import orjson
 import paho.mqtt.client as paho
 import pytest
+from paho.mqtt.enums import CallbackAPIVersion
 
 from integration.mqtt.mqtt_support import eventually, require_mosquitto
 from support import LiveServer
@@ -29,7 +30,7 @@ class MqttLamp:
         self.level = 3
         self.writes: list[Any] = []
         self.ready = threading.Event()
-        self.client = paho.Client(paho.CallbackAPIVersion.VERSION2, client_id=self.prefix)
+        self.client = paho.Client(CallbackAPIVersion.VERSION2, client_id=self.prefix)
         self.client.on_connect = self._connected
         self.client.on_message = self._message
 

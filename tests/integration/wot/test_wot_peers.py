@@ -39,7 +39,7 @@ async def _exercise(server: LiveServer, peer: Peer, thing_id: str) -> None:
         return body
 
     async def read() -> bool:
-        return (await twin())["reported"] == {"brightness": 50, "on": False, "status": "ok"}
+        return bool((await twin())["reported"] == {"brightness": 50, "on": False, "status": "ok"})
 
     await eventually(read)
     assert_valid_td(adopted.json()["thing"]["description"])
@@ -49,7 +49,7 @@ async def _exercise(server: LiveServer, peer: Peer, thing_id: str) -> None:
 
     async def synced() -> bool:
         current = await twin()
-        return current["status"] == "in_sync" and current["reported"]["brightness"] == 80
+        return bool(current["status"] == "in_sync" and current["reported"]["brightness"] == 80)
 
     await eventually(synced)
     assert await peer.value("brightness") == 80 and await peer.value("on") is True
@@ -58,14 +58,14 @@ async def _exercise(server: LiveServer, peer: Peer, thing_id: str) -> None:
     await peer.command("set brightness 10")
 
     async def restored() -> bool:
-        return await peer.value("brightness") == 80 and (await twin())["status"] == "in_sync"
+        return bool(await peer.value("brightness") == 80 and (await twin())["status"] == "in_sync")
 
     await eventually(restored)
     # A read-only property changes on its own: reported follows, nothing is written.
     await peer.command('set status "warm"')
 
     async def status() -> bool:
-        return (await twin())["reported"]["status"] == "warm"
+        return bool((await twin())["reported"]["status"] == "warm")
 
     await eventually(status)
 
@@ -148,7 +148,7 @@ async def test_wotpy_quirk_a_put_on_a_read_only_property_never_answers(
     await c.patch(f"{thing}/twin/desired", json={"status": "forced", "brightness": 5})
 
     async def written() -> bool:
-        return (await c.get(f"{thing}/twin")).json()["reported"].get("brightness") == 5
+        return bool((await c.get(f"{thing}/twin")).json()["reported"].get("brightness") == 5)
 
     await eventually(written)
     assert await wotpy_lamp.value("brightness") == 5
@@ -193,19 +193,19 @@ async def test_wotpy_lamp_managed_over_coap_alone(server: LiveServer, wotpy_lamp
 
     async def read() -> bool:
         reported = (await c.get(f"{thing}/twin")).json()["reported"]
-        return reported == {"brightness": 50, "on": False, "status": "ok"}
+        return bool(reported == {"brightness": 50, "on": False, "status": "ok"})
 
     await eventually(read)
     await c.patch(f"{thing}/twin/desired", json={"brightness": 64})
 
     async def synced() -> bool:
-        return (await c.get(f"{thing}/twin")).json()["status"] == "in_sync"
+        return bool((await c.get(f"{thing}/twin")).json()["status"] == "in_sync")
 
     await eventually(synced)
     assert await wotpy_lamp.value("brightness") == 64
     await wotpy_lamp.command('set status "cool"')
 
     async def seen() -> bool:
-        return (await c.get(f"{thing}/twin")).json()["reported"]["status"] == "cool"
+        return bool((await c.get(f"{thing}/twin")).json()["reported"]["status"] == "cool")
 
     await eventually(seen)

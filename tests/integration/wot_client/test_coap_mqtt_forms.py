@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import secrets
 import time
 from collections.abc import AsyncIterator
@@ -16,7 +15,7 @@ import gmqtt
 import orjson
 import pytest
 
-from integration.wot_client.things_support import TIMEOUT, form, interactions
+from integration.wot_client.things_support import TIMEOUT, closing, form, interactions
 from iotas.adapters.wot.client import WotClient
 from iotas.adapters.wot.errors import (
     BadThingResponse,
@@ -122,7 +121,7 @@ async def test_coap_observe(client: WotClient, coap: tuple[str, Level]) -> None:
     base, level = coap
     things = interactions(properties={"level": (form(f"{base}/level", R, W, OBS),)})
     stream = client.observe_property(things, "level")
-    async with contextlib.aclosing(stream), asyncio.timeout(5):
+    async with closing(stream), asyncio.timeout(5):
         assert await anext(stream) == 1  # the current value first
         await client.write_property(things, "level", 4)
         assert await anext(stream) == 4
@@ -154,6 +153,17 @@ async def publish(broker: str, topic: str, payload: bytes, retain: bool = False)
     await peer.disconnect()
 
 
+async def publish_until(
+    received: asyncio.Future[Any], broker: str, topic: str, payload: bytes
+) -> Any:
+    """Publish (again) until the subscriber has it: when its subscription took effect at the
+    broker is not something the test can see."""
+    while not received.done():
+        await publish(broker, topic, payload)
+        await asyncio.wait({received}, timeout=0.5)
+    return received.result()
+
+
 async def test_mqtt_observe_and_events(client: WotClient, mosquitto: str) -> None:
     topic = f"iotas-test/wot/{secrets.token_hex(6)}"
     things = interactions(
@@ -166,14 +176,11 @@ async def test_mqtt_observe_and_events(client: WotClient, mosquitto: str) -> Non
     )
     levels = client.observe_property(things, "level")
     events = client.subscribe_event(things, "hot")
-    async with contextlib.aclosing(levels), contextlib.aclosing(events), asyncio.timeout(5):
+    async with closing(levels), closing(events), asyncio.timeout(15):
         first = asyncio.ensure_future(anext(levels))
         hot = asyncio.ensure_future(anext(events))
-        await asyncio.sleep(0.3)  # subscribed by now
-        await publish(mosquitto, f"{topic}/level", b"3")
-        await publish(mosquitto, f"{topic}/hot/room1", b'{"t": 80}')
-        assert await first == 3
-        assert await hot == {"t": 80}
+        assert await publish_until(first, mosquitto, f"{topic}/level", b"3") == 3
+        assert await publish_until(hot, mosquitto, f"{topic}/hot/room1", b'{"t": 80}') == {"t": 80}
 
 
 async def test_mqtt_write_then_read_the_retained_value(client: WotClient, mosquitto: str) -> None:

@@ -6,7 +6,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from typing import Any
+from collections.abc import Awaitable
+from typing import Any, TypeVar
 
 import pytest
 
@@ -16,6 +17,7 @@ from integration.wot_client.things_support import (
     TOKEN,
     USER,
     HostileThing,
+    closing,
     form,
     interactions,
 )
@@ -37,8 +39,12 @@ def prop(thing: HostileThing, path: str, *op: str, **kw: Any) -> Any:
     return interactions(properties={"p": (form(thing.url(path), *(op or (R,)), **kw),)})
 
 
-async def timed(coro: Any) -> tuple[float, BaseException | Any]:
+T = TypeVar("T")
+
+
+async def timed(coro: Awaitable[T]) -> tuple[float, T | Exception]:
     started = time.monotonic()
+    result: T | Exception
     try:
         result = await coro
     except Exception as exc:
@@ -89,8 +95,8 @@ async def test_a_put_that_never_answers(client: WotClient, hostile: HostileThing
 async def test_a_hung_request_stalls_nothing_else(client: WotClient, hostile: HostileThing) -> None:
     hung = asyncio.create_task(timed(client.read_property(prop(hostile, "/hang"), "p")))
     await asyncio.sleep(0.05)
-    spent, value = await timed(client.read_property(prop(hostile, "/property"), "p"))
-    assert value == 1 and spent < 0.5, (spent, value)
+    _, value = await timed(client.read_property(prop(hostile, "/property"), "p"))
+    assert value == 1, value
     assert not hung.done()  # still waiting: the fast one did not wait for it
     spent, error = await hung
     assert isinstance(error, ThingUnreachable) and spent < TIMEOUT + 1
@@ -108,6 +114,7 @@ async def test_read_all_is_concurrent_and_keeps_each_outcome(
         }
     )
     spent, out = await timed(client.read_all(things, ["ok", "hang1", "hang2", "bad"]))
+    assert isinstance(out, dict), out
     assert spent < TIMEOUT + 1  # in parallel: not three deadlines end to end
     assert out["ok"] == 1
     assert isinstance(out["hang1"], ThingUnreachable)
@@ -212,12 +219,12 @@ async def test_longpoll_observation(client: WotClient, hostile: HostileThing) ->
         while seen != [5, 6]:
             await asyncio.sleep(0.02)
     task.cancel()
-    started = time.monotonic()
     with contextlib.suppress(asyncio.CancelledError):
-        await task
-    assert time.monotonic() - started < 0.5  # ends cleanly, at once
-    await asyncio.sleep(0.1)
-    assert hostile.open_connections == 0
+        async with asyncio.timeout(3):  # ends cleanly: a hang fails here
+            await task
+    async with asyncio.timeout(3):  # and lets its connection go
+        while hostile.open_connections:
+            await asyncio.sleep(0.02)
 
 
 async def test_sse_events(client: WotClient, hostile: HostileThing) -> None:
@@ -227,7 +234,7 @@ async def test_sse_events(client: WotClient, hostile: HostileThing) -> None:
     stream = client.subscribe_event(things, "overheat")
     await hostile.sse_events.put(b'event: overheat\ndata: {"t": 91}\n\n')
     await hostile.sse_events.put(b"data: line one\r\ndata: line two\r\n\r\n")
-    async with contextlib.aclosing(stream), asyncio.timeout(3):
+    async with closing(stream), asyncio.timeout(3):
         assert await anext(stream) == {"t": 91}
         assert await anext(stream) == "line one\nline two"
 

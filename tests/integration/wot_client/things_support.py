@@ -10,9 +10,9 @@ import base64
 import contextlib
 import os
 import socket
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 import pytest
@@ -268,3 +268,12 @@ def mosquitto() -> str:
             pytest.fail("CI requires Mosquitto at 127.0.0.1:1883")
         pytest.skip("Mosquitto is not running at 127.0.0.1:1883")
     return f"mqtt://{MOSQUITTO[0]}:{MOSQUITTO[1]}"
+
+
+T = TypeVar("T")
+
+
+def closing(stream: AsyncIterator[T]) -> contextlib.aclosing[AsyncGenerator[T, None]]:
+    """`contextlib.aclosing` for the client's streams: async generators, typed as iterators."""
+    assert isinstance(stream, AsyncGenerator)
+    return contextlib.aclosing(stream)

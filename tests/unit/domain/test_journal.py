@@ -1,4 +1,5 @@
 from dataclasses import replace
+from typing import Any
 
 import orjson
 import pytest
@@ -9,7 +10,7 @@ from iotas.domain import journal as ev
 from iotas.domain.journal import Event, chain_hash, check_link
 
 
-def _event(seq: int, type_: str, patch: dict | None, thing: str = "acme:p") -> Event:
+def _event(seq: int, type_: str, patch: dict[str, Any] | None, thing: str = "acme:p") -> Event:
     return Event(seq, f"2026-01-01T00:00:{seq:02d}.000000Z", thing, type_, "alice", None, patch)
 
 
@@ -67,7 +68,7 @@ def test_chain_detects_edits() -> None:
         st.text(max_size=5), st.integers(-(2**63), 2**63 - 1) | st.text(max_size=5), max_size=5
     )
 )
-def test_any_patch_round_trips_through_the_canonical_body(patch: dict) -> None:
+def test_any_patch_round_trips_through_the_canonical_body(patch: dict[str, Any]) -> None:
     event = _event(1, ev.REPORTED_CHANGED, patch)
     assert Event.from_canonical(event.canonical()) == event
 
@@ -124,7 +125,7 @@ def test_every_kind_has_one_table_and_every_type_applies() -> None:
 
 
 def test_a_claim_folds_from_its_events() -> None:
-    def claim(seq: int, type_: str, patch: dict | None, actor: str = "alice") -> Event:
+    def claim(seq: int, type_: str, patch: dict[str, Any] | None, actor: str = "alice") -> Event:
         return Event(
             seq, f"2026-01-01T00:00:0{seq}Z", "c1", type_, actor, None, patch, kind=ev.CLAIM
         )

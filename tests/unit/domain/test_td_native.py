@@ -178,5 +178,6 @@ def test_writes_are_checked_against_the_data_schema(
     with pytest.raises(refused) as caught:
         td.check_property_write(schema, "p", value)
     if refused is td.PropertyValueInvalid:
+        assert isinstance(caught.value, td.PropertyValueInvalid)
         # An RFC 6901 pointer into the value: "" is the whole value.
         assert caught.value.extra["field"] == ("/a" if isinstance(value, dict) else "")
