@@ -25,7 +25,7 @@ from sqlalchemy import (
     func,
     literal_column,
     select,
-    text,
+    tuple_,
     union_all,
 )
 
@@ -41,11 +41,15 @@ __all__ = ["Row"]
 
 # Every series has its row in telemetry_latest (ingest writes both; neither is deleted with a
 # Thing), so retention walks that small table instead of the samples.
-_SERIES_AFTER = text(
-    "SELECT thing_id, key FROM telemetry_latest WHERE (thing_id, key) > (:thing, :key) "
-    "ORDER BY thing_id, key LIMIT :lim"
+_SERIES = (
+    select(telemetry_latest.c.thing_id, telemetry_latest.c.key)
+    .order_by(telemetry_latest.c.thing_id, telemetry_latest.c.key)
+    .limit(bindparam("lim"))
 )
-_SERIES_FIRST = text("SELECT thing_id, key FROM telemetry_latest ORDER BY thing_id, key LIMIT :lim")
+_SERIES_AFTER = _SERIES.where(
+    tuple_(telemetry_latest.c.thing_id, telemetry_latest.c.key)
+    > tuple_(bindparam("thing"), bindparam("key"))
+)
 
 
 def add_samples(conn: Connection, rows: Sequence[Row]) -> None:
@@ -237,7 +241,7 @@ def delete_older_than(
     answerable after its history has expired.
     """
     if after is None:
-        found = conn.execute(_SERIES_FIRST, {"lim": series_limit}).all()
+        found = conn.execute(_SERIES, {"lim": series_limit}).all()
     else:
         found = conn.execute(
             _SERIES_AFTER, {"thing": after[0], "key": after[1], "lim": series_limit}
