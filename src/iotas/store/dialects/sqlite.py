@@ -213,7 +213,8 @@ def _get_thing(conn: Connection, thing_id: str) -> Thing | None:
     )
 
 
-# Runs for every reported and desired change.
+# `things_repo`'s twin-only update (the same columns), in the order of `_UPDATE_TWIN`: it runs
+# for every reported and desired change.
 _TWIN_COLUMNS = (
     "desired",
     "reported",
