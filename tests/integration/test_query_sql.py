@@ -47,6 +47,7 @@ from iotas.domain.query import (
 from iotas.domain.things import Thing
 from iotas.domain.twin import Twin
 from iotas.store import schema, things_repo
+from iotas.store.dialects import named
 from iotas.store.query_sql import compile_query
 from iotas.store.schema import thing_fields, thing_links, things
 from iotas.store.thing_fields import MAX_PATH, MAX_VALUE_BYTES, field_rows, replace_fields
@@ -85,7 +86,7 @@ class Database:
         self.run(load())
 
     def select(self, node: Node) -> set[str]:
-        where = compile_query(node, dialect=self.dialect, now_us=NOW_US)
+        where = compile_query(node, dialect=named(self.dialect), now_us=NOW_US)
 
         async def select_ids() -> set[str]:
             async with self.engine.connect() as conn:
@@ -478,7 +479,7 @@ def test_sqlite_attribute_filters_use_the_index(sqlite_db: Database) -> None:
         ('reachable("*", "acme:gw-1")', "ix_thing_links_target"),
     ]:
         statement = select(things.c.id).where(
-            compile_query(parse(query), dialect="sqlite", now_us=NOW_US)
+            compile_query(parse(query), dialect=named("sqlite"), now_us=NOW_US)
         )
         # Inlined only to ask for the plan: the literals here are our own.
         sql = str(statement.compile(sqlite_db.engine, compile_kwargs={"literal_binds": True}))
@@ -564,7 +565,7 @@ def test_no_user_text_reaches_the_sql(dialect: str) -> None:
             f'reachable("zq9-rel", "zq9:{mark}") or reachable("*", "zq9:{mark}")',
         ]
     )
-    where = compile_query(parse(query), dialect=dialect, now_us=NOW_US)
+    where = compile_query(parse(query), dialect=named(dialect), now_us=NOW_US)
     sql = str(select(things.c.id).where(where).compile(dialect=DIALECTS[dialect]))
     assert mark not in sql
     assert "zq9-rel" not in sql
@@ -573,7 +574,9 @@ def test_no_user_text_reaches_the_sql(dialect: str) -> None:
 def test_a_conjunction_has_one_driving_index_lookup() -> None:
     node = parse('labels.tier in ["edge"] and attributes.floor > 2 and attributes.site == "x"')
     sql = str(
-        compile_query(node, dialect="sqlite", now_us=NOW_US).compile(dialect=DIALECTS["sqlite"])
+        compile_query(node, dialect=named("sqlite"), now_us=NOW_US).compile(
+            dialect=DIALECTS["sqlite"]
+        )
     )
     assert sql.count("things.id IN (SELECT") == 1
     assert sql.count("EXISTS (SELECT") == 2

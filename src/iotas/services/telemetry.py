@@ -14,7 +14,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -48,8 +48,8 @@ STAGE_SECONDS = 5.0
 
 
 async def move_staged(store: Store) -> int:
-    """Move the staged samples into the series index: on SQLite; elsewhere none are staged."""
-    if store.dialect != "sqlite":
+    """Move the staged samples into the series index, where the store stages them."""
+    if not store.dialect.stages_telemetry:
         return 0
     return await store.write_aside(telemetry_repo.move_staged)
 
@@ -126,9 +126,7 @@ class TelemetryService:
             kept = [tid for tid in ids if tid in exist]
             rows = [row for tid in kept for row in by_thing[tid]]
             telemetry_repo.add_samples(tx.conn, rows)
-            stale_us = tx.ts_us - resolution_us
-            telemetry_repo.touch_things(tx.conn, kept, tx.ts_us, stale_us)
-            _refresh_cached(tx, kept, stale_us)
+            telemetry_repo.touch_things(tx, kept, tx.ts_us - resolution_us)
             unknown = frozenset(ids) - exist
             return IngestResult(len(rows), sum(len(by_thing[t]) for t in unknown), unknown)
 
@@ -139,7 +137,7 @@ class TelemetryService:
             )
         self.stored_samples += result.stored
         self.dropped_samples += result.dropped
-        if self.store.dialect == "sqlite":
+        if self.store.dialect.stages_telemetry:
             self._staged += result.stored
             if self._staged >= self.stage_samples:
                 self._stage_full.set()
@@ -147,7 +145,7 @@ class TelemetryService:
 
     async def compact(self) -> int:
         """Move the staged samples into the series index now; the samples moved."""
-        if self.store.dialect != "sqlite":
+        if not self.store.dialect.stages_telemetry:
             return 0  # nothing is staged
         staged, self._staged = self._staged, 0
         self._stage_full.clear()
@@ -275,20 +273,6 @@ class TelemetryService:
             return {key: (ts, _decode(num, value)) for key, ts, num, value in rows}
 
         return await self.store.read(read)
-
-
-def _refresh_cached(tx: WriteTx, thing_ids: list[str], stale_us: int) -> None:
-    """Keep the embedded store's cached Things' `last_seen` in step with the rows updated.
-
-    Same rule as `touch_things` (RFC 3339 strings of fixed width compare like instants).
-    """
-    if tx.known is None:
-        return
-    seen, stale = clock.to_rfc3339(tx.ts_us), clock.to_rfc3339(stale_us)
-    for thing_id in thing_ids:
-        cached = tx.known.get(thing_id)
-        if cached is not None and (cached.last_seen is None or cached.last_seen < stale):
-            tx.wrote(thing_id, replace(cached, last_seen=seen))
 
 
 class TelemetryRetention:

@@ -10,11 +10,10 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy import ColumnElement, Connection, Select, func, or_, select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from iotas.domain.registration import Registration
 from iotas.domain.things import Thing
+from iotas.store import dialects
 from iotas.store.directory_schema import td_registrations as regs
 from iotas.store.schema import things
 from iotas.store.things_repo import _from_row
@@ -112,9 +111,8 @@ def put(conn: Connection, thing_id: str, registration: Registration) -> None:
         "expires_us": registration.expires_us,
         "ttl": registration.ttl,
     }
-    insert = sqlite_insert if conn.dialect.name == "sqlite" else pg_insert
-    statement = insert(regs).values(thing_id=thing_id, **values)
-    conn.execute(statement.on_conflict_do_update(index_elements=[regs.c.thing_id], set_=values))
+    upsert = dialects.of(conn).upsert
+    conn.execute(upsert(regs, {"thing_id": thing_id, **values}, [regs.c.thing_id], values))
 
 
 def expired_ids(conn: Connection, now_us: int, limit: int) -> list[str]:

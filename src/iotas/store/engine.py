@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from iotas.domain.errors import InvalidInput
 from iotas.store import migrate
+from iotas.store.dialects import sqlite
 from iotas.store.store import PostgresStore, SqliteStore, Store
 
 
@@ -58,18 +59,16 @@ def sqlite_engine(url: str) -> Engine:
         # Let SQLAlchemy, not the driver, decide when a transaction begins (see _on_begin).
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
-        cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute("PRAGMA synchronous=NORMAL")
-        cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute("PRAGMA busy_timeout=15000")
+        for pragma in sqlite.CONNECT_PRAGMAS:
+            cursor.execute(pragma)
         cursor.close()
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Any) -> None:
-        # Writers take the write lock up front: a deferred transaction that upgrades to a
-        # write later can fail with SQLITE_BUSY instead of waiting for the lock.
-        immediate = conn.get_execution_options().get("sqlite_immediate", False)
-        conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+        # Writers take the write lock up front (see `sqlite.IMMEDIATE`).
+        conn.exec_driver_sql(
+            sqlite.begin(conn.get_execution_options().get(sqlite.IMMEDIATE, False))
+        )
 
     return engine
 

@@ -6,12 +6,13 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Connection, Engine, text
+from sqlalchemy import Connection, Engine
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from iotas.store import dialects
+from iotas.store.dialects import sqlite
+
 MIGRATIONS = Path(__file__).parent / "migrations"
-# Any constant works; it only has to be the same for every iotas node.
-_MIGRATION_LOCK = 0x107A5
 
 
 def alembic_config(connection: Connection) -> Config:
@@ -22,15 +23,13 @@ def alembic_config(connection: Connection) -> Config:
 
 
 def _upgrade(connection: Connection) -> None:
-    if connection.dialect.name == "postgresql":
-        # Nodes starting together must not run the same migration twice.
-        connection.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _MIGRATION_LOCK})
+    dialects.of(connection).lock_migrations(connection)
     command.upgrade(alembic_config(connection), "head")
 
 
 def upgrade_sync(engine: Engine) -> None:
     with engine.connect() as conn:
-        conn = conn.execution_options(sqlite_immediate=True)
+        conn = conn.execution_options(**{sqlite.IMMEDIATE: True})
         with conn.begin():
             _upgrade(conn)
 

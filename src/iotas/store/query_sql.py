@@ -9,24 +9,15 @@ plain NOT and `!=` on a missing field is true, as in the Python evaluator
 
 from __future__ import annotations
 
-import json
-import re
-from collections.abc import Sequence
-from typing import Any, Protocol
+from typing import Any
 
 from sqlalchemy import (
-    Boolean,
     ColumnElement,
     Integer,
     Select,
-    Text,
     and_,
-    any_,
-    case,
-    cast,
     exists,
     false,
-    func,
     literal,
     literal_column,
     not_,
@@ -34,7 +25,6 @@ from sqlalchemy import (
     select,
     true,
 )
-from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 
 from iotas.domain.links import ANY_REL
 from iotas.domain.query import (
@@ -54,24 +44,19 @@ from iotas.domain.query import (
     Or,
     Scalar,
 )
+from iotas.store.dialects import Dialect, DocumentSql
+from iotas.store.dialects.base import two_valued
 from iotas.store.schema import thing_fields, thing_links, things
 from iotas.store.thing_fields import canonical, index_path
 
 
 def compile_query(
-    node: Node, *, dialect: str, now_us: int, namespaces: tuple[str, ...] | None = None
+    node: Node, *, dialect: Dialect, now_us: int, namespaces: tuple[str, ...] | None = None
 ) -> ColumnElement[bool]:
     """The WHERE clause selecting the Things that `matches(node, thing, now_us=now_us)`.
     With `namespaces` (a limited token's), graph walks neither start from nor pass through
     edges of Things outside them, as `/graph` does not."""
-    documents: DocumentSql
-    if dialect == "sqlite":
-        documents = SqliteDocuments()
-    elif dialect == "postgresql":
-        documents = PostgresDocuments()
-    else:
-        raise ValueError(f"no query compiler for the {dialect!r} dialect")
-    return _Compiler(documents, now_us, namespaces).node(node)
+    return _Compiler(dialect.documents, now_us, namespaces).node(node)
 
 
 class _Compiler:
@@ -231,171 +216,6 @@ def _indexed(path: str, condition: ColumnElement[bool], *, probe: bool) -> Colum
     return things.c.id.in_(rows)
 
 
-# --- JSON documents, per dialect -----------------------------------------------------------
-
-Column = ColumnElement[Any]
-
-
-def two_valued(expr: ColumnElement[bool]) -> ColumnElement[bool]:
-    """NULL (a missing value somewhere in `expr`) becomes false."""
-    return func.coalesce(expr, false(), type_=Boolean)
-
-
-class DocumentSql(Protocol):
-    """How one dialect reads a JSON column at a path of object keys."""
-
-    def exists(self, col: Column, path: Sequence[str]) -> ColumnElement[bool]: ...
-    def equals(self, col: Column, path: Sequence[str], value: Scalar) -> ColumnElement[bool]: ...
-    def one_of(
-        self, col: Column, path: Sequence[str], values: Sequence[Scalar]
-    ) -> ColumnElement[bool]: ...
-    def order(
-        self, col: Column, path: Sequence[str], op: str, value: int | float | str
-    ) -> ColumnElement[bool]: ...
-    def glob(self, col: Column, path: Sequence[str], pattern: str) -> ColumnElement[bool]: ...
-    def column_glob(self, col: Column, pattern: str) -> ColumnElement[bool]: ...
-    def column_order(self, col: Column, op: str, value: str) -> ColumnElement[bool]: ...
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
-
-
-# Keys a JSON path can name as `$."key"` and that every serializer writes unescaped: SQLite
-# matches path labels against the raw (still escaped) key text, and has no escape for '"'.
-_PATH_SAFE_KEY = re.compile(r"[ !#-\[\]-~]*")
-_SQLITE_NUMBERS = ("integer", "real")
-
-
-class SqliteDocuments:
-    """JSON1: json_type() tells JSON null ('null') from a missing key (NULL)."""
-
-    def locate(self, col: Column, path: Sequence[str]) -> tuple[Column, Column]:
-        """(json_type, SQL value) of the member at `path`; both NULL when it is missing."""
-        if all(_PATH_SAFE_KEY.fullmatch(key) for key in path):
-            json_path = "$" + "".join(f'."{key}"' for key in path)
-            return func.json_type(col, literal(json_path)), func.json_extract(
-                col, literal(json_path)
-            )
-        return self._walk(col, path, "type"), self._walk(col, path, "value")
-
-    def _walk(self, col: Column, path: Sequence[str], member: str) -> Column:
-        # json_each decodes keys, so any key works; a non-object on the way yields no row.
-        source: Column = col
-        joined: Any = None
-        conditions = []
-        for key in path:
-            each = func.json_each(source).table_valued("key", "value", "type").alias()
-            conditions.append(each.c.key == literal(key))
-            joined = each if joined is None else joined.join(each, true())
-            source = case((each.c.type == literal("object"), each.c.value), else_=literal("{}"))
-        return select(each.c[member]).select_from(joined).where(*conditions).scalar_subquery()
-
-    def exists(self, col: Column, path: Sequence[str]) -> ColumnElement[bool]:
-        return self.locate(col, path)[0].is_not(None)
-
-    def equals(self, col: Column, path: Sequence[str], value: Scalar) -> ColumnElement[bool]:
-        return self.one_of(col, path, (value,))
-
-    def one_of(
-        self, col: Column, path: Sequence[str], values: Sequence[Scalar]
-    ) -> ColumnElement[bool]:
-        json_type, value = self.locate(col, path)
-        strings = [v for v in values if isinstance(v, str)]
-        numbers = [v for v in values if _is_number(v)]
-        constants = sorted({json.dumps(v) for v in values if v is None or isinstance(v, bool)})
-        options = []
-        if strings:
-            options.append(and_(json_type == literal("text"), value.in_(strings)))
-        if numbers:
-            options.append(and_(json_type.in_(_SQLITE_NUMBERS), value.in_(numbers)))
-        if constants:
-            options.append(json_type.in_(constants))
-        return two_valued(or_(*options))
-
-    def order(
-        self, col: Column, path: Sequence[str], op: str, value: int | float | str
-    ) -> ColumnElement[bool]:
-        json_type, member = self.locate(col, path)
-        same_type = (
-            json_type == literal("text")
-            if isinstance(value, str)
-            else json_type.in_(_SQLITE_NUMBERS)
-        )
-        return two_valued(and_(same_type, member.op(op, is_comparison=True)(literal(value))))
-
-    def glob(self, col: Column, path: Sequence[str], pattern: str) -> ColumnElement[bool]:
-        json_type, value = self.locate(col, path)
-        return two_valued(and_(json_type == literal("text"), self.column_glob(value, pattern)))
-
-    def column_glob(self, col: Column, pattern: str) -> ColumnElement[bool]:
-        # GLOB is case-sensitive (LIKE is not, on SQLite); '[' would start a class.
-        return col.op("GLOB", is_comparison=True)(literal(pattern.replace("[", "[[]")))
-
-    def column_order(self, col: Column, op: str, value: str) -> ColumnElement[bool]:
-        # SQLite compares text with BINARY collation: UTF-8 bytes, i.e. code point order.
-        return col.op(op, is_comparison=True)(literal(value))
-
-
-class PostgresDocuments:
-    """jsonb: `->` with a text key reads object members only, never array elements."""
-
-    def member(self, col: Column, path: Sequence[str], *, as_text: bool = False) -> Column:
-        expr: Column = col
-        for key in path[:-1]:
-            expr = expr.op("->", return_type=JSONB)(literal(key, Text))
-        last = literal(path[-1], Text)
-        if as_text:
-            return expr.op("->>", return_type=Text)(last)
-        return expr.op("->", return_type=JSONB)(last)
-
-    def exists(self, col: Column, path: Sequence[str]) -> ColumnElement[bool]:
-        return self.member(col, path).is_not(None)
-
-    def equals(self, col: Column, path: Sequence[str], value: Scalar) -> ColumnElement[bool]:
-        # jsonb equality is JSON equality: types must match and 1 = 1.0.
-        return two_valued(self.member(col, path) == _jsonb(value))
-
-    def one_of(
-        self, col: Column, path: Sequence[str], values: Sequence[Scalar]
-    ) -> ColumnElement[bool]:
-        items = cast(literal([json.dumps(v) for v in values], ARRAY(Text)), ARRAY(JSONB))
-        return two_valued(self.member(col, path) == any_(items))
-
-    def order(
-        self, col: Column, path: Sequence[str], op: str, value: int | float | str
-    ) -> ColumnElement[bool]:
-        member = self.member(col, path)
-        if isinstance(value, str):
-            text = self.member(col, path, as_text=True)
-            return two_valued(
-                and_(
-                    func.jsonb_typeof(member) == literal("string"),
-                    self.column_order(text, op, value),
-                )
-            )
-        return two_valued(
-            and_(
-                func.jsonb_typeof(member) == literal("number"),
-                member.op(op, is_comparison=True)(_jsonb(value)),
-            )
-        )
-
-    def glob(self, col: Column, path: Sequence[str], pattern: str) -> ColumnElement[bool]:
-        member = self.member(col, path)
-        text = self.member(col, path, as_text=True)
-        return two_valued(
-            and_(func.jsonb_typeof(member) == literal("string"), self.column_glob(text, pattern))
-        )
-
-    def column_glob(self, col: Column, pattern: str) -> ColumnElement[bool]:
-        return col.like(_like_pattern(pattern), escape="\\")
-
-    def column_order(self, col: Column, op: str, value: str) -> ColumnElement[bool]:
-        # The database collation may be linguistic; "C" compares code points, as Python does.
-        return col.collate("C").op(op, is_comparison=True)(literal(value))
-
-
 def linked_ids(
     rel: str,
     target: str,
@@ -440,12 +260,3 @@ def linked_ids(
     )
     found = found.union(step)
     return select(found.c.id)
-
-
-def _jsonb(value: Any) -> Column:
-    return cast(literal(json.dumps(value), Text), JSONB)
-
-
-def _like_pattern(glob: str) -> str:
-    escaped = glob.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return escaped.replace("*", "%").replace("?", "_")

@@ -38,23 +38,14 @@ from iotas.domain.journal import THING, Event, apply, chain_hash
 from iotas.domain.merge_patch import JSONObject
 from iotas.domain.things import Thing
 from iotas.store import things_repo
+from iotas.store.dialects import Dialect, postgresql, sqlite
+from iotas.store.dialects.sqlite import sqlite_connection
 from iotas.store.schema import journal, journal_head
-from iotas.store.sqlite_driver import sqlite_connection
 
 T = TypeVar("T")
 MAX_BATCH = 256
 # Things whose committed state the embedded store keeps in memory (about 2 KB each).
 CACHE_SIZE = 20_000
-# The writer's own SQLite settings. Telemetry lands at the end of every (Thing, key) series
-# in its index, so each move of staged samples dirties about one page per active series,
-# thousands of them: with SQLite's default 2 MiB page cache they were read back from the file
-# every time, and the default checkpoint (every 1,000 WAL pages) copied them into the file
-# nearly every time. With these, a checkpoint copies each page once for many commits
-# (decisions 41 and 43).
-WRITER_PRAGMAS = (
-    "PRAGMA cache_size=-65536",  # KiB: 64 MiB, taken as pages are used
-    "PRAGMA wal_autocheckpoint=10000",  # pages: a WAL of up to about 40 MiB
-)
 
 
 @dataclass(slots=True)
@@ -220,7 +211,8 @@ def save_head(conn: Connection, head: Head) -> None:
 class Store:
     """The contract; `SqliteStore` and `PostgresStore` implement it."""
 
-    dialect: str
+    # What differs in the database under it; ask its capabilities, not its name.
+    dialect: Dialect
 
     async def read(self, unit: Callable[[Connection], T]) -> T:
         raise NotImplementedError
@@ -244,7 +236,7 @@ class PostgresStore(Store):
     are paid once per batch, not once per change. Several nodes each have their own writer;
     the head row lock orders them."""
 
-    dialect = "postgresql"
+    dialect = postgresql.DIALECT
 
     def __init__(self, engine: AsyncEngine, *, on_commit: Callable[[int], None]) -> None:
         self.engine = engine
@@ -352,7 +344,7 @@ class _Job:
 
 
 class SqliteStore(Store):
-    dialect = "sqlite"
+    dialect = sqlite.DIALECT
 
     def __init__(
         self,
@@ -439,9 +431,9 @@ class SqliteStore(Store):
     def _open_writer(self) -> Connection:
         writer = self.engine.connect()
         raw = sqlite_connection(writer)
-        for pragma in WRITER_PRAGMAS:
+        for pragma in sqlite.WRITER_PRAGMAS:
             raw.execute(pragma)
-        return writer.execution_options(sqlite_immediate=True)
+        return writer.execution_options(**{sqlite.IMMEDIATE: True})
 
     def _remember(self, staged: dict[str, Thing | None]) -> None:
         """Keep the newest committed states, the most recently written last; past the

@@ -1,180 +1,69 @@
 """Telemetry samples, latest values and retention. Repositories never begin or commit.
 
 Rows are tuples `(thing_id, key, ts_us, num, value)` (a `Sample` with its Thing in front).
-On SQLite, ingest appends them to `telemetry_staged`, and `move_staged` moves them into the
-series index of `telemetry`, and their latest values into `telemetry_latest`, in bulk every
-few seconds (decision 43); queries read both.
-Ingest is the hottest write path in iotas, so its statements skip SQLAlchemy's per-row work
-where that showed in measurements: on SQLite they go to the sqlite3 connection's executemany
-(the way the store's batch statements do), on PostgreSQL each is one statement over arrays
-(`unnest`), one round trip however many rows.
+Where the dialect stages telemetry (SQLite), ingest appends them to `telemetry_staged`, and
+`move_staged` moves them into the series index of `telemetry`, and their latest values into
+`telemetry_latest`, in bulk every few seconds (decision 43); queries read both.
+Ingest is the hottest write path in iotas, so its statements are each dialect's own
+(`iotas.store.dialects`): on SQLite the sqlite3 connection's executemany, on PostgreSQL one
+statement over arrays, one round trip however many rows.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any
 
-import orjson
 from sqlalchemy import (
     BigInteger,
     CompoundSelect,
     Connection,
-    Float,
     Select,
     Table,
-    Text,
     bindparam,
     func,
     literal_column,
     select,
-    text,
+    tuple_,
     union_all,
 )
-from sqlalchemy.dialects.postgresql import ARRAY
 
+from iotas.domain import clock
+from iotas.store import dialects
+from iotas.store.dialects.base import Row, newest_per_series
 from iotas.store.schema import telemetry, telemetry_latest, telemetry_staged
-from iotas.store.sqlite_driver import sqlite_connection
 
-Row = tuple[str, str, int, float | None, str | None]
+if TYPE_CHECKING:
+    from iotas.store.store import WriteTx
 
-_SQLITE_STAGE = (
-    "INSERT INTO telemetry_staged (thing_id, key, ts_us, num, value) VALUES (?, ?, ?, ?, ?)"
-)
-# Each series' rows together, so that the series index takes them page by page; the DELETE
-# without a WHERE is SQLite's truncate, which frees the pages without visiting the rows.
-_SQLITE_MOVE = (
-    "INSERT INTO telemetry (thing_id, key, ts_us, num, value) "
-    "SELECT thing_id, key, ts_us, num, value FROM telemetry_staged "
-    "ORDER BY thing_id, key, ts_us, rowid"
-)
-_ON_CONFLICT = (
-    " ON CONFLICT (thing_id, key) DO UPDATE SET "
-    "ts_us = excluded.ts_us, num = excluded.num, value = excluded.value "
-    "WHERE excluded.ts_us >= telemetry_latest.ts_us"
-)
-_SQLITE_UPSERT = (
-    "INSERT INTO telemetry_latest (thing_id, key, ts_us, num, value) VALUES (?, ?, ?, ?, ?) "
-    "ON CONFLICT (thing_id, key) DO UPDATE SET "
-    "ts_us = excluded.ts_us, num = excluded.num, value = excluded.value "
-    "WHERE excluded.ts_us >= telemetry_latest.ts_us"
-)
-# After a move: the newest sample of each series moved, the last received among equal times
-# (rows of one move enter `telemetry` in the order received within equal times, and a row
-# gets a greater rowid than every row already there). One step back in the series index per
-# series; a window function over the staged rows took 1.3 times the CPU of the whole move.
-_SQLITE_FOLD_LATEST = (
-    "INSERT INTO telemetry_latest (thing_id, key, ts_us, num, value) "
-    "SELECT t.thing_id, t.key, t.ts_us, t.num, t.value "
-    "FROM (SELECT DISTINCT thing_id, key FROM telemetry_staged) AS s "
-    "JOIN telemetry AS t ON t.rowid = (SELECT rowid FROM telemetry AS i "
-    "WHERE i.thing_id = s.thing_id AND i.key = s.key ORDER BY i.ts_us DESC, i.rowid DESC LIMIT 1) "
-    "WHERE true ON CONFLICT (thing_id, key) DO UPDATE SET "
-    "ts_us = excluded.ts_us, num = excluded.num, value = excluded.value "
-    "WHERE excluded.ts_us >= telemetry_latest.ts_us"
-)
-_SQLITE_STAGED_OF = (
-    "SELECT key, ts_us, num, value FROM telemetry_staged WHERE thing_id = ? ORDER BY rowid"
-)
-# Five arrays in, one statement: asyncpg sends it once however many rows there are.
-_UNNEST = (
-    " SELECT * FROM unnest(CAST(:thing_id AS TEXT[]), CAST(:key AS TEXT[]), "
-    "CAST(:ts_us AS BIGINT[]), CAST(:num AS DOUBLE PRECISION[]), CAST(:value AS TEXT[]))"
-)
-_ARRAYS = (
-    bindparam("thing_id", type_=ARRAY(Text)),
-    bindparam("key", type_=ARRAY(Text)),
-    bindparam("ts_us", type_=ARRAY(BigInteger)),
-    bindparam("num", type_=ARRAY(Float)),
-    bindparam("value", type_=ARRAY(Text)),
-)
-_PG_INSERT = text("INSERT INTO telemetry (thing_id, key, ts_us, num, value)" + _UNNEST).bindparams(
-    *_ARRAYS
-)
-_PG_UPSERT = text(
-    "INSERT INTO telemetry_latest (thing_id, key, ts_us, num, value)" + _UNNEST + _ON_CONFLICT
-).bindparams(*_ARRAYS)
-# Bounded deletes of one series by physical row id, found through the series index (there
-# is no index on ts_us alone: it cost a fifth of every insert; decision 41). PostgreSQL plans
-# `ctid = ANY(ARRAY(...))` as a TID scan; `ctid IN (SELECT ...)` could become a full scan.
-_SQLITE_DELETE = text(
-    "DELETE FROM telemetry WHERE rowid IN (SELECT rowid FROM telemetry "
-    "WHERE thing_id = :thing AND key = :key AND ts_us < :cutoff ORDER BY ts_us LIMIT :lim)"
-)
-_PG_DELETE = text(
-    "DELETE FROM telemetry WHERE ctid = ANY(ARRAY(SELECT ctid FROM telemetry "
-    "WHERE thing_id = :thing AND key = :key AND ts_us < :cutoff ORDER BY ts_us LIMIT :lim))"
-)
+__all__ = ["Row"]
+
 # Every series has its row in telemetry_latest (ingest writes both; neither is deleted with a
 # Thing), so retention walks that small table instead of the samples.
-_SERIES_AFTER = text(
-    "SELECT thing_id, key FROM telemetry_latest WHERE (thing_id, key) > (:thing, :key) "
-    "ORDER BY thing_id, key LIMIT :lim"
+_SERIES = (
+    select(telemetry_latest.c.thing_id, telemetry_latest.c.key)
+    .order_by(telemetry_latest.c.thing_id, telemetry_latest.c.key)
+    .limit(bindparam("lim"))
 )
-_SERIES_FIRST = text("SELECT thing_id, key FROM telemetry_latest ORDER BY thing_id, key LIMIT :lim")
-# A list of Thing ids is one parameter (a JSON array on SQLite, an array on PostgreSQL), so
-# the statement is the same for every batch and needs no per-id placeholders.
-_SQLITE_EXISTING = "SELECT id FROM things WHERE id IN (SELECT value FROM json_each(?))"
-_PG_EXISTING = text("SELECT id FROM things WHERE id = ANY(:ids)").bindparams(
-    bindparam("ids", type_=ARRAY(Text))
+_SERIES_AFTER = _SERIES.where(
+    tuple_(telemetry_latest.c.thing_id, telemetry_latest.c.key)
+    > tuple_(bindparam("thing"), bindparam("key"))
 )
-_SQLITE_TOUCH = (
-    "UPDATE things SET last_seen_us = ? WHERE id IN (SELECT value FROM json_each(?)) "
-    "AND (last_seen_us IS NULL OR last_seen_us < ?)"
-)
-_PG_TOUCH = text(
-    "UPDATE things SET last_seen_us = :seen WHERE id = ANY(:ids) "
-    "AND (last_seen_us IS NULL OR last_seen_us < :stale)"
-).bindparams(
-    bindparam("ids", type_=ARRAY(Text)),
-    bindparam("seen", type_=BigInteger),
-    bindparam("stale", type_=BigInteger),
-)
-
-
-def _columns(rows: Sequence[Row]) -> dict[str, list[Any]]:
-    thing_ids, keys, stamps, nums, values = zip(*rows, strict=True)
-    return {
-        "thing_id": list(thing_ids),
-        "key": list(keys),
-        "ts_us": list(stamps),
-        "num": list(nums),
-        "value": list(values),
-    }
 
 
 def add_samples(conn: Connection, rows: Sequence[Row]) -> None:
-    """Store samples, queryable and counted in the latest values from the commit on.
-
-    On SQLite they are staged (see `move_staged`); on PostgreSQL inserted, and the latest
-    values upserted, at once.
-    """
-    if not rows:
-        return
-    if conn.dialect.name == "sqlite":
-        raw = sqlite_connection(conn)
-        raw.executemany(_SQLITE_STAGE, rows)
-    else:
-        conn.execute(_PG_INSERT, _columns(rows))
-        upsert_latest(conn, rows)
+    """Store samples, queryable and counted in the latest values from the commit on:
+    staged where the dialect stages telemetry (see `move_staged`), else inserted, and the
+    latest values upserted, at once."""
+    if rows:
+        dialects.of(conn).add_samples(conn, rows)
 
 
 def move_staged(conn: Connection) -> int:
-    """Move the staged samples into `telemetry` and fold them into the latest values
-    (SQLite); the samples moved.
-
-    Three statements, each all inside SQLite: the store runs this on a thread of its own
-    (`Store.write_aside`), and sqlite3 releases the GIL for the whole of each statement.
-    Inserting a few seconds of samples at once, sorted by series, dirties each series' last
-    index page once, where each ingest commit would have dirtied it again; and each series'
-    latest value is written once per move instead of once per commit (decision 43).
-    """
-    raw = sqlite_connection(conn)
-    moved = raw.execute(_SQLITE_MOVE).rowcount
-    raw.execute(_SQLITE_FOLD_LATEST)
-    raw.execute("DELETE FROM telemetry_staged")
-    return int(moved)
+    """Move the staged samples into `telemetry` and fold them into the latest values; the
+    samples moved (none where the dialect does not stage telemetry)."""
+    return dialects.of(conn).move_staged(conn)
 
 
 def upsert_latest(conn: Connection, rows: Iterable[Row]) -> None:
@@ -184,55 +73,47 @@ def upsert_latest(conn: Connection, rows: Iterable[Row]) -> None:
     Rows are first reduced to the newest per (Thing, key): PostgreSQL refuses to update one
     row twice in a statement, and fewer rows is less work on both.
     """
-    newest: dict[tuple[str, str], Row] = {}
-    for row in rows:
-        seen = newest.get((row[0], row[1]))
-        if seen is None or row[2] >= seen[2]:
-            newest[(row[0], row[1])] = row
-    if not newest:
-        return
-    # In (Thing, key) order, so that concurrent upserts lock shared rows in the same order.
-    reduced = [newest[pair] for pair in sorted(newest)]
-    if conn.dialect.name == "sqlite":
-        raw = sqlite_connection(conn)
-        raw.executemany(_SQLITE_UPSERT, reduced)
-    else:
-        conn.execute(_PG_UPSERT, _columns(reduced))
+    reduced = newest_per_series(rows)
+    if reduced:
+        dialects.of(conn).upsert_latest(conn, reduced)
 
 
 def existing_things(conn: Connection, thing_ids: Sequence[str]) -> set[str]:
     """Which of these Thing ids exist."""
     if not thing_ids:
         return set()
-    if conn.dialect.name == "sqlite":
-        raw = sqlite_connection(conn)
-        cursor = raw.execute(_SQLITE_EXISTING, (orjson.dumps(list(thing_ids)).decode(),))
-        return {row[0] for row in cursor}
-    return set(conn.execute(_PG_EXISTING, {"ids": list(thing_ids)}).scalars())
+    return dialects.of(conn).existing_things(conn, thing_ids)
 
 
-def touch_things(conn: Connection, thing_ids: Sequence[str], seen_us: int, stale_us: int) -> None:
-    """Set `last_seen_us` to `seen_us` for these Things where it is unset or before `stale_us`.
+def touch_things(tx: WriteTx, thing_ids: Sequence[str], stale_us: int) -> None:
+    """Set `last_seen` to the transaction's time for these Things where it is unset or before
+    `stale_us`, in the rows and in what the store knows of them (its cache of committed state).
 
-    `stale_us` <= `seen_us`, so last_seen never moves back; below it, a Thing seen again
-    within the resolution is not rewritten (its row is wide and this runs for every message).
+    `stale_us` <= the transaction's time, so last_seen never moves back; below it, a Thing
+    seen again within the resolution is not rewritten (its row is wide and this runs for
+    every message).
     """
     if not thing_ids:
         return
-    if conn.dialect.name == "sqlite":
-        raw = sqlite_connection(conn)
-        raw.execute(_SQLITE_TOUCH, (seen_us, orjson.dumps(list(thing_ids)).decode(), stale_us))
-    else:
-        conn.execute(_PG_TOUCH, {"ids": list(thing_ids), "seen": seen_us, "stale": stale_us})
+    dialects.of(tx.conn).touch_things(tx.conn, thing_ids, tx.ts_us, stale_us)
+    if tx.known is None:
+        return
+    # The same rule on the cached Things: RFC 3339 strings of fixed width compare like instants.
+    seen, stale = clock.to_rfc3339(tx.ts_us), clock.to_rfc3339(stale_us)
+    for thing_id in thing_ids:
+        cached = tx.known.get(thing_id)
+        if cached is not None and (cached.last_seen is None or cached.last_seen < stale):
+            tx.wrote(thing_id, replace(cached, last_seen=seen))
 
 
 def _ranges(
     conn: Connection, thing_id: str, key: str, from_us: int, to_us: int | None
 ) -> list[Select[Any]]:
     """(ts_us, num, value) of one key in [from, to): one select per table holding samples
-    (the staged ones too on SQLite), each filtered itself so each uses its own access path."""
+    (the staged ones too, where the dialect stages them), each filtered itself so each uses
+    its own access path."""
     tables: list[Table] = [telemetry]
-    if conn.dialect.name == "sqlite":
+    if dialects.of(conn).stages_telemetry:
         tables.append(telemetry_staged)
     selects = []
     for table in tables:
@@ -314,19 +195,16 @@ def buckets(
 def latest(conn: Connection, thing_id: str) -> list[tuple[str, int, float | None, str | None]]:
     """The newest sample of each key of the Thing, as (key, ts_us, num, value), by key.
 
-    On SQLite, staged samples count too, by the rule `move_staged` will apply: in the order
+    Staged samples count too, by the rule `move_staged` will apply: in the order
     received, a sample replaces one of the same time or older (see `upsert_latest`).
     """
     t = telemetry_latest
     query = select(t.c.key, t.c.ts_us, t.c.num, t.c.value).where(t.c.thing_id == thing_id)
     newest = {row.key: (row.key, row.ts_us, row.num, row.value) for row in conn.execute(query)}
-    if conn.dialect.name == "sqlite":
-        for key, ts_us, num, value in sqlite_connection(conn).execute(
-            _SQLITE_STAGED_OF, (thing_id,)
-        ):
-            seen = newest.get(key)
-            if seen is None or ts_us >= seen[1]:
-                newest[key] = (key, ts_us, num, value)
+    for key, ts_us, num, value in dialects.of(conn).staged_samples(conn, thing_id):
+        seen = newest.get(key)
+        if seen is None or ts_us >= seen[1]:
+            newest[key] = (key, ts_us, num, value)
     return [newest[key] for key in sorted(newest)]
 
 
@@ -363,12 +241,12 @@ def delete_older_than(
     answerable after its history has expired.
     """
     if after is None:
-        found = conn.execute(_SERIES_FIRST, {"lim": series_limit}).all()
+        found = conn.execute(_SERIES, {"lim": series_limit}).all()
     else:
         found = conn.execute(
             _SERIES_AFTER, {"thing": after[0], "key": after[1], "lim": series_limit}
         ).all()
-    statement = _SQLITE_DELETE if conn.dialect.name == "sqlite" else _PG_DELETE
+    statement = dialects.of(conn).delete_oldest
     deleted = 0
     for thing_id, key in found:
         room = limit - deleted

@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-import orjson
 from sqlalchemy import ColumnElement, Connection, bindparam, delete, insert, select, update
 from sqlalchemy.engine import Row
 
@@ -13,8 +12,8 @@ from iotas.domain import clock
 from iotas.domain.links import edges
 from iotas.domain.things import Thing
 from iotas.domain.twin import Twin
+from iotas.store import dialects
 from iotas.store.schema import thing_links, things
-from iotas.store.sqlite_driver import sqlite_connection
 from iotas.store.thing_fields import replace_fields
 
 
@@ -95,54 +94,12 @@ _UPDATE_TWIN = (
 )
 
 
-# One Thing by id on SQLite, straight to the driver: the write path reads every Thing it
-# changes that is not in the store's cache.
-_SQLITE_GET = (
-    "SELECT id, kind, attributes, labels, links, description, revision, created_at, "
-    "updated_at, connected, last_seen_us, quarantine, desired, reported, desired_meta, "
-    "reported_meta, twin_version, pending_since, drifted_since FROM things WHERE id = ?"
-)
-
-
 def get(conn: Connection, thing_id: str) -> Thing | None:
-    if conn.dialect.name == "sqlite":
-        found = sqlite_connection(conn).execute(_SQLITE_GET, (thing_id,)).fetchone()
-        return None if found is None else _from_sqlite(found)
+    direct = dialects.of(conn).get_thing
+    if direct is not None:
+        return direct(conn, thing_id)
     row = conn.execute(_GET, {"thing_id": thing_id}).first()
     return None if row is None else _from_row(row)
-
-
-def _json(text: str | None) -> Any:
-    return None if text is None else orjson.loads(text)
-
-
-def _from_sqlite(r: tuple[Any, ...]) -> Thing:
-    """`_thing` for a row of `_SQLITE_GET`, by position. Not through a mapping like
-    `_thing`: building one per read cost a sixth of the write rate (bench/registry.py)."""
-    last_seen_us = r[10]
-    return Thing(
-        id=r[0],
-        kind=r[1],
-        attributes=_json(r[2]),
-        labels=_json(r[3]),
-        links=_json(r[4]),
-        description=_json(r[5]),
-        revision=r[6],
-        created_at=r[7],
-        updated_at=r[8],
-        connected=bool(r[9]),
-        last_seen=None if last_seen_us is None else clock.to_rfc3339(last_seen_us),
-        quarantine=_json(r[11]),
-        twin=Twin(
-            desired=_json(r[12]),
-            reported=_json(r[13]),
-            desired_meta=_json(r[14]),
-            reported_meta=_json(r[15]),
-            version=r[16],
-            pending_since=r[17],
-            drifted_since=r[18],
-        ),
-    )
 
 
 def get_many(conn: Connection, ids: list[str]) -> dict[str, Thing]:
@@ -169,16 +126,6 @@ def _replace_links(conn: Connection, thing: Thing, *, fresh: bool = False) -> No
         conn.execute(insert(thing_links), rows)
 
 
-# The twin-only update on SQLite, straight to the driver: it runs for every reported and
-# desired change, and SQLAlchemy's per-statement work cost more than SQLite's.
-_SQLITE_UPDATE_TWIN = (
-    "UPDATE things SET desired = ?, reported = ?, desired_meta = ?, reported_meta = ?, "
-    "twin_version = ?, revision = ?, pending_since = ?, drifted_since = ?, updated_at = ? "
-    "WHERE id = ?"
-)
-_JSON_TWIN_COLUMNS = frozenset({"desired", "reported", "desired_meta", "reported_meta"})
-
-
 def update_thing(conn: Connection, before: Thing, after: Thing) -> None:
     row = _to_row(after)
     if (
@@ -186,12 +133,9 @@ def update_thing(conn: Connection, before: Thing, after: Thing) -> None:
         and before.connected == after.connected
         and before.quarantine == after.quarantine
     ):
-        if conn.dialect.name == "sqlite":
-            values = [
-                orjson.dumps(row[name]).decode() if name in _JSON_TWIN_COLUMNS else row[name]
-                for name in _TWIN_COLUMNS
-            ]
-            sqlite_connection(conn).execute(_SQLITE_UPDATE_TWIN, (*values, row["id"]))
+        direct = dialects.of(conn).update_twin
+        if direct is not None:
+            direct(conn, row)
             return
         conn.execute(_UPDATE_TWIN, {f"b_{name}": row[name] for name in ("id", *_TWIN_COLUMNS)})
         return
@@ -204,7 +148,7 @@ def update_thing(conn: Connection, before: Thing, after: Thing) -> None:
 
 
 def delete_thing(conn: Connection, thing_id: str) -> None:
-    # thing_fields rows go with it (ON DELETE CASCADE; SQLite has foreign_keys=ON).
+    # thing_fields rows go with it (ON DELETE CASCADE; every SQLite connection has foreign_keys=ON).
     conn.execute(delete(things).where(things.c.id == thing_id))
 
 

@@ -15,7 +15,7 @@ from iotas.domain.errors import Conflict, NotFound, PreconditionFailed
 from iotas.runtime import Runtime
 from iotas.services.context import Actor, Context
 from iotas.store.engine import DataFileBusy, database_url, open_store
-from iotas.store.store import WriteTx
+from iotas.store.store import SqliteStore, WriteTx
 
 CTX = Context(Actor("tester"), "test")
 
@@ -86,7 +86,7 @@ async def test_delete_and_recreate_in_one_batch(rt: Runtime) -> None:
         rt.registry.create(CTX, {"id": "acme:p", "kind": "valve"}),
         rt.registry.patch(CTX, "acme:p", {"attributes": {"v": 2}}),
     ]
-    if rt.store.dialect == "sqlite":
+    if isinstance(rt.store, SqliteStore):
         # Submitted together, they share one batch and run in submission order.
         await asyncio.gather(*calls)
     else:

@@ -308,7 +308,7 @@ async def test_samples_read_the_same_staged_moved_and_across_both(rt: Runtime) -
         ]
 
     await rt.telemetry.ingest([("acme:a", first)])
-    sqlite = rt.store.dialect == "sqlite"
+    sqlite = rt.store.dialect.stages_telemetry
     assert len(await rows(rt, table=telemetry_staged)) == (40 if sqlite else 0)
     staged_answers = await answers()
     assert rt.telemetry.counters()["staged_samples"] == (40 if sqlite else 0)
