@@ -224,3 +224,18 @@ claims = Table(
     Column("expires_us", BigInteger, nullable=True),
     Column("revoked_us", BigInteger, nullable=True),
 )
+
+
+# The columns a twin change writes (desired or reported state, their metadata, versions): the
+# portable update in `things_repo` and SQLite's fast one in `dialects.sqlite` write these.
+TWIN_COLUMNS = (
+    "desired",
+    "reported",
+    "desired_meta",
+    "reported_meta",
+    "twin_version",
+    "revision",
+    "pending_since",
+    "drifted_since",
+    "updated_at",
+)

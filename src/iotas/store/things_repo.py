@@ -13,7 +13,7 @@ from iotas.domain.links import edges
 from iotas.domain.things import Thing
 from iotas.domain.twin import Twin
 from iotas.store import dialects
-from iotas.store.schema import thing_links, things
+from iotas.store.schema import TWIN_COLUMNS, thing_links, things
 from iotas.store.thing_fields import replace_fields
 
 
@@ -76,21 +76,10 @@ def _to_row(thing: Thing) -> dict[str, Any]:
 # Built once: these run on every twin change, and building a statement costs more than
 # executing a cached one.
 _GET = select(things).where(things.c.id == bindparam("thing_id"))
-_TWIN_COLUMNS = (
-    "desired",
-    "reported",
-    "desired_meta",
-    "reported_meta",
-    "twin_version",
-    "revision",
-    "pending_since",
-    "drifted_since",
-    "updated_at",
-)
 _UPDATE_TWIN = (
     update(things)
     .where(things.c.id == bindparam("b_id"))
-    .values({name: bindparam(f"b_{name}") for name in _TWIN_COLUMNS})
+    .values({name: bindparam(f"b_{name}") for name in TWIN_COLUMNS})
 )
 
 
@@ -137,7 +126,7 @@ def update_thing(conn: Connection, before: Thing, after: Thing) -> None:
         if direct is not None:
             direct(conn, row)
             return
-        conn.execute(_UPDATE_TWIN, {f"b_{name}": row[name] for name in ("id", *_TWIN_COLUMNS)})
+        conn.execute(_UPDATE_TWIN, {f"b_{name}": row[name] for name in ("id", *TWIN_COLUMNS)})
         return
     del row["id"]
     conn.execute(update(things).where(things.c.id == after.id).values(row))

@@ -39,6 +39,7 @@ from iotas.store.dialects.base import (
     is_number,
     two_valued,
 )
+from iotas.store.schema import TWIN_COLUMNS
 
 # Every connection's. WAL lets readers go on during a write; a writer that finds the file
 # locked (another connection's checkpoint) waits rather than failing at once.
@@ -213,20 +214,9 @@ def _get_thing(conn: Connection, thing_id: str) -> Thing | None:
     )
 
 
-# `things_repo`'s twin-only update (the same columns), in the order of `_UPDATE_TWIN`: it runs
-# for every reported and desired change.
-_TWIN_COLUMNS = (
-    "desired",
-    "reported",
-    "desired_meta",
-    "reported_meta",
-    "twin_version",
-    "revision",
-    "pending_since",
-    "drifted_since",
-    "updated_at",
-)
 _JSON_TWIN_COLUMNS = frozenset({"desired", "reported", "desired_meta", "reported_meta"})
+# `things_repo`'s twin-only update, with its columns in the order of schema.TWIN_COLUMNS: it
+# runs for every reported and desired change.
 _UPDATE_TWIN = (
     "UPDATE things SET desired = ?, reported = ?, desired_meta = ?, reported_meta = ?, "
     "twin_version = ?, revision = ?, pending_since = ?, drifted_since = ?, updated_at = ? "
@@ -237,7 +227,7 @@ _UPDATE_TWIN = (
 def _update_twin(conn: Connection, row: Mapping[str, Any]) -> None:
     values = [
         orjson.dumps(row[name]).decode() if name in _JSON_TWIN_COLUMNS else row[name]
-        for name in _TWIN_COLUMNS
+        for name in TWIN_COLUMNS
     ]
     sqlite_connection(conn).execute(_UPDATE_TWIN, (*values, row["id"]))
 
