@@ -234,7 +234,7 @@ class WotThings:
         for event in events:
             kind = event["type"]
             # A Thing's events name it as `thing_id`; a binding's, as its `record_id`.
-            thing_id = event.get("thing_id", event.get("record_id"))
+            thing_id: str = event["thing_id"] if "thing_id" in event else event["record_id"]
             if kind in (ev.WOT_ADOPTED, ev.WOT_RELEASED):
                 # A binding came or went, on this node or another. A resync reads every
                 # binding, so only when it has something to do: one adopted here has its
