@@ -14,7 +14,9 @@ Against a real iotas server subprocess (SQLite, embedded MQTT broker), over loop
 3. Quarantine to refused reconnect: devices connected to the embedded broker with their
    passwords; for each, the time from `POST .../quarantine` being sent until the device has
    been disconnected and a fresh connection attempt with its old secret is refused (the
-   issue's bound: 5 s).
+   issue's bound: 5 s). The clock stops when the refusing CONNACK arrives, not when the
+   client has been torn down: paho's network thread sleeps 1 s before reconnecting after the
+   broker closes a refused connection, and stopping it then waited out that second.
 """
 
 from __future__ import annotations
@@ -50,6 +52,7 @@ from iotas.services.ca import CertificateAuthority
 
 CONCURRENCY = 8
 QUARANTINE_BOUND_S = 5.0
+QUARANTINE_P50_MS = 100.0
 LOOP_TIMEOUT_S = 600.0
 
 
@@ -174,6 +177,7 @@ async def provisioning(api: httpx.AsyncClient, url: str, csrs: list[str]) -> dic
 class Device:
     def __init__(self, port: int, thing_id: str, secret: str) -> None:
         self.connack: Any = None
+        self.connack_at = 0.0
         self.connected = threading.Event()
         self.dropped = threading.Event()
         self.dropped_at = 0.0
@@ -187,6 +191,7 @@ class Device:
         self.client.loop_start()
 
     def _on_connect(self, _c: Any, _u: Any, _f: Any, reason: Any, _p: Any) -> None:
+        self.connack_at = time.perf_counter()
         self.connack = reason
         self.connected.set()
 
@@ -195,14 +200,19 @@ class Device:
         self.dropped.set()
 
     def stop(self) -> None:
-        self.client.loop_stop()
+        # Disconnect first: a network thread waiting to reconnect then ends at once.
         self.client.disconnect()
+        self.client.loop_stop()
 
 
-def refused(port: int, thing_id: str, secret: str) -> bool:
+def refused_at(port: int, thing_id: str, secret: str) -> float | None:
+    """When a fresh connection with this secret was refused (its CONNACK arrived); None if
+    it was let in or no answer came."""
     attempt = Device(port, thing_id, secret)
     try:
-        return attempt.connected.wait(5) and attempt.connack != 0
+        if attempt.connected.wait(5) and attempt.connack != 0:
+            return attempt.connack_at
+        return None
     finally:
         attempt.stop()
 
@@ -227,9 +237,10 @@ async def quarantine(api: httpx.AsyncClient, mqtt_port: int, count: int) -> dict
             response.raise_for_status()
             if not await asyncio.to_thread(device.dropped.wait, 10):
                 raise RuntimeError(f"{thing_id} was not disconnected")
-            if not await asyncio.to_thread(refused, mqtt_port, thing_id, secret):
+            refused = await asyncio.to_thread(refused_at, mqtt_port, thing_id, secret)
+            if refused is None:
                 raise RuntimeError(f"{thing_id} could reconnect after quarantine")
-            took.append(time.perf_counter() - started)
+            took.append(refused - started)
         finally:
             device.stop()
     return latency_summary_ms(took)
@@ -293,8 +304,8 @@ def main() -> None:
         Row(
             "quarantine -> refused reconnect p50",
             f"{q['p50_ms']:.0f} ms",
-            "<= 5000 ms",
-            verdict(q["max_ms"] <= QUARANTINE_BOUND_S * 1000),
+            f"<= {QUARANTINE_P50_MS:.0f} ms (max <= {QUARANTINE_BOUND_S * 1000:.0f} ms)",
+            verdict(q["p50_ms"] <= QUARANTINE_P50_MS and q["max_ms"] <= QUARANTINE_BOUND_S * 1000),
             f"p99 {q['p99_ms']:.0f} ms, max {q['max_ms']:.0f} ms over {q['count']}",
         ),
     ]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Collection
+from functools import partial
 
 from iotas.domain import clock, merge_patch, td
 from iotas.domain import journal as ev
@@ -108,10 +109,11 @@ class Registry:
         or replace the TD of the existing one (journaled as the merge patch between the two).
         Returns the Thing and whether it was created.
 
-        `registering` is the directory's: it has validated the TD as a TD itself (a TD
-        registered through it is never a native Thing's model), and its function runs in
-        the same transaction once the Thing is written, with the Thing before (None) and
-        after, even when nothing changed; raising there undoes the whole write."""
+        `registering` is the directory's or the WoT adoption's: the caller has validated the
+        TD as a TD itself (one registered or adopted is never a native Thing's model), and
+        its function runs in the same transaction once the Thing is written, with the Thing
+        before (None) and after, even when nothing changed; raising there undoes the whole
+        write."""
         check_thing_id(thing_id)
         ctx.actor.may_create(thing_id)
         record = validate_record(
@@ -187,34 +189,51 @@ class Registry:
         return await self.store.write(unit)
 
     async def patch_desired_where(
-        self, ctx: Context, q: str, patch: object, *, page: int = 500
+        self, ctx: Context, q: str, patch: object, *, page: int = 250
     ) -> tuple[int, int]:
-        """Apply one desired-state merge patch to every Thing the query selects (each Thing in
-        its own transaction, journaled as usual; the store commits them in groups). Returns
-        how many Things matched and how many changed."""
+        """Apply one desired-state merge patch to every Thing the query selects, each change
+        journaled as usual. Returns how many Things matched and how many changed.
+
+        A page of Things is selected and changed in one unit of work, inside the write
+        transaction: the selection is never stale (a Thing deleted meanwhile is not matched),
+        and the bulk costs a few units instead of one per Thing. One unit per Thing made it
+        superlinear: each page waited behind the work its own changes woke (the WoT workers'
+        reads and writes queue on the same readers and writer), so 10x the Things took 32x
+        as long. A quarantined Thing matches but does not change (its desired state is
+        frozen)."""
         if not q.strip():
             raise InvalidInput("a bulk change needs a query (q) naming the Things it is for")
-        matched = changed = 0
-        after_id = None
-        while things := await self.select(
-            q, limit=page, after_id=after_id, namespaces=ctx.actor.namespaces
-        ):
-            results = await asyncio.gather(
-                *(self._patch_desired_if_exists(ctx, t, patch) for t in things)
-            )
-            matched += len(things)
-            changed += sum(results)
-            after_id = things[-1].id
-        return matched, changed
-
-    async def _patch_desired_if_exists(self, ctx: Context, before: Thing, patch: object) -> bool:
+        if not isinstance(patch, dict):
+            raise InvalidInput("a desired patch must be a JSON object (RFC 7396 merge patch)")
         try:
-            after = await self.patch_twin(ctx, before.id, "desired", patch)
-        except NotFound:  # deleted meanwhile
-            return False
-        except Conflict:  # quarantined: its desired state is frozen
-            return False
-        return after.twin.version != before.twin.version
+            merge_patch.check_json(patch, "desired")
+        except ValueError as exc:
+            raise InvalidInput(str(exc), field="desired") from None
+        where = compile_query(
+            parse_query(q),
+            dialect=self.store.dialect,
+            now_us=clock.now_us(),
+            namespaces=ctx.actor.namespaces,
+        )
+        namespaces = ctx.actor.namespaces
+
+        def unit(tx: WriteTx, after_id: str | None) -> tuple[int, int, str | None]:
+            selected = things_repo.page(tx.conn, where, after_id, page, namespaces)
+            changed = 0
+            for before in selected:  # read in this transaction: its current state
+                if before.quarantine is not None:
+                    continue
+                if desired_in(tx, ctx, before, patch) is not before:
+                    changed += 1
+            return len(selected), changed, selected[-1].id if selected else None
+
+        matched = changed = 0
+        after_id: str | None = None
+        while True:
+            count, done, after_id = await self.store.write(partial(unit, after_id=after_id))
+            matched, changed = matched + count, changed + done
+            if count < page:
+                return matched, changed
 
     async def set_connected(self, ctx: Context, thing_id: str, connected: bool) -> Thing:
         """Presence from the Thing's birth or last will; journaled only when it changes."""
@@ -240,6 +259,38 @@ class Registry:
             await asyncio.gather(*(self.set_connected(ctx, t.id, False) for t in page))
             count, after_id = count + len(page), page[-1].id
         return count
+
+    async def record_read(
+        self,
+        ctx: Context,
+        thing_id: str,
+        reported: JSONObject,
+        *,
+        seen_us: int,
+        presence: Context | None = None,
+    ) -> Thing:
+        """An adapter read the Thing: the reported change (if any), `last_seen` and, with
+        `presence` (whose context journals it), that the Thing is connected, in one
+        transaction rather than three."""
+        check_thing_id(thing_id)
+        try:
+            merge_patch.check_json(reported, "reported")
+        except ValueError as exc:
+            raise InvalidInput(str(exc), field="reported") from None
+
+        def unit(tx: WriteTx) -> Thing:
+            after = tx.existing(thing_id)
+            effective = merge_patch.effective(after.twin.reported, reported)
+            if effective:
+                after = changed(tx, ctx, after, thing_id, ev.REPORTED_CHANGED, effective)
+            if presence is not None and not after.connected:
+                connected = change(tx, presence, after, thing_id, ev.THING_CONNECTED)
+                assert connected is not None
+                after = connected
+            tx.touch([thing_id], seen_us)  # last: a row written after it would move it back
+            return after
+
+        return await self.store.write(unit)
 
     async def record_event(self, ctx: Context, thing_id: str, name: str, data: object) -> None:
         """Something the Thing says happened (`things/{id}/events/{name}`): journaled as is."""

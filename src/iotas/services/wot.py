@@ -111,29 +111,28 @@ class WotBindings:
         check_thing_id(thing_id)
         # Silent for three poll intervals: unreachable (an attribute, so people can change it).
         interval = {"expected_interval": poll_seconds * SILENT_INTERVALS}
-        thing, created = await self.registry.put_description(
-            ctx, thing_id, doc, kind=kind_of(doc), attributes=interval
-        )
         now = clock.now_us()
         sealed = None if secrets is None else self.box.seal(_plain(secrets))
         binding = Binding(thing_id, td_url, poll_seconds, sealed, now, now)
+        bound: list[Binding] = []
 
-        def unit(tx: WriteTx) -> Binding:
-            before = tx.thing(thing_id)
-            if before is None:
-                raise NotFound(f"the Thing {thing_id!r} was deleted while it was adopted")
+        def bind(tx: WriteTx, _before: Thing | None, thing: Thing) -> None:
+            # In the transaction that writes the Thing: adopted whole or not at all.
             previous = wot_repo.get(tx.conn, thing_id)
             stored = binding if previous is None else _keep_created(binding, previous)
             if secrets is not None:
                 # That credentials were set, and of which kind, is journaled; never the values.
                 patch = {"type": "wot", **secrets.public()}
-                change(tx, ctx, before, thing_id, ev.CREDENTIAL_ADDED, patch)
+                change(tx, ctx, thing, thing_id, ev.CREDENTIAL_ADDED, patch)
             wot_repo.upsert(tx.conn, stored)
             record(tx, ctx, ev.WOT_BINDING, thing_id, ev.WOT_ADOPTED, _journaled(stored))
-            return stored
+            bound[:] = [stored]
 
-        stored = await self.store.write(unit)
-        return Adopted(thing, stored, created)
+        # The TD was validated above, as a TD with forms of its own: `registering` says so.
+        thing, created = await self.registry.put_description(
+            ctx, thing_id, doc, kind=kind_of(doc), attributes=interval, registering=bind
+        )
+        return Adopted(thing, bound[0], created)
 
     async def release(self, ctx: Context, thing_id: str) -> None:
         """Stop managing the Thing (it stays in the registry)."""

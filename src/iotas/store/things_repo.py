@@ -141,9 +141,22 @@ def delete_thing(conn: Connection, thing_id: str) -> None:
     conn.execute(delete(things).where(things.c.id == thing_id))
 
 
+# One Thing heard from (a WoT read or write, a presence change): built once, not per call,
+# where building the statement cost more than running it.
+_TOUCH_ONE = (
+    update(things)
+    .where(things.c.id == bindparam("b_id"))
+    .where((things.c.last_seen_us.is_(None)) | (things.c.last_seen_us < bindparam("b_seen")))
+    .values(last_seen_us=bindparam("b_seen"))
+)
+
+
 def touch(conn: Connection, thing_ids: list[str], seen_us: int) -> None:
     """Move `last_seen` forward (never back) for the given Things."""
     if not thing_ids:
+        return
+    if len(thing_ids) == 1:
+        conn.execute(_TOUCH_ONE, {"b_id": thing_ids[0], "b_seen": seen_us})
         return
     conn.execute(
         update(things)

@@ -27,7 +27,7 @@ from iotas.controllers.supervisor import Controllers, Loop
 from iotas.domain import journal as ev
 from iotas.domain import td
 from iotas.domain.errors import InvalidInput, IotasError, NotFound
-from iotas.domain.things import check_not_quarantined
+from iotas.domain.things import Thing, check_not_quarantined
 from iotas.services.bundle import Services
 from iotas.services.context import Context
 from iotas.services.follow import follow
@@ -144,7 +144,7 @@ class WotThings:
             secrets=parse_secrets(body.get("credentials")),
         )
         if self.leading:
-            await self._start_worker(adopted.binding)
+            await self._start_worker(adopted.binding, adopted.thing)
         # else the node that leads starts it (it follows adoptions through the journal)
         return adopted
 
@@ -171,18 +171,20 @@ class WotThings:
 
     # -- internals --------------------------------------------------------------------------
 
-    async def _start_worker(self, binding: Binding) -> None:
+    async def _start_worker(self, binding: Binding, thing: Thing | None = None) -> None:
         old = self.workers.pop(binding.thing_id, None)
         if old is not None:
             await old.stop()
-        worker = await self._worker(binding)
+        worker = await self._worker(binding, thing)
         if worker is not None:
             self.workers[binding.thing_id] = worker
             worker.start()
 
-    async def _worker(self, binding: Binding) -> ThingWorker | None:
+    async def _worker(self, binding: Binding, thing: Thing | None = None) -> ThingWorker | None:
+        """A worker for the bound Thing (as given, else read now)."""
         try:
-            thing = await self.rt.registry.get(binding.thing_id)
+            if thing is None:
+                thing = await self.rt.registry.get(binding.thing_id)
             if thing.description is None:
                 raise InvalidInput("the Thing has no TD")
             interactions = td.interactions(thing.description)
@@ -230,10 +232,16 @@ class WotThings:
         have been adopted (a resync is due)."""
         resync = False
         for event in events:
-            if event["type"] in (ev.WOT_ADOPTED, ev.WOT_RELEASED):
-                resync = True  # a binding came or went, on this node or another
+            kind = event["type"]
+            # A Thing's events name it as `thing_id`; a binding's, as its `record_id`.
+            thing_id: str = event["thing_id"] if "thing_id" in event else event["record_id"]
+            if kind in (ev.WOT_ADOPTED, ev.WOT_RELEASED):
+                # A binding came or went, on this node or another. A resync reads every
+                # binding, so only when it has something to do: one adopted here has its
+                # worker already (10,000 adoptions would otherwise read 10,000 bindings
+                # again and again), and a resync keeps a worker it has.
+                resync = resync or (thing_id in self.workers) == (kind == ev.WOT_RELEASED)
                 continue
-            thing_id, kind = event["thing_id"], event["type"]
             described = "description" in (event.get("patch") or {})
             worker = self.workers.get(thing_id)
             if worker is None:

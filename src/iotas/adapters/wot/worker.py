@@ -154,23 +154,32 @@ class ThingWorker:
         if errors:
             first = next(iter(errors.items()))
             self.last_error = f"reading {first[0]}: {first[1]}"
-        await self._report(values)
         # A Thing that answers, even with an error, is reachable; one that never does is not.
         answered = bool(values) or any(not _unreachable(e) for e in errors.values())
+        await self._report(values, answered=answered)
         await self._set_reachable(answered, None if answered else self.last_error)
         return not errors
 
-    async def _report(self, values: dict[str, Any]) -> None:
+    async def _report(self, values: dict[str, Any], *, answered: bool = False) -> None:
+        """Values read: reported, `last_seen` and (the Thing answered, and was not known to)
+        its presence, in one transaction."""
         values = {k: v for k, v in values.items() if v is not None}
         if not values:
             return
+        presence = None
+        if answered and self.reachable is not True:
+            presence = Context(ADAPTER, "wot adapter: the Thing answers")
         try:
-            await self.rt.registry.patch_twin(self.ctx, self.thing_id, "reported", values)
-            await self.rt.registry.touch([self.thing_id], clock.now_us())
+            await self.rt.registry.record_read(
+                self.ctx, self.thing_id, values, seen_us=clock.now_us(), presence=presence
+            )
         except InvalidInput as exc:  # a value iotas cannot store (NaN, too deep ...)
             self.last_error = f"a value could not be stored: {exc.detail}"
+            return
         except NotFound:
-            pass
+            return
+        if presence is not None:
+            self.reachable = True
 
     async def _set_reachable(self, reachable: bool, why: str | None) -> None:
         if reachable == self.reachable:
