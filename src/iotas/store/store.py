@@ -63,7 +63,8 @@ class WriteTx:
     """An open write transaction; `record` appends an event to the journal within it.
 
     `known` is what the store already knows of Things' current state (the embedded store's
-    cache of committed state plus earlier units of the same batch), or None. Units read
+    cache of committed state plus earlier units of the same batch; on PostgreSQL only the
+    latter), or None. `pending` holds the unit's events; the store writes a batch's at its end. Units read
     Things with `thing()` and change them with `change()`, which tells the batch what it
     wrote, so that the cache only ever learns committed state.
     """
