@@ -64,9 +64,9 @@ class WriteTx:
 
     `known` is what the store already knows of Things' current state (the embedded store's
     cache of committed state plus earlier units of the same batch; on PostgreSQL only the
-    latter), or None. `pending` holds the unit's events; the store writes a batch's at its end. Units read
-    Things with `thing()` and change them with `change()`, which tells the batch what it
-    wrote, so that the cache only ever learns committed state.
+    latter), or None. Units read Things with `thing()` and change them with `change()`,
+    which tells the batch what it wrote, so that the cache only ever learns committed state.
+    `pending` holds the unit's events; the store writes a batch's events at its end.
     """
 
     conn: Connection
