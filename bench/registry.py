@@ -51,6 +51,8 @@ DEFAULT_PAGE = 100  # the API's default page
 
 # Targets from the brief; Ditto's figure is published, not measured here.
 TARGET_UPDATES_PER_S_SQLITE = 2000.0
+TARGET_UPDATES_PER_S_POSTGRESQL = 2000.0
+TARGET_CREATE_S_POSTGRESQL = 60.0  # for 100,000 Things (issue 14)
 TARGET_QUERY_P99_MS = 50.0
 TARGET_QUERY_AT_THINGS = 100_000
 DITTO_MODIFIES_PER_S = 800.0
@@ -304,6 +306,8 @@ class Bench:
             "non_201": bad,
             "non_201_statuses": bad_statuses,
             "listed": len(listed),
+            # The Things of this run that exist: what the later phases and verdicts judge.
+            "existing": len(self.existing),
             "missing": missing,
             "unexpected": unexpected,
             "duration_s": round(duration, 3),
@@ -683,8 +687,18 @@ def table(result: dict[str, Any], n: int) -> list[Row]:
     c, h, u, q, t = (result[k] for k in ("create", "healthz", "updates", "query", "time_travel"))
     qp = result["query_first_page"]
     ratio = result["ratios"]["updates_per_healthz"]
-    update_ok = u["requests_per_s"] >= TARGET_UPDATES_PER_S_SQLITE if backend == "sqlite" else None
-    at_scale = n >= TARGET_QUERY_AT_THINGS
+    update_target = (
+        TARGET_UPDATES_PER_S_SQLITE if backend == "sqlite" else TARGET_UPDATES_PER_S_POSTGRESQL
+    )
+    update_ok = u["requests_per_s"] >= update_target
+    # Judged by the Things that exist, not by --things: a creation cut short by its time
+    # bound must not pass a target set for 100,000.
+    existing = c["existing"]
+    at_scale = existing >= TARGET_QUERY_AT_THINGS
+    create_target = backend == "postgresql" and existing >= TARGET_QUERY_AT_THINGS
+    create_ok = not (c["missing"] or c["unexpected"] or c["non_201"])
+    if create_target:
+        create_ok = create_ok and c["duration_s"] < TARGET_CREATE_S_POSTGRESQL
     query_ok = q["p99_ms"] < TARGET_QUERY_P99_MS and q["wrong_answers"] == 0
     rows = [
         Row(
@@ -692,13 +706,14 @@ def table(result: dict[str, Any], n: int) -> list[Row]:
             f"{c['things_per_s']:,.0f}/s",
             note=f"{c['listed']:,} listed, {c['non_201']} non-201, {c['duration_s']:.1f}s"
             + (" (time bound reached)" if c["timed_out"] else ""),
-            verdict=verdict(False) if c["missing"] or c["unexpected"] or c["non_201"] else "",
-            target="all N listed",
+            verdict=verdict(create_ok) if create_target else ("" if create_ok else verdict(False)),
+            target="all N listed"
+            + (f", < {TARGET_CREATE_S_POSTGRESQL:.0f} s" if backend == "postgresql" else ""),
         ),
         Row(
             "twin updates (PATCH reported)",
             f"{u['requests_per_s']:,.0f}/s",
-            f">= {TARGET_UPDATES_PER_S_SQLITE:,.0f}/s" if backend == "sqlite" else "",
+            f">= {update_target:,.0f}/s",
             verdict(update_ok),
             f"p50 {u['latency_p50_ms']:.1f} ms, {u['non_2xx']} non-2xx",
         ),
@@ -726,7 +741,8 @@ def table(result: dict[str, Any], n: int) -> list[Row]:
             f"{q['p99_ms']:.1f} ms",
             f"< {TARGET_QUERY_P99_MS:.0f} ms at {TARGET_QUERY_AT_THINGS:,}",
             verdict(query_ok) if at_scale else "",
-            f"{q['wrong_answers']} wrong" + ("" if at_scale else "; target is for 100,000"),
+            f"{q['wrong_answers']} wrong"
+            + ("" if at_scale else f"; target is for 100,000, {existing:,} exist"),
         ),
         Row(
             "  same, first page of 100, p50/p99",
@@ -822,8 +838,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"\n{backend}: FAILED: {data['error']}")
             continue
         print_table(
-            f"registry on {backend}: {args.things:,} Things, {args.seconds:g}s per rate, "
-            f"client {args.client}",
+            f"registry on {backend}: {data['create']['existing']:,} of {args.things:,} Things, "
+            f"{args.seconds:g}s per rate, client {args.client}",
             table(data, args.things),
         )
         failed = failed or bool(data["problems"])

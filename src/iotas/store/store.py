@@ -23,14 +23,15 @@ import asyncio
 import contextlib
 import itertools
 import os
+import time
 from collections import ChainMap
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
 
-from sqlalchemy import Connection, Engine, insert, select, update
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy import Connection, Engine, select
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from iotas.domain import clock
 from iotas.domain.errors import NotFound
@@ -40,12 +41,14 @@ from iotas.domain.things import Thing
 from iotas.store import things_repo
 from iotas.store.dialects import Dialect, postgresql, sqlite
 from iotas.store.dialects.sqlite import sqlite_connection
-from iotas.store.schema import journal, journal_head
+from iotas.store.schema import journal_head
 
 T = TypeVar("T")
 MAX_BATCH = 256
 # Things whose committed state the embedded store keeps in memory (about 2 KB each).
 CACHE_SIZE = 20_000
+# Seconds after which the PostgreSQL writer gives its idle connection back to the pool.
+WRITER_IDLE_S = 1.0
 
 
 @dataclass(slots=True)
@@ -60,9 +63,10 @@ class WriteTx:
     """An open write transaction; `record` appends an event to the journal within it.
 
     `known` is what the store already knows of Things' current state (the embedded store's
-    cache of committed state plus earlier units of the same batch), or None. Units read
-    Things with `thing()` and change them with `change()`, which tells the batch what it
-    wrote, so that the cache only ever learns committed state.
+    cache of committed state plus earlier units of the same batch; on PostgreSQL only the
+    latter), or None. Units read Things with `thing()` and change them with `change()`,
+    which tells the batch what it wrote, so that the cache only ever learns committed state.
+    `pending` holds the unit's events; the store writes a batch's events at its end.
     """
 
     conn: Connection
@@ -184,12 +188,6 @@ class WriteTx:
             return self.known.get(thing_id)
         return None
 
-    def flush(self) -> None:
-        """Write the events recorded so far (inside the unit's transaction or savepoint)."""
-        if self.pending:
-            self.conn.execute(insert(journal), self.pending)
-            self.pending = []
-
 
 def lock_head(conn: Connection) -> Head:
     row = conn.execute(
@@ -198,14 +196,6 @@ def lock_head(conn: Connection) -> Head:
         .with_for_update()
     ).one()
     return Head(row.seq, row.hash, row.ts_us)
-
-
-def save_head(conn: Connection, head: Head) -> None:
-    conn.execute(
-        update(journal_head)
-        .where(journal_head.c.id == 1)
-        .values(seq=head.seq, hash=head.hash, ts_us=head.ts_us)
-    )
 
 
 class Store:
@@ -231,10 +221,11 @@ class Store:
 
 class PostgresStore(Store):
     """Units run on asyncpg through `run_sync`. Writes are committed in groups, as on SQLite:
-    one writer task takes the units waiting when it starts a batch, runs each in a SAVEPOINT
-    within one transaction and commits once, so the head lock and the commit's flush to disk
-    are paid once per batch, not once per change. Several nodes each have their own writer;
-    the head row lock orders them."""
+    one writer task, on a connection of its own, takes the units waiting when it starts a
+    batch and runs them in one transaction (see `_run_pg_batch`) that commits once, so the
+    head lock, the journal's insert and the commit's flush to disk are paid once per batch,
+    not once per change. Several nodes each have their own writer; the head row lock orders
+    them."""
 
     dialect = postgresql.DIALECT
 
@@ -245,8 +236,12 @@ class PostgresStore(Store):
         self._writer: asyncio.Task[None] | None = None
 
     async def read(self, unit: Callable[[Connection], T]) -> T:
+        # Without BEGIN and ROLLBACK: two round trips of the three a one-query read cost.
+        # Nothing is lost: at PostgreSQL's READ COMMITTED each statement takes its own
+        # snapshot inside a transaction too, and a read unit writes nothing.
         async with self.engine.connect() as conn:
-            return await conn.run_sync(unit)
+            autocommit = await conn.execution_options(isolation_level="AUTOCOMMIT")
+            return await autocommit.run_sync(unit)
 
     async def write(self, unit: Callable[[WriteTx], T]) -> T:
         if self._writer is None or self._writer.done():
@@ -256,21 +251,39 @@ class PostgresStore(Store):
         return await future
 
     async def _write_loop(self) -> None:
-        while True:
-            batch = [await self._queue.get()]
-            while len(batch) < MAX_BATCH and not self._queue.empty():
-                batch.append(self._queue.get_nowait())
-            units = [job.unit for job in batch]
-            try:
-                async with self.engine.connect() as conn:
-                    outcomes, last_seq = await conn.run_sync(_run_batch_portable, units)
-            except Exception as exc:  # no connection: every unit in the batch failed
-                outcomes, last_seq = [(False, exc) for _ in batch], None
-            for job, (ok, value) in zip(batch, outcomes, strict=True):
-                _settle(job.future, ok, value)
-                self._queue.task_done()
-            if last_seq is not None:
-                self._on_commit(last_seq)
+        # The writer keeps one connection from batch to batch: taking it from the pool for
+        # each batch cost a round trip (the pool's ping) and the pool's own work every time.
+        # After a pause it goes back to the pool, so the next batch gets a pinged one (a
+        # database restarted meanwhile fails no batch).
+        conn: AsyncConnection | None = None
+        idle_since = time.monotonic()
+        try:
+            while True:
+                batch = [await self._queue.get()]
+                while len(batch) < MAX_BATCH and not self._queue.empty():
+                    batch.append(self._queue.get_nowait())
+                units = [job.unit for job in batch]
+                try:
+                    if conn is not None and time.monotonic() - idle_since > WRITER_IDLE_S:
+                        await conn.close()
+                        conn = None
+                    if conn is None:
+                        conn = await self.engine.connect()
+                    outcomes, last_seq = await conn.run_sync(_run_pg_batch, units)
+                except Exception as exc:  # no connection: every unit in the batch failed
+                    outcomes, last_seq = [(False, exc) for _ in batch], None
+                if conn is not None and conn.invalidated:  # lost: the next batch reconnects
+                    await conn.close()
+                    conn = None
+                idle_since = time.monotonic()
+                for job, (ok, value) in zip(batch, outcomes, strict=True):
+                    _settle(job.future, ok, value)
+                    self._queue.task_done()
+                if last_seq is not None:
+                    self._on_commit(last_seq)
+        finally:
+            if conn is not None:
+                await conn.close()
 
     async def dispose(self) -> None:
         if self._writer is not None and not self._writer.done():
@@ -282,11 +295,10 @@ class PostgresStore(Store):
         await self.engine.dispose()
 
 
-def _run_batch_portable(
+def _run_pg_batch(
     conn: Connection, units: list[Callable[[WriteTx], Any]]
 ) -> tuple[list[tuple[bool, Any]], int | None]:
-    """One transaction for a batch of units (SQLAlchemy's savepoints, so it runs on any
-    database; the SQLite store has a leaner version of this in `_run_batch`).
+    """One transaction for a batch of units on PostgreSQL.
 
     Optimistic: the batch runs first without savepoints, which cost two round trips per unit.
     If a unit fails, that attempt is rolled back and the batch runs again with each unit in
@@ -305,16 +317,20 @@ class _Retry(Exception):
 def _attempt(
     conn: Connection, units: list[Callable[[WriteTx], Any]], *, savepoints: bool
 ) -> tuple[list[tuple[bool, Any]], int | None]:
+    """The batch's events are written at its end with the new head, in one statement
+    (`postgresql.append_journal`), as the SQLite store does; a later unit of the batch reads
+    the Things an earlier one wrote from what that unit staged, not from the database."""
     outcomes: list[tuple[bool, Any]] = []
     try:
         with conn.begin():
             head = start = lock_head(conn)
+            events: list[dict[str, object]] = []
+            staged: dict[str, Thing | None] = {}
             for unit in units:
-                tx = WriteTx(conn, head, max(clock.now_us(), head.ts_us))
+                tx = WriteTx(conn, head, max(clock.now_us(), head.ts_us), known=staged)
                 savepoint = conn.begin_nested() if savepoints else None
                 try:
                     result = unit(tx)
-                    tx.flush()
                 except Exception as exc:
                     if savepoint is None:
                         if len(units) > 1:
@@ -325,11 +341,13 @@ def _attempt(
                     continue
                 if savepoint is not None:
                     savepoint.commit()
+                events += tx.pending
+                staged.update(tx.staged)
                 head = tx.head
                 outcomes.append((True, result))
             if head.seq == start.seq:
                 return outcomes, None
-            save_head(conn, head)
+            postgresql.append_journal(conn, events, head.seq, head.hash, head.ts_us)
     except _Retry:
         raise
     except Exception as exc:  # the batch could not commit: every unit in it failed

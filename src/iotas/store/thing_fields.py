@@ -100,9 +100,14 @@ def field_rows(thing_id: str, attributes: Any, labels: Any) -> list[dict[str, An
     return rows
 
 
-def replace_fields(conn: Connection, thing_id: str, attributes: Any, labels: Any) -> None:
-    """Rewrite one Thing's rows; the caller owns the transaction."""
-    conn.execute(delete(thing_fields).where(thing_fields.c.thing_id == thing_id))
+def replace_fields(
+    conn: Connection, thing_id: str, attributes: Any, labels: Any, *, fresh: bool = False
+) -> None:
+    """Rewrite one Thing's rows; the caller owns the transaction. `fresh`: the Thing was
+    inserted in this transaction, so it has no rows to delete (one statement fewer for
+    every Thing created)."""
+    if not fresh:
+        conn.execute(delete(thing_fields).where(thing_fields.c.thing_id == thing_id))
     rows = field_rows(thing_id, attributes, labels)
     if rows:
         conn.execute(insert(thing_fields), rows)

@@ -100,7 +100,7 @@ def get_many(conn: Connection, ids: list[str]) -> dict[str, Thing]:
 
 def insert_thing(conn: Connection, thing: Thing) -> None:
     conn.execute(insert(things).values(_to_row(thing)))
-    replace_fields(conn, thing.id, thing.attributes, thing.labels)
+    replace_fields(conn, thing.id, thing.attributes, thing.labels, fresh=True)
     _replace_links(conn, thing, fresh=True)
 
 

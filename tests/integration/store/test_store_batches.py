@@ -3,19 +3,22 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import Connection
+from sqlalchemy import Connection, text
+from sqlalchemy.exc import DBAPIError
 
 from iotas.domain import journal as ev
 from iotas.domain.errors import Conflict, NotFound, PreconditionFailed
 from iotas.runtime import Runtime
 from iotas.services.context import Actor, Context
+from iotas.store import store as store_module
 from iotas.store.engine import DataFileBusy, database_url, open_store
-from iotas.store.store import SqliteStore, WriteTx
+from iotas.store.store import PostgresStore, SqliteStore, WriteTx
 
 CTX = Context(Actor("tester"), "test")
 
@@ -176,3 +179,38 @@ async def test_a_failing_write_aside_undoes_itself_and_writes_go_on(tmp_path: Pa
     finally:
         release.set()
         await store.dispose()
+
+
+_KILL_OTHERS = text(
+    "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+    "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+)
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+async def test_the_postgres_writer_outlives_its_connection(
+    rt: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The writer keeps its connection between batches (decision 59): after a pause it takes
+    a pinged one, and a connection lost under it costs at most the batch that found it."""
+    assert isinstance(rt.store, PostgresStore)
+    await rt.registry.create(CTX, {"id": "acme:p", "kind": "pump"})
+
+    async def kill_the_writers_connection() -> None:
+        killed = await rt.store.read(lambda conn: conn.execute(_KILL_OTHERS).scalar_one())
+        assert killed >= 1
+
+    monkeypatch.setattr(store_module, "WRITER_IDLE_S", 0.0)  # every batch comes after a pause
+    await kill_the_writers_connection()
+    await rt.registry.patch_twin(CTX, "acme:p", "reported", {"a": 1})  # no failure at all
+
+    monkeypatch.setattr(store_module, "WRITER_IDLE_S", 3600.0)  # no pause: the same connection
+    await rt.registry.patch_twin(CTX, "acme:p", "reported", {"b": 2})
+    await kill_the_writers_connection()
+    with contextlib.suppress(DBAPIError):  # the batch that finds it lost may fail
+        await rt.registry.patch_twin(CTX, "acme:p", "reported", {"c": 3})
+    await rt.registry.patch_twin(CTX, "acme:p", "reported", {"d": 4})
+
+    thing = await rt.registry.get("acme:p")
+    assert {"a": 1, "b": 2, "d": 4}.items() <= thing.twin.reported.items()
+    assert (await rt.journal.verify()).ok

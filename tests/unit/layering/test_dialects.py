@@ -25,7 +25,7 @@ SIGNS = {
     "sqlalchemy.dialects.postgresql": re.compile(r"sqlalchemy\.dialects\.postgresql"),
     "the sqlite3 driver": re.compile(r"^\s*import sqlite3|^\s*from sqlite3", re.MULTILINE),
     "a pragma": re.compile(r"PRAGMA "),
-    "a PostgreSQL function of its own": re.compile(r"pg_[a-z_]+\(|\bunnest\(|\bctid\b"),
+    "a PostgreSQL function of its own": re.compile(r"\bpg_[a-z_]+\(|\bunnest\(|\bctid\b"),
     "json_each": re.compile(r"json_each\("),
 }
 

@@ -97,6 +97,39 @@ _TOUCH = text(
 )
 
 
+# --- the journal ---------------------------------------------------------------------------
+
+# A batch's events and the new head in one statement: one round trip per batch, however many
+# units it holds (as rows, each event was a round trip, and the head one more).
+_JOURNAL_COLUMNS = ("seq", "ts_us", "kind", "record_id", "type", "body", "hash")
+_APPEND_JOURNAL = text(
+    "WITH appended AS (INSERT INTO journal (seq, ts_us, kind, record_id, type, body, hash) "
+    "SELECT * FROM unnest(CAST(:seq AS BIGINT[]), CAST(:ts_us AS BIGINT[]), "
+    "CAST(:kind AS TEXT[]), CAST(:record_id AS TEXT[]), CAST(:type AS TEXT[]), "
+    "CAST(:body AS TEXT[]), CAST(:hash AS TEXT[]))) "
+    "UPDATE journal_head SET seq = :head_seq, hash = :head_hash, ts_us = :head_ts_us "
+    "WHERE id = 1"
+).bindparams(
+    bindparam("seq", type_=ARRAY(BigInteger)),
+    bindparam("ts_us", type_=ARRAY(BigInteger)),
+    *(bindparam(name, type_=ARRAY(Text)) for name in ("kind", "record_id", "type", "body", "hash")),
+    bindparam("head_seq", type_=BigInteger),
+    bindparam("head_hash", type_=Text),
+    bindparam("head_ts_us", type_=BigInteger),
+)
+
+
+def append_journal(
+    conn: Connection, events: Sequence[Mapping[str, Any]], seq: int, digest: str, ts_us: int
+) -> None:
+    """Insert the events (rows of the journal table) and move the head to (seq, digest, ts_us),
+    inside the caller's transaction, which holds the head row's lock."""
+    params: dict[str, Any] = {name: [e[name] for e in events] for name in _JOURNAL_COLUMNS}
+    conn.execute(
+        _APPEND_JOURNAL, {**params, "head_seq": seq, "head_hash": digest, "head_ts_us": ts_us}
+    )
+
+
 def _columns(rows: Sequence[Row]) -> dict[str, list[Any]]:
     thing_ids, keys, stamps, nums, values = zip(*rows, strict=True)
     return {
