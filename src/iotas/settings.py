@@ -11,6 +11,8 @@ from typing import Any
 from urllib.parse import urlsplit
 
 DEFAULT_PORT = 8080
+# `Settings.durability`: what an acknowledged write survives (docs/deployment.md).
+DURABILITIES = ("normal", "full")
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,12 +79,21 @@ class Settings:
     # Reverse proxies (addresses or networks, or "*") whose X-Forwarded-For, -Proto and
     # -Host are believed; from anyone else those headers are ignored.
     trusted_proxies: tuple[str, ...] = ()
+    # What an acknowledged write survives on SQLite: "normal" (WAL, synchronous=NORMAL) a
+    # crash of iotas, not a power cut or a crash of the machine; "full" (synchronous=FULL)
+    # those too, for a sync of the WAL in every commit. PostgreSQL keeps its own settings
+    # (fsync and synchronous_commit on by default: acknowledged means on disk).
+    durability: str = "normal"
 
     def __post_init__(self) -> None:
         if self.public_url is not None:
             check_public_url(self.public_url)
         for proxy in self.trusted_proxies:
             check_proxy(proxy)
+        if self.durability not in DURABILITIES:
+            raise ValueError(
+                f"durability must be one of {', '.join(DURABILITIES)}, not {self.durability!r}"
+            )
 
     @classmethod
     def from_env(cls, **overrides: Any) -> Settings:
@@ -175,4 +186,5 @@ _ENV: dict[str, tuple[str, Callable[[str], Any]]] = {
     "IOTAS_WOT_TIMEOUT": ("wot_timeout", float),
     "IOTAS_PUBLIC_URL": ("public_url", str),
     "IOTAS_TRUSTED_PROXIES": ("trusted_proxies", proxies),
+    "IOTAS_DURABILITY": ("durability", str.lower),
 }

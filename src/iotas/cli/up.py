@@ -82,6 +82,16 @@ def up(
             metavar="LIST",
         ),
     ] = None,
+    durability: Annotated[
+        str | None,
+        typer.Option(
+            "--durability",
+            help="normal: an acknowledged change survives a crash of iotas; full: also a "
+            "power cut, for a sync of the SQLite WAL in every commit (or IOTAS_DURABILITY; "
+            "PostgreSQL keeps its own settings).",
+            metavar="normal|full",
+        ),
+    ] = None,
     tls: Annotated[
         bool,
         typer.Option(
@@ -107,6 +117,7 @@ def up(
             mqtt_url=mqtt_url,
             public_url=public_url,
             trusted_proxies=None if trusted_proxies is None else proxies(trusted_proxies),
+            durability=None if durability is None else durability.lower(),
         )
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from None

@@ -47,7 +47,7 @@ class Services:
 async def open_services(settings: Settings) -> Services:
     signal = JournalSignal()
     url = database_url(settings.database_url, settings.data_dir)
-    store = await open_store(url, on_commit=signal.committed)
+    store = await open_store(url, on_commit=signal.committed, durability=settings.durability)
     registry = Registry(store)
     auth = Authenticator(
         store,

@@ -98,8 +98,11 @@ class DataFileBusy(RuntimeError):
     pass
 
 
-async def open_store(url: str, *, on_commit: Callable[[int], None]) -> Store:
-    """Open, migrate and return the store for a URL from `database_url`."""
+async def open_store(
+    url: str, *, on_commit: Callable[[int], None], durability: str = "normal"
+) -> Store:
+    """Open, migrate and return the store for a URL from `database_url`. `durability` is
+    `Settings.durability`; it sets SQLite's writer (PostgreSQL keeps its own settings)."""
     if url.startswith("sqlite"):
         lock = lock_data_file(url)
         try:
@@ -108,7 +111,7 @@ async def open_store(url: str, *, on_commit: Callable[[int], None]) -> Store:
         except BaseException:
             os.close(lock)
             raise
-        return SqliteStore(engine, on_commit=on_commit, lock_fd=lock)
+        return SqliteStore(engine, on_commit=on_commit, lock_fd=lock, durability=durability)
     async_engine = create_async_engine(
         url,
         json_serializer=_dumps,

@@ -22,7 +22,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+import logging
 import os
+import threading
 import time
 from collections import ChainMap
 from collections.abc import Callable, Mapping
@@ -44,6 +46,7 @@ from iotas.store.dialects.sqlite import sqlite_connection
 from iotas.store.schema import journal_head
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 MAX_BATCH = 256
 # Things whose committed state the embedded store keeps in memory (about 2 KB each).
 CACHE_SIZE = 20_000
@@ -371,8 +374,10 @@ class SqliteStore(Store):
         on_commit: Callable[[int], None],
         lock_fd: int | None = None,
         readers: int = 4,
+        durability: str = "normal",
     ) -> None:
         self.engine = engine
+        self._synchronous = sqlite.SYNCHRONOUS[durability]
         self._lock_fd = lock_fd
         self._on_commit = on_commit
         self._readers = ThreadPoolExecutor(readers, thread_name_prefix="iotas-sqlite-read")
@@ -384,6 +389,24 @@ class SqliteStore(Store):
         # Committed state of recently written Things. Sound because this process is the only
         # writer of the file (see `engine.lock_data_file`) and it is updated after commit only.
         self._known: dict[str, Thing | None] = {}
+        # Checkpoints run here, not in the writer's commits (see `dialects.sqlite.CHECKPOINT`).
+        self._stop_checkpoints = threading.Event()
+        self._checkpointer = threading.Thread(
+            target=self._checkpoint_loop, name="iotas-sqlite-checkpoint", daemon=True
+        )
+        self._checkpointer.start()
+
+    def _checkpoint_loop(self) -> None:
+        """Copy the WAL into the database file every `CHECKPOINT_INTERVAL`, from a connection
+        of this thread: sqlite3 releases the GIL for the whole checkpoint, so the copy and its
+        fsync run beside the event loop instead of inside a commit on it."""
+        with self.engine.connect() as conn:
+            raw = sqlite_connection(conn)
+            while not self._stop_checkpoints.wait(sqlite.CHECKPOINT_INTERVAL):
+                try:
+                    raw.execute(sqlite.CHECKPOINT).fetchall()
+                except Exception:  # the file away for a moment: the next round tries again
+                    log.exception("sqlite: checkpoint failed")
 
     async def read(self, unit: Callable[[Connection], T]) -> T:
         def run() -> T:
@@ -449,7 +472,7 @@ class SqliteStore(Store):
     def _open_writer(self) -> Connection:
         writer = self.engine.connect()
         raw = sqlite_connection(writer)
-        for pragma in sqlite.WRITER_PRAGMAS:
+        for pragma in (*sqlite.WRITER_PRAGMAS, self._synchronous):
             raw.execute(pragma)
         return writer.execution_options(**{sqlite.IMMEDIATE: True})
 
@@ -472,6 +495,8 @@ class SqliteStore(Store):
             self._run_queued()
         if self._writer is not None:
             self._writer.close()
+        self._stop_checkpoints.set()
+        await asyncio.to_thread(self._checkpointer.join)
         self._aside_thread.shutdown(wait=True)
         self._readers.shutdown(wait=True)
         self.engine.dispose()

@@ -51,13 +51,27 @@ CONNECT_PRAGMAS = (
 )
 # The writer's own. Telemetry lands at the end of every (Thing, key) series in its index, so
 # each move of staged samples dirties about one page per active series, thousands of them:
-# with SQLite's default 2 MiB page cache they were read back from the file every time, and
-# the default checkpoint (every 1,000 WAL pages) copied them into the file nearly every time.
-# With these, a checkpoint copies each page once for many commits (decisions 41 and 43).
+# with SQLite's default 2 MiB page cache they were read back from the file every time
+# (decisions 41 and 43). The writer does not checkpoint: a checkpoint run by a commit held the
+# event loop for the whole copy (up to 120 ms for 10,000 pages), so a thread of the store
+# checkpoints from a connection of its own (`CHECKPOINT`, `SqliteStore`; decision 60). The
+# autocheckpoint stays as a backstop, far above what that thread lets the WAL grow to.
 WRITER_PRAGMAS = (
     "PRAGMA cache_size=-65536",  # KiB: 64 MiB, taken as pages are used
-    "PRAGMA wal_autocheckpoint=10000",  # pages: a WAL of up to about 40 MiB
+    "PRAGMA wal_autocheckpoint=100000",  # pages: about 400 MiB, only if the thread stalls
 )
+# PASSIVE: copies what it can without waiting for the writer or readers, and never blocks
+# them; the writer starts the WAL over at its next commit once everything is copied.
+CHECKPOINT = "PRAGMA wal_checkpoint(PASSIVE)"
+# How often the checkpoint thread runs one, in seconds.
+CHECKPOINT_INTERVAL = 1.0
+
+
+# The writer's `synchronous` for each durability setting (`Settings.durability`): FULL syncs
+# the WAL at every commit, so an acknowledged change survives a power cut; NORMAL syncs it
+# only at checkpoints, so it survives a crash of iotas, not of the machine. Readers never
+# write, so theirs does not matter.
+SYNCHRONOUS = {"normal": "PRAGMA synchronous=NORMAL", "full": "PRAGMA synchronous=FULL"}
 # The execution option that makes a connection's transactions take the write lock up front:
 # a deferred transaction that upgrades to a write later can fail with SQLITE_BUSY instead of
 # waiting for the lock.
