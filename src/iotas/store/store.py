@@ -27,7 +27,7 @@ import os
 import threading
 import time
 from collections import ChainMap
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
@@ -177,10 +177,17 @@ class WriteTx:
         """Move `last_seen` of these Things forward (not journaled: every message does it),
         and the states the cache holds of them with it."""
         things_repo.touch(self.conn, thing_ids, seen_us)
-        seen = clock.to_rfc3339(seen_us)  # fixed width: compares as the instants do
+        self.saw(thing_ids, seen_us)
+
+    def saw(self, thing_ids: Sequence[str], seen_us: int, stale_us: int | None = None) -> None:
+        """What the unit and the cache hold of these Things: `last_seen` moves to `seen_us`
+        where it is unset or before `stale_us` (default: `seen_us`), as the rows did."""
+        # RFC 3339 strings of fixed width compare as the instants do.
+        seen = clock.to_rfc3339(seen_us)
+        stale = seen if stale_us is None else clock.to_rfc3339(stale_us)
         for thing_id in thing_ids:
             known = self._known_state(thing_id)
-            if known is not None and (known.last_seen is None or known.last_seen < seen):
+            if known is not None and (known.last_seen is None or known.last_seen < stale):
                 self.wrote(thing_id, replace(known, last_seen=seen))
 
     def _known_state(self, thing_id: str) -> Thing | None:

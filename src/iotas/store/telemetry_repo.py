@@ -12,7 +12,7 @@ statement over arrays, one round trip however many rows.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import (
@@ -29,7 +29,6 @@ from sqlalchemy import (
     union_all,
 )
 
-from iotas.domain import clock
 from iotas.store import dialects
 from iotas.store.dialects.base import Row, newest_per_series
 from iotas.store.schema import telemetry, telemetry_latest, telemetry_staged
@@ -96,14 +95,7 @@ def touch_things(tx: WriteTx, thing_ids: Sequence[str], stale_us: int) -> None:
     if not thing_ids:
         return
     dialects.of(tx.conn).touch_things(tx.conn, thing_ids, tx.ts_us, stale_us)
-    if tx.known is None:
-        return
-    # The same rule on the cached Things: RFC 3339 strings of fixed width compare like instants.
-    seen, stale = clock.to_rfc3339(tx.ts_us), clock.to_rfc3339(stale_us)
-    for thing_id in thing_ids:
-        cached = tx.known.get(thing_id)
-        if cached is not None and (cached.last_seen is None or cached.last_seen < stale):
-            tx.wrote(thing_id, replace(cached, last_seen=seen))
+    tx.saw(thing_ids, tx.ts_us, stale_us)
 
 
 def _ranges(
