@@ -16,6 +16,8 @@ from iotas.services.graph import Graph
 from iotas.services.journal import JournalService
 from iotas.services.quarantine import QuarantineService
 from iotas.services.registry import Registry
+from iotas.services.rollout_kinds import ChangeKinds
+from iotas.services.rollouts import Rollouts
 from iotas.services.snapshots import SnapshotService
 from iotas.services.stats import IngestStats
 from iotas.services.stream import JournalSignal
@@ -42,6 +44,7 @@ class Services:
     snapshots: SnapshotService
     quarantine: QuarantineService
     claims: ClaimService
+    rollouts: Rollouts
 
 
 async def open_services(settings: Settings) -> Services:
@@ -81,4 +84,5 @@ async def open_services(settings: Settings) -> Services:
         snapshots=SnapshotService(store),
         quarantine=QuarantineService(store, credential_service),
         claims=ClaimService(store, auth, credential_service, settings),
+        rollouts=Rollouts(store, ChangeKinds()),
     )
