@@ -68,6 +68,7 @@ THING: Final = "thing"
 TOKEN: Final = "token"  # noqa: S105 (a kind of record, not a secret)
 CLAIM: Final = "claim"
 WOT_BINDING: Final = "wot_binding"
+INVOCATION: Final = "invocation"
 ROLLOUT: Final = "rollout"
 
 TOKEN_CREATED: Final = "token_created"  # noqa: S105
@@ -78,8 +79,12 @@ CLAIM_USED: Final = "claim_used"
 CLAIM_REVOKED: Final = "claim_revoked"
 WOT_ADOPTED: Final = "wot_adopted"
 WOT_RELEASED: Final = "wot_released"
-# A rollout was made; its status changed (patch: status, from, rule); a wave opened (patch:
-# wave, size, opens). Its Things' starts are journaled by their change (an invocation).
+# An action was invoked (patch: the invocation with its input) / its status changed (patch:
+# the status and what else changed: output, error, progress, attempts).
+INVOCATION_CREATED: Final = "invocation_created"
+INVOCATION_CHANGED: Final = "invocation_changed"
+# A rollout was made; its status changed (patch: status, previous, rule); a wave opened
+# (patch: wave, size, opens). Its Things' starts are journaled by their change (an invocation).
 ROLLOUT_CREATED: Final = "rollout_created"
 ROLLOUT_STATUS_CHANGED: Final = "rollout_status_changed"
 ROLLOUT_WAVE_STARTED: Final = "rollout_wave_started"
@@ -273,6 +278,14 @@ RECORD_EVENTS: Final[dict[str, dict[str, ApplyRecord]]] = {
     WOT_BINDING: {
         WOT_ADOPTED: lambda state, event: {**(state or {}), **_record_created(state, event)},
         WOT_RELEASED: _released,
+    },
+    INVOCATION: {
+        INVOCATION_CREATED: _record_created,
+        INVOCATION_CHANGED: lambda state, event: {
+            **(state or {}),
+            **(event.patch or {}),
+            "updated_at": event.ts,
+        },
     },
     ROLLOUT: {
         ROLLOUT_CREATED: _record_created,

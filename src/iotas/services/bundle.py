@@ -13,9 +13,11 @@ from iotas.services.claims import ClaimService
 from iotas.services.credentials import CredentialService
 from iotas.services.directory import Directory
 from iotas.services.graph import Graph
+from iotas.services.invocations import Invocations
 from iotas.services.journal import JournalService
 from iotas.services.quarantine import QuarantineService
 from iotas.services.registry import Registry
+from iotas.services.rollout_action import ActionKind
 from iotas.services.rollout_kinds import ChangeKinds
 from iotas.services.rollouts import Rollouts
 from iotas.services.snapshots import SnapshotService
@@ -44,6 +46,7 @@ class Services:
     snapshots: SnapshotService
     quarantine: QuarantineService
     claims: ClaimService
+    invocations: Invocations
     rollouts: Rollouts
 
 
@@ -68,6 +71,8 @@ async def open_services(settings: Settings) -> Services:
         certificate_days=settings.certificate_days,
         grace_seconds=settings.certificate_grace_seconds,
     )
+    stats = IngestStats()
+    invocations = Invocations(store, signal, stats)
     return Services(
         settings=settings,
         store=store,
@@ -77,12 +82,13 @@ async def open_services(settings: Settings) -> Services:
         signal=signal,
         credentials=credential_service,
         telemetry=TelemetryService(store),
-        stats=IngestStats(),
+        stats=stats,
         directory=Directory(registry, store),
         graph=Graph(store),
         tokens=TokenAdmin(store, auth),
         snapshots=SnapshotService(store),
         quarantine=QuarantineService(store, credential_service),
         claims=ClaimService(store, auth, credential_service, settings),
-        rollouts=Rollouts(store, ChangeKinds()),
+        invocations=invocations,
+        rollouts=Rollouts(store, ChangeKinds([ActionKind(invocations)])),
     )

@@ -10,7 +10,7 @@ from alembic import op
 from sqlalchemy.dialects.postgresql import JSONB
 
 revision = "0012"
-down_revision = "0010"  # TEMPORARY: "0011" (c15-core invocations) once merged
+down_revision = "0011"
 branch_labels = None
 depends_on = None
 
