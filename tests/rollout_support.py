@@ -72,12 +72,28 @@ def failing(ids: set[str]) -> Callable[[str], Outcome | None]:
     return decide
 
 
+# A Thing Model with the actions the `action` kind's tests invoke.
+MODEL: dict[str, Any] = {
+    "actions": {
+        "reboot": {},
+        "dim": {"input": {"type": "object", "properties": {"level": {"type": "integer"}}}},
+    }
+}
+
+
 async def fleet(
     rt: Runtime, count: int, *, prefix: str = "meter", site: str = "plant-7"
 ) -> list[str]:
-    """`count` Things `acme:{prefix}-{i:05d}` at `site`, made in units of 500."""
+    """`count` Things `acme:{prefix}-{i:05d}` at `site` described by `MODEL`, made in units
+    of 500."""
     ids = [f"acme:{prefix}-{i:05d}" for i in range(count)]
-    record = {"kind": "meter", "attributes": {"site": site}, "labels": {}, "links": []}
+    record = {
+        "kind": "meter",
+        "attributes": {"site": site},
+        "labels": {},
+        "links": [],
+        "description": MODEL,
+    }
 
     def unit(tx: WriteTx, chunk: list[str]) -> None:
         for thing_id in chunk:
@@ -127,3 +143,27 @@ async def wait_status(
 ) -> dict[str, Any]:
     """The rollout once its status is one of `statuses`."""
     return await wait_for(get, lambda r: r["status"] in statuses, timeout=timeout)
+
+
+DEVICE = Context(Actor("device", role="device"), "a simulated device")
+
+
+async def answer(rt: Runtime, rollout_id: str, failing: set[str]) -> int:
+    """Play the devices of a rollout's `action` change once: every invocation of it not
+    answered yet gets its result (failed for the Things in `failing`). How many answered."""
+    from iotas.domain.invocations import Status
+
+    waiting = await rt.invocations.list(
+        rollout_id=rollout_id, status=[Status.QUEUED, Status.DELIVERED], limit=1000
+    )
+    failed = {"status": "failed", "error": {"code": "test", "message": "told to fail"}}
+    succeeded = {"status": "succeeded", "output": {"ok": True}}
+    await asyncio.gather(
+        *(
+            rt.invocations.report(
+                DEVICE, i.thing_id, i.id, failed if i.thing_id in failing else succeeded
+            )
+            for i in waiting
+        )
+    )
+    return len(waiting)
