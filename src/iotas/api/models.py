@@ -260,3 +260,9 @@ class RolloutBody(Shape):
     start_at: Annotated[str | None, Field(json_schema_extra=DATE_TIME)] = None
     window: MaintenanceWindow | None = None
     continuous: Annotated[bool | None, Field(description="Things that match later join")] = None
+
+
+class RolloutCommand(Shape):
+    """No members (an empty object, or no body): the `X-Iotas-Cause` header says why."""
+
+    noun = "a rollout command"

@@ -12,7 +12,7 @@ from fastapi import APIRouter, Query
 from starlette.responses import Response
 
 from iotas.api.bodies import body
-from iotas.api.models import RolloutBody
+from iotas.api.models import RolloutBody, RolloutCommand
 from iotas.api.paging import DEFAULT_LIMIT, Cursor, Limit
 from iotas.api.responses import json_response
 from iotas.api.security import Permission, Rt, requires
@@ -23,6 +23,7 @@ router = APIRouter(prefix="/api/v1/rollouts", tags=["rollouts"])
 
 Read = Annotated[Context, requires(Permission.READ, installation=True)]
 Operate = Annotated[Context, requires(Permission.OPERATE, installation=True)]
+Command = Annotated[Any, body(RolloutCommand, required=False)]
 Statuses = Annotated[
     str | None, Query(max_length=200, description="Comma-separated statuses to keep")
 ]
@@ -74,12 +75,12 @@ async def rollout_things(
 
 
 @router.post("/{rollout_id}/pause", summary="Pause: no more Things start; those in flight go on")
-async def pause_rollout(rollout_id: str, ctx: Operate, rt: Rt) -> Response:
+async def pause_rollout(rollout_id: str, ctx: Operate, rt: Rt, data: Command) -> Response:
     return json_response(await rt.rollouts.pause(ctx, rollout_id))
 
 
 @router.post("/{rollout_id}/resume", summary="Resume a paused rollout")
-async def resume_rollout(rollout_id: str, ctx: Operate, rt: Rt) -> Response:
+async def resume_rollout(rollout_id: str, ctx: Operate, rt: Rt, data: Command) -> Response:
     return json_response(await rt.rollouts.resume(ctx, rollout_id))
 
 
@@ -87,5 +88,5 @@ async def resume_rollout(rollout_id: str, ctx: Operate, rt: Rt) -> Response:
     "/{rollout_id}/cancel",
     summary="Cancel: pending Things never start; changes in flight are stopped where possible",
 )
-async def cancel_rollout(rollout_id: str, ctx: Operate, rt: Rt) -> Response:
+async def cancel_rollout(rollout_id: str, ctx: Operate, rt: Rt, data: Command) -> Response:
     return json_response(await rt.rollouts.cancel(ctx, rollout_id))
