@@ -13,6 +13,7 @@ from iotas.cli import (
     claims,
     demo,
     journal,
+    rollouts,
     simulate,
     snapshots,
     things,
@@ -40,6 +41,7 @@ app.add_typer(ca.app, name="ca")
 app.add_typer(claims.app, name="claims")
 app.add_typer(tokens.app, name="tokens")
 app.add_typer(snapshots.app, name="snapshots")
+app.add_typer(rollouts.app, name="rollouts")
 app.command("history")(journal.history)
 app.command("watch")(watch.watch)
 app.command("up")(up.up)
