@@ -90,7 +90,7 @@ async def test_stream_without_a_start_only_shows_new_events(server: LiveServer) 
 async def test_invocation_events_stream_with_kind(server: LiveServer) -> None:
     """`?kind=invocation`: each invocation's creation and moves, as they are committed."""
     c = server.client
-    model = {"actions": {"reboot": {}}}
+    model: dict[str, Any] = {"actions": {"reboot": {}}}
     await c.post("/api/v1/things", json={"id": "acme:a", "kind": "pump", "description": model})
     ready = asyncio.Event()
     reading = asyncio.create_task(
