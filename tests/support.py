@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
 import random
 import secrets
 import socket
 import sqlite3
+import ssl
+import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
@@ -56,15 +59,8 @@ class LiveServer:
         return httpx.AsyncClient(base_url=self.url, timeout=10)
 
 
-@asynccontextmanager
-async def live_server(
-    database_url: str, data_dir: Path, **overrides: Any
-) -> AsyncIterator[tuple[LiveServer, Any]]:
-    """The real API over loopback HTTP on `database_url`, with `Settings` overrides; yields the
-    server and its ASGI app (for a test that plays a device through the runtime)."""
-    from iotas.api.app import create_app
-
-    token = "iotas_test_" + secrets.token_urlsafe(24)
+def server_settings(database_url: str, data_dir: Path, token: str, **overrides: Any) -> Settings:
+    """A test server's settings on a free port, with `Settings` overrides."""
     settings = Settings(
         data_dir=data_dir,
         database_url=database_url,
@@ -75,7 +71,33 @@ async def live_server(
         # here (tests/integration/store/test_auth_limits.py tests it).
         auth_failure_burst=1e9,
     )
-    settings = replace(settings, **overrides)
+    return replace(settings, **overrides)
+
+
+async def serving(config: uvicorn.Config) -> tuple[uvicorn.Server, asyncio.Task[None]]:
+    """Start a uvicorn server in this loop; return once it serves (its error if it failed)."""
+    server = uvicorn.Server(config)
+    task = asyncio.create_task(server.serve())
+    for _ in range(1000):
+        if server.started or task.done():
+            break
+        await asyncio.sleep(0.01)
+    if not server.started:
+        task.result()
+        raise RuntimeError("the test server did not start")
+    return server, task
+
+
+@asynccontextmanager
+async def live_server(
+    database_url: str, data_dir: Path, **overrides: Any
+) -> AsyncIterator[tuple[LiveServer, Any]]:
+    """The real API over loopback HTTP on `database_url`, with `Settings` overrides; yields the
+    server and its ASGI app (for a test that plays a device through the runtime)."""
+    from iotas.api.app import create_app
+
+    token = "iotas_test_" + secrets.token_urlsafe(24)
+    settings = server_settings(database_url, data_dir, token, **overrides)
     app = create_app(settings)
     config = uvicorn.Config(
         app,
@@ -84,15 +106,7 @@ async def live_server(
         log_level="warning",
         timeout_graceful_shutdown=5,
     )
-    uv = uvicorn.Server(config)
-    task = asyncio.create_task(uv.serve())
-    for _ in range(1000):
-        if uv.started or task.done():
-            break
-        await asyncio.sleep(0.01)
-    if not uv.started:
-        task.result()
-        raise RuntimeError("the test server did not start")
+    uv, task = await serving(config)
     url = f"http://127.0.0.1:{settings.port}"
     try:
         async with httpx.AsyncClient(
@@ -125,6 +139,21 @@ async def execute_raw(url: str, statement: str) -> list[tuple[Any, ...]]:
         await conn.close()
 
 
+# A Thing Model with two actions, for the tests of invocations.
+LAMP_MODEL: dict[str, Any] = {
+    "actions": {
+        "dim": {
+            "input": {
+                "type": "object",
+                "properties": {"level": {"type": "integer", "minimum": 0, "maximum": 100}},
+                "required": ["level"],
+            }
+        },
+        "reboot": {},
+    }
+}
+
+
 async def in_transaction(url: str, unit: Callable[[Connection], None]) -> None:
     """Run `unit` in one transaction on a synchronous connection to the database at `url`
     (a full iotas URL): what migration tests use to run Alembic below the head."""
@@ -138,3 +167,56 @@ async def in_transaction(url: str, unit: Callable[[Connection], None]) -> None:
     async with async_engine.begin() as async_conn:
         await async_conn.run_sync(unit)
     await async_engine.dispose()
+
+
+@asynccontextmanager
+async def https_server(
+    database_url: str, data_dir: Path, token: str, **overrides: Any
+) -> AsyncIterator[tuple[str, Path]]:
+    """iotas over HTTPS (client certificates asked for), with `Settings` overrides; yields
+    its URL and the CA certificate file."""
+    from iotas.api.app import create_app
+    from iotas.server import https_options
+
+    settings = server_settings(database_url, data_dir, token, tls=True, **overrides)
+    options = https_options(settings)
+    config = uvicorn.Config(
+        create_app(settings), host="127.0.0.1", port=settings.port, log_level="warning", **options
+    )
+    server, task = await serving(config)
+    try:
+        yield f"https://127.0.0.1:{settings.port}", Path(options["ssl_ca_certs"])
+    finally:
+        server.should_exit = True
+        await task
+
+
+def cert_files(tmp: Path, name: str, cert: str, key: str) -> tuple[str, str]:
+    """A device's certificate and key written to files (what ssl loads them from)."""
+    (tmp / f"{name}.crt").write_text(cert)
+    (tmp / f"{name}.key").write_text(key)
+    return str(tmp / f"{name}.crt"), str(tmp / f"{name}.key")
+
+
+def tls_client(url: str, ca: Path, cert: tuple[str, str] | None) -> httpx.AsyncClient:
+    """An HTTPS client that trusts `ca` and presents `cert` (a device), or none."""
+    context = ssl.create_default_context(cafile=str(ca))
+    if cert is not None:
+        context.load_cert_chain(*cert)
+    return httpx.AsyncClient(base_url=url, verify=context, timeout=10)
+
+
+async def eventually(
+    check: Callable[[], Any], timeout: float = 15.0, interval: float = 0.05
+) -> Any:
+    """Poll `check` (a function or a coroutine function) until it returns something truthy."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = check()
+        if inspect.isawaitable(result):
+            result = await result
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout} s")
+        await asyncio.sleep(interval)

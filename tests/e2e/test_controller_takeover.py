@@ -20,6 +20,7 @@ from e2e.e2e_server import ServerProcess, server_process
 from support import free_port
 
 CLUSTER_WIDE = [
+    "invocation-expiry",
     "rollouts",
     "tdd-expiry",
     "telemetry-compaction",

@@ -16,21 +16,11 @@ from iotas.domain.invocations import Status
 from iotas.runtime import Runtime
 from iotas.services.context import Actor, Context
 from iotas.services.invocations import Invocations
+from support import LAMP_MODEL
 
 CTX = Context(Actor("ops"), "test")
 DEVICE = Context(Actor("acme:lamp", role="device"), "result")
-MODEL: dict[str, Any] = {
-    "actions": {
-        "dim": {
-            "input": {
-                "type": "object",
-                "properties": {"level": {"type": "integer", "minimum": 0, "maximum": 100}},
-                "required": ["level"],
-            }
-        },
-        "reboot": {},
-    }
-}
+MODEL = LAMP_MODEL
 
 
 async def _lamp(rt: Runtime, thing_id: str = "acme:lamp") -> None:
