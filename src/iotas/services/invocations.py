@@ -331,6 +331,17 @@ class Invocations:
         self.stats.reject(reason, detail, source=thing_id)
 
 
+def cancel_open_in(tx: WriteTx, ctx: Context, thing_id: str, why: str) -> int:
+    """Inside a unit that deletes or quarantines the Thing: cancel each of its invocations
+    not final (journaled with `why` as the cause), so none reaches it after (nor a later
+    Thing of the same id, nor the device once released). Returns how many."""
+    ctx = replace(ctx, cause=why)
+    found = repo.open_of(tx.conn, thing_id)
+    for invocation in found:
+        _moved(tx, ctx, invocation, replace(invocation, status=Status.CANCELLED))
+    return len(found)
+
+
 def _moved(tx: WriteTx, ctx: Context, before: Invocation, after: Invocation) -> Invocation:
     """Write a move of the invocation and journal it (Conflict if the table refuses it)."""
     inv.check_move(before.id, before.status, after.status)

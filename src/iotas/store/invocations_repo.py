@@ -143,6 +143,16 @@ def open_count(conn: Connection, thing_id: str) -> int:
     )
 
 
+def open_of(conn: Connection, thing_id: str) -> list[Invocation]:
+    """The Thing's invocations that are not final, oldest first."""
+    rows = conn.execute(
+        select(invocations)
+        .where(_T.thing_id == thing_id, _T.status.in_([s.value for s in OPEN]))
+        .order_by(_T.id)
+    )
+    return [_row(row) for row in rows]
+
+
 def by_key(conn: Connection, thing_id: str, key: str, since_us: int) -> Invocation | None:
     """The Thing's latest invocation with this idempotency key created after `since_us`."""
     row = conn.execute(

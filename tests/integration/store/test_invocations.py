@@ -201,3 +201,30 @@ async def test_cancel_and_listing_by_status_rollout_and_namespace(rt: Runtime) -
 
     rolled = await rt.store.write(unit)
     assert [i.id for i in await rt.invocations.list(rollout_id="ro-1")] == [rolled]
+
+
+async def test_quarantine_and_deletion_cancel_what_is_open(rt: Runtime) -> None:
+    """Nothing queued before reaches the Thing once released, nor a later Thing of its id."""
+    await _lamp(rt)
+    queued = await rt.invocations.create(CTX, "acme:lamp", "reboot", None)
+    running = await rt.invocations.create(CTX, "acme:lamp", "reboot", None)
+    await rt.invocations.report(DEVICE, "acme:lamp", running.id, {"status": "running"})
+    done = await rt.invocations.create(CTX, "acme:lamp", "reboot", None)
+    await rt.invocations.report(DEVICE, "acme:lamp", done.id, {"status": "succeeded"})
+    await rt.quarantine.quarantine(CTX, "acme:lamp", {"reason": "odd traffic"})
+    got = await rt.invocations.many([queued.id, running.id, done.id])
+    assert [got[i.id].status for i in (queued, running, done)] == [
+        Status.CANCELLED,
+        Status.CANCELLED,
+        Status.SUCCEEDED,
+    ]
+    events = await rt.journal.feed(0, 100, kinds=["invocation"])
+    assert events[-1]["cause"] == "the Thing acme:lamp was quarantined: odd traffic"
+
+    await _lamp(rt, "acme:gone")
+    doomed = await rt.invocations.create(CTX, "acme:gone", "reboot", None)
+    await rt.registry.delete(CTX, "acme:gone")
+    await _lamp(rt, "acme:gone")
+    assert await rt.invocations.pending("acme:gone") == []
+    assert (await rt.invocations.get(doomed.id)).status is Status.CANCELLED
+    assert (await rt.journal.verify()).ok
