@@ -142,7 +142,7 @@ class Invocations:
                 f"the Thing {thing.id!r} has no action {action[:200]!r} (its TD or Thing Model "
                 "declares the actions it has)"
             )
-        _check_input_size(input)
+        _check_size(input, "input")
         inv.check_input(action, affordance, input)
         expires_us = now_us + inv.ttl_us(ttl_s)
         count = repo.open_count(tx.conn, thing.id)
@@ -273,7 +273,7 @@ class Invocations:
         rejected by reason), logged once per reason per interval, and answered None."""
         try:
             parsed = inv.parse_result(result)
-            _check_input_size(parsed.output)
+            _check_size(parsed.output, "output")
         except InvalidInput as exc:
             self._refused("invocation_result_malformed", exc.detail, thing_id)
             return None
@@ -352,12 +352,14 @@ def _moved(tx: WriteTx, ctx: Context, before: Invocation, after: Invocation) -> 
     return after
 
 
-def _check_input_size(value: JSON) -> None:
+def _check_size(value: JSON, what: str) -> None:
     """Plain JSON (what both databases and the journal hold) of at most MAX_INPUT_BYTES."""
     try:
-        check_json(value, "the input")
+        check_json(value, f"the {what}")
         size = len(orjson.dumps(value))
     except (ValueError, TypeError) as exc:
-        raise InvalidInput(str(exc), field="/input") from None
+        raise InvalidInput(str(exc), field=f"/{what}") from None
     if size > MAX_INPUT_BYTES:
-        raise InvalidInput(f"an input or output may be at most {MAX_INPUT_BYTES} bytes of JSON")
+        raise InvalidInput(
+            f"the {what} is {size} bytes of JSON; at most {MAX_INPUT_BYTES}", field=f"/{what}"
+        )

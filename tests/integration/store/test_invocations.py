@@ -228,3 +228,17 @@ async def test_quarantine_and_deletion_cancel_what_is_open(rt: Runtime) -> None:
     assert await rt.invocations.pending("acme:gone") == []
     assert (await rt.invocations.get(doomed.id)).status is Status.CANCELLED
     assert (await rt.journal.verify()).ok
+
+
+async def test_inputs_and_outputs_are_bounded(rt: Runtime) -> None:
+    await _lamp(rt)
+    big = {"blob": "x" * (64 * 1024)}
+    with pytest.raises(InvalidInput) as caught:
+        await rt.invocations.create(CTX, "acme:lamp", "reboot", big)
+    assert caught.value.extra["field"] == "/input"
+    made = await rt.invocations.create(CTX, "acme:lamp", "reboot", {"blob": "x"})
+    refused = await rt.invocations.report(
+        DEVICE, "acme:lamp", made.id, {"status": "succeeded", "output": big}
+    )
+    assert refused is None and rt.stats.rejected["invocation_result_malformed"] == 1
+    assert (await rt.invocations.get(made.id)).status is Status.QUEUED
