@@ -242,3 +242,18 @@ async def test_inputs_and_outputs_are_bounded(rt: Runtime) -> None:
     )
     assert refused is None and rt.stats.rejected["invocation_result_malformed"] == 1
     assert (await rt.invocations.get(made.id)).status is Status.QUEUED
+
+
+async def test_any_json_value_is_an_input_or_an_output(rt: Runtime) -> None:
+    """Scalars too (a JSON column on SQLite would store `5` as an integer and fail to read
+    it back as JSON)."""
+    await _lamp(rt)
+    for value in (5, 1.5, "on", True, None, [1, "a"], {"k": [None]}):
+        made = await rt.invocations.create(CTX, "acme:lamp", "reboot", value)
+        assert (await rt.invocations.get(made.id)).input == value
+        await rt.invocations.delivered(CTX, [made.id])
+        done = await rt.invocations.report(
+            DEVICE, "acme:lamp", made.id, {"status": "succeeded", "output": value}
+        )
+        assert done is not None
+        assert (await rt.invocations.many([made.id]))[made.id].output == value
