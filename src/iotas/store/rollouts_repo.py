@@ -7,10 +7,11 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from sqlalchemy import Connection, case, func, insert, literal, select, update
+from sqlalchemy import Connection, bindparam, case, func, insert, literal, select, update
 from sqlalchemy.sql.elements import ColumnElement
 
 from iotas.domain.rollouts import ThingStatus
+from iotas.store import dialects
 from iotas.store.schema import rollout_things, rollouts, things
 
 T = TypeVar("T")
@@ -241,19 +242,40 @@ def by_refs(conn: Connection, refs: Sequence[str]) -> list[ThingRow]:
     return [_thing(row) for row in conn.execute(query)]
 
 
-# Statements over many Things set each one's values with a CASE on its id: one statement
-# per batch, where an executemany cost a round trip (PostgreSQL) or a step (SQLite) per row.
+# Where an executemany costs a round trip per row (PostgreSQL), statements over many Things
+# set each one's values with a CASE on its id, one statement per `CHUNK`; elsewhere (SQLite,
+# in process) the executemany of one cached statement is cheaper than compiling the CASE.
 CHUNK = 500
+_WHERE_THING = (rollout_things.c.rollout_id == bindparam("r_id")) & (
+    rollout_things.c.thing_id == bindparam("t_id")
+)
 
 
 def _chunks(rows: Sequence[T], size: int = CHUNK) -> Iterable[Sequence[T]]:
     return (rows[start : start + size] for start in range(0, len(rows), size))
 
 
+def _by_id(values: dict[str, Any], type_: Any = None) -> Any:
+    """A CASE giving each Thing of `values` its value."""
+    whens = {k: v if type_ is None else literal(v, type_=type_) for k, v in values.items()}
+    return case(whens, value=rollout_things.c.thing_id)
+
+
 def mark_started(
     conn: Connection, rollout_id: str, started: Sequence[tuple[str, str]], now_us: int
 ) -> None:
     """These pending Things (thing_id, ref) are in flight from now."""
+    if not started:
+        return
+    in_flight = ThingStatus.IN_FLIGHT.value
+    if not dialects.of(conn).round_trips:
+        conn.execute(
+            update(rollout_things)
+            .where(_WHERE_THING)
+            .values(status=in_flight, ref=bindparam("ref"), started_us=now_us),
+            [{"r_id": rollout_id, "t_id": thing_id, "ref": ref} for thing_id, ref in started],
+        )
+        return
     for chunk in _chunks(started):
         refs = dict(chunk)
         conn.execute(
@@ -262,11 +284,7 @@ def mark_started(
                 rollout_things.c.rollout_id == rollout_id,
                 rollout_things.c.thing_id.in_(list(refs)),
             )
-            .values(
-                status=ThingStatus.IN_FLIGHT.value,
-                ref=case(refs, value=rollout_things.c.thing_id),
-                started_us=now_us,
-            )
+            .values(status=in_flight, ref=_by_id(refs), started_us=now_us)
         )
 
 
@@ -279,14 +297,20 @@ def finish(
     from_status: str = ThingStatus.IN_FLIGHT.value,
 ) -> None:
     """Move Things (thing_id, status, outcome) that are still `from_status` to their end."""
-    for chunk in _chunks(done):
-        outcome = case(
-            {
-                thing_id: literal(detail, type_=rollout_things.c.outcome.type)
-                for thing_id, _status, detail in chunk
-            },
-            value=rollout_things.c.thing_id,
+    if not done:
+        return
+    if not dialects.of(conn).round_trips:
+        conn.execute(
+            update(rollout_things)
+            .where(_WHERE_THING & (rollout_things.c.status == from_status))
+            .values(status=bindparam("st"), outcome=bindparam("out"), finished_us=now_us),
+            [
+                {"r_id": rollout_id, "t_id": thing_id, "st": status, "out": outcome}
+                for thing_id, status, outcome in done
+            ],
         )
+        return
+    for chunk in _chunks(done):
         conn.execute(
             update(rollout_things)
             .where(
@@ -295,11 +319,10 @@ def finish(
                 rollout_things.c.status == from_status,
             )
             .values(
-                status=case(
-                    {thing_id: status for thing_id, status, _o in chunk},
-                    value=rollout_things.c.thing_id,
+                status=_by_id({thing_id: status for thing_id, status, _o in chunk}),
+                outcome=_by_id(
+                    {thing_id: out for thing_id, _s, out in chunk}, rollout_things.c.outcome.type
                 ),
-                outcome=outcome,
                 finished_us=now_us,
             )
         )
