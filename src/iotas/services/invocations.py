@@ -26,7 +26,7 @@ from iotas.domain import journal as ev
 from iotas.domain.errors import Conflict, InvalidInput, Locked, NotFound, TooManyRequests
 from iotas.domain.ids import check_thing_id
 from iotas.domain.invocations import Invocation, Status
-from iotas.domain.merge_patch import JSON, JSONObject, check_json
+from iotas.domain.merge_patch import JSON, JSONObject, check_json, same
 from iotas.domain.td import action_affordance
 from iotas.domain.things import Thing
 from iotas.services import changes
@@ -93,7 +93,7 @@ class Invocations:
                 since = tx.ts_us - inv.IDEMPOTENCY_S * 1_000_000
                 earlier = repo.by_key(tx.conn, thing_id, key, since)
                 if earlier is not None:
-                    if (earlier.action, earlier.input) != (action, input):
+                    if earlier.action != action or not same(earlier.input, input):
                         raise Conflict(
                             f"the idempotency key {key[:200]!r} was used for another "
                             f"invocation ({earlier.id}: {earlier.action[:200]!r} with another "

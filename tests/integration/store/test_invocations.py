@@ -61,9 +61,12 @@ async def test_the_same_idempotency_key_returns_the_same_invocation(rt: Runtime)
     assert again.id == first.id
     with pytest.raises(Conflict):
         await rt.invocations.create(CTX, "acme:lamp", "dim", {"level": 2}, idempotency_key="k")
+    await rt.invocations.create(CTX, "acme:lamp", "reboot", 1, idempotency_key="b")
+    with pytest.raises(Conflict):  # JSON equality: true is not 1
+        await rt.invocations.create(CTX, "acme:lamp", "reboot", True, idempotency_key="b")
     other = await rt.invocations.create(CTX, "acme:lamp", "dim", {"level": 2}, idempotency_key="j")
     assert other.id != first.id
-    assert len(await rt.invocations.list(thing_id="acme:lamp")) == 2
+    assert len(await rt.invocations.list(thing_id="acme:lamp")) == 3
 
 
 async def test_the_queue_per_thing_is_bounded(rt: Runtime) -> None:
