@@ -6,7 +6,16 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from sqlalchemy import Boolean, ColumnElement, Connection, Executable, Table, false, func
+from sqlalchemy import (
+    Boolean,
+    ColumnElement,
+    Connection,
+    Executable,
+    Select,
+    Table,
+    false,
+    func,
+)
 from sqlalchemy.sql.elements import TextClause
 
 from iotas.domain.query import Scalar
@@ -76,6 +85,8 @@ class Dialect:
     get_thing: Callable[[Connection, str], Thing | None] | None = None
     # Write the twin-only columns of a row from `things_repo` (a twin change).
     update_twin: Callable[[Connection, Mapping[str, Any]], None] | None = None
+    # Run `things_repo.page`'s select of whole Things (a list or query answers up to 1,000).
+    select_things: Callable[[Connection, Select[Any]], list[Thing]] | None = None
 
 
 def two_valued(expr: ColumnElement[bool]) -> ColumnElement[bool]:
