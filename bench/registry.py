@@ -269,6 +269,9 @@ end
 local update_init, update_response = init, response
 function init(args)
   update_init(args)
+  -- Values apart from those of the updates phase (same threads, same counters): a PATCH
+  -- that repeated a Thing's current value would change nothing and journal nothing.
+  counter = 1000000000
   period = 1000 / tonumber(args[4])
   stop_file = args[5]
   answers = 0
