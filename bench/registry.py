@@ -248,10 +248,10 @@ end
 # The background load of the loaded query phase: the same updates as UPDATE_LUA, paced to
 # args[4] requests/s per thread on a clock of wrk's own (LuaJIT's ffi: wrk's Lua has no
 # sub-second clock), so the queries meet a known update rate and not whatever is left of the
-# machine. Each request takes the next slot of the thread's schedule; a schedule that falls
-# more than four slots behind (the server slower than the rate) starts again from now
-# instead of sending the missed slots at once. The thread stops once the file args[5]
-# exists (checked every 20 answers), or at the cap.
+# machine. Each request takes the next slot of the thread's schedule, as an open-loop client
+# would: after a stall of the server the missed slots go out at once, up to 100 ms of them;
+# a schedule further behind (the server slower than the rate) starts again from now. The
+# thread stops once the file args[5] exists (checked every 20 answers), or at the cap.
 PACED_UPDATE_LUA = (
     UPDATE_LUA
     + r"""
@@ -279,7 +279,7 @@ end
 
 function delay()
   local now = now_ms()
-  if next_at == nil or next_at < now - 4 * period then next_at = now end
+  if next_at == nil or next_at < now - 100 then next_at = now end
   next_at = next_at + period
   return math.max(0, math.floor(next_at - now))
 end
