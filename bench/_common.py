@@ -377,6 +377,24 @@ def run_wrk(
     )
 
 
+def healthz_rate(server: Server, seconds: float = 3.0) -> float:
+    """`GET /healthz` answers a second from `server` (wrk, 2 threads, 8 connections; the
+    httpx fallback without wrk): the machine's HTTP ceiling in this run, recorded beside a
+    bench's figures so runs on different days compare as ratios to it."""
+    if WRK is not None:
+        load = run_wrk(
+            server.base_url + "/healthz", "", threads=2, connections=8, duration_s=seconds
+        )
+    else:
+        load = run_httpx(
+            server.base_url,
+            lambda _w, i: ("GET", "/healthz", None),
+            workers=8,
+            duration_s=seconds,
+        )
+    return round(load.rate, 1)
+
+
 # A request the fallback client sends: (method, path, JSON body or None). None ends a worker.
 Request = tuple[str, str, Any] | None
 

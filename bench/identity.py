@@ -35,6 +35,7 @@ from _common import (
     RESULTS_DIR,
     Row,
     free_port,
+    healthz_rate,
     latency_summary_ms,
     print_table,
     run_header,
@@ -252,6 +253,9 @@ async def run(certificates: int, devices: int, quarantines: int) -> dict[str, An
     csrs = await asyncio.to_thread(make_csrs, certificates + devices)
     with running_server(None) as server:
         raw = await asyncio.to_thread(raw_signing_rate, csrs[:certificates], server.data_dir)
+        # The machine's HTTP ceiling in this run, beside the CA's: runs of different days
+        # compare as ratios to them.
+        healthz = await asyncio.to_thread(healthz_rate, server)
         async with httpx.AsyncClient(
             base_url=server.base_url, headers=server.headers, timeout=30
         ) as api:
@@ -260,6 +264,7 @@ async def run(certificates: int, devices: int, quarantines: int) -> dict[str, An
             quarantined = await quarantine(api, mqtt_port, quarantines)
     return {
         "raw_signing_per_second": round(raw, 1),
+        "healthz_per_s": healthz,
         "issuance": issued,
         "issuance_ratio_to_raw": round(issued["per_second"] / raw, 3),
         "provisioning": provisioned,

@@ -116,15 +116,16 @@ class WotBindings:
         binding = Binding(thing_id, td_url, poll_seconds, sealed, now, now)
         bound: list[Binding] = []
 
-        def bind(tx: WriteTx, _before: Thing | None, thing: Thing) -> None:
-            # In the transaction that writes the Thing: adopted whole or not at all.
-            previous = wot_repo.get(tx.conn, thing_id)
+        def bind(tx: WriteTx, before: Thing | None, thing: Thing) -> None:
+            # In the transaction that writes the Thing: adopted whole or not at all. A Thing
+            # created here has no binding yet (a binding goes with its Thing).
+            previous = None if before is None else wot_repo.get(tx.conn, thing_id)
             stored = binding if previous is None else _keep_created(binding, previous)
             if secrets is not None:
                 # That credentials were set, and of which kind, is journaled; never the values.
                 patch = {"type": "wot", **secrets.public()}
                 change(tx, ctx, thing, thing_id, ev.CREDENTIAL_ADDED, patch)
-            wot_repo.upsert(tx.conn, stored)
+            wot_repo.upsert(tx.conn, stored, fresh=before is None)
             record(tx, ctx, ev.WOT_BINDING, thing_id, ev.WOT_ADOPTED, _journaled(stored))
             bound[:] = [stored]
 

@@ -180,4 +180,7 @@ def page(
         query = query.where(things.c.namespace.in_(namespaces))
     if after_id is not None:
         query = query.where(things.c.id > after_id)
+    direct = dialects.of(conn).select_things
+    if direct is not None:
+        return direct(conn, query)
     return [_from_row(row) for row in conn.execute(query)]

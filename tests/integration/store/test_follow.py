@@ -4,12 +4,14 @@ asked for; an empty batch when it has caught up; woken at once by a commit in th
 from __future__ import annotations
 
 import asyncio
+import itertools
 from typing import Any
 
 from iotas.domain.journal import DESIRED_CHANGED, THING_CREATED
 from iotas.runtime import Runtime
 from iotas.services.context import Actor, Context
-from iotas.services.follow import follow
+from iotas.services.follow import MIN_GAP_SECONDS, follow, follow_reads
+from iotas.services.stream import JournalSignal
 
 CTX = Context(Actor("test", role="admin"), "follow test")
 
@@ -53,3 +55,30 @@ async def test_follow_by_kind_keeps_what_it_asks_for(rt: Runtime) -> None:
     assert [e["type"] for e in await anext(every)] == [THING_CREATED, "token_created"]
     for follower in (things, tokens, every):
         await follower.aclose()
+
+
+async def test_a_follower_reads_commits_that_come_close_together_at_once() -> None:
+    """Commits every millisecond (as 1,000 updates a second make): the follower does not
+    read after each, but at most once per `MIN_GAP_SECONDS`, and still sees every commit."""
+    signal = JournalSignal()
+    loop = asyncio.get_running_loop()
+    reads: list[tuple[float, int]] = []
+
+    async def read(_after: int, _limit: int) -> list[dict[str, Any]]:
+        reads.append((loop.time(), signal.last_seq))  # what this read covers
+        return []
+
+    async def commit() -> None:
+        for seq in range(1, 101):
+            await asyncio.sleep(0.001)
+            signal.committed(seq)
+
+    batches = follow_reads(signal, read, 0, idle=60)
+    committing = asyncio.create_task(commit())
+    while not committing.done() or reads[-1][1] < 100:
+        await asyncio.wait_for(anext(batches), 10)
+    await batches.aclose()
+    gaps = [b[0] - a[0] for a, b in itertools.pairwise(reads)]
+    # The loop's timers may fire up to a millisecond early (uvloop rounds to milliseconds).
+    assert min(gaps) >= MIN_GAP_SECONDS - 0.002, gaps
+    assert len(reads) < 60  # 100 commits: without the gap, about one read each

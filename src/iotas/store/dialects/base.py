@@ -6,7 +6,16 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from sqlalchemy import Boolean, ColumnElement, Connection, Executable, Table, false, func
+from sqlalchemy import (
+    Boolean,
+    ColumnElement,
+    Connection,
+    Executable,
+    Select,
+    Table,
+    false,
+    func,
+)
 from sqlalchemy.sql.elements import TextClause
 
 from iotas.domain.query import Scalar
@@ -79,6 +88,8 @@ class Dialect:
     # Each row of an executemany is a round trip to a server: many rows are better written
     # by one statement (a CASE on their keys) although SQLAlchemy compiles it every time.
     round_trips: bool = False
+    # Run `things_repo.page`'s select of whole Things (a list or query answers up to 1,000).
+    select_things: Callable[[Connection, Select[Any]], list[Thing]] | None = None
 
 
 def two_valued(expr: ColumnElement[bool]) -> ColumnElement[bool]:
