@@ -76,10 +76,19 @@ SYNCHRONOUS = {"normal": "PRAGMA synchronous=NORMAL", "full": "PRAGMA synchronou
 # a deferred transaction that upgrades to a write later can fail with SQLITE_BUSY instead of
 # waiting for the lock.
 IMMEDIATE = "sqlite_immediate"
+# The value of that option for a connection whose owner sends `BEGIN IMMEDIATE` to the driver
+# itself before SQLAlchemy's begin (the store's writer, once per batch): SQLAlchemy's
+# statement path for it was a measurable share of a batch on the event loop.
+SELF_BEGUN = "self_begun"
+BEGIN_IMMEDIATE = "BEGIN IMMEDIATE"
 
 
-def begin(immediate: bool) -> str:
-    return "BEGIN IMMEDIATE" if immediate else "BEGIN"
+def begin(immediate: bool | str) -> str | None:
+    """The statement SQLAlchemy's begin sends for a connection with this `IMMEDIATE` option
+    (None: its owner has begun already)."""
+    if immediate == SELF_BEGUN:
+        return None
+    return BEGIN_IMMEDIATE if immediate else "BEGIN"
 
 
 def sqlite_connection(conn: Connection) -> sqlite3.Connection:
