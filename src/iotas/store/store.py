@@ -37,7 +37,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from iotas.domain import clock
 from iotas.domain.errors import NotFound
-from iotas.domain.journal import THING, Event, apply, chain_hash
+from iotas.domain.journal import THING, THING_CREATED, Event, apply, chain_hash
 from iotas.domain.merge_patch import JSONObject
 from iotas.domain.things import Thing
 from iotas.store import things_repo
@@ -175,6 +175,30 @@ class WriteTx:
             things_repo.update_thing(self.conn, state, after)
         self.wrote(thing_id, after)
         return after
+
+    def create_all(
+        self, records: Sequence[tuple[str, JSONObject]], *, actor: str, cause: str | None
+    ) -> list[Thing]:
+        """`change` with a `thing_created` event for each of several Things (distinct ids),
+        their rows written a statement per table rather than per Thing. A Thing whose id is
+        taken is left out, with no event; returns the Things created, in order."""
+        candidates = []
+        patches = dict(records)
+        for thing_id, record in records:
+            if self._known_state(thing_id) is not None:
+                continue  # known to exist: no need to ask the database
+            # The Thing its creation event makes (which does not depend on the event's seq).
+            draft = Event(0, self.now, thing_id, THING_CREATED, actor, cause, record)
+            thing = apply(None, draft)
+            assert thing is not None
+            candidates.append(thing)
+        inserted = things_repo.insert_new_things(self.conn, candidates)
+        created = [thing for thing in candidates if thing.id in inserted]
+        for thing in created:
+            patch = patches[thing.id]
+            self.record(thing.id, THING_CREATED, actor=actor, cause=cause, patch=patch)
+            self.wrote(thing.id, thing)
+        return created
 
     def touch(self, thing_ids: list[str], seen_us: int) -> None:
         """Move `last_seen` of these Things forward (not journaled: every message does it),

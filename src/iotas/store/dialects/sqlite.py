@@ -181,6 +181,22 @@ def _staged_samples(conn: Connection, thing_id: str) -> Iterable[Staged]:
     return sqlite_connection(conn).execute(_STAGED_OF, (thing_id,))
 
 
+def _insert_rows(conn: Connection, table: Table, rows: Sequence[Mapping[str, Any]]) -> None:
+    """An executemany: sqlite3 runs the one prepared statement for each row in C."""
+    if rows:
+        conn.execute(insert(table), list(rows))
+
+
+def _insert_new(conn: Connection, table: Table, rows: Sequence[Mapping[str, Any]]) -> set[str]:
+    if not rows:
+        return set()
+    ids = [row["id"] for row in rows]
+    taken = set(conn.execute(select(table.c.id).where(table.c.id.in_(ids))).scalars())
+    new = [row for row in rows if row["id"] not in taken]
+    _insert_rows(conn, table, new)
+    return {row["id"] for row in new}
+
+
 def _existing_things(conn: Connection, thing_ids: Sequence[str]) -> set[str]:
     cursor = sqlite_connection(conn).execute(_EXISTING, (orjson.dumps(list(thing_ids)).decode(),))
     return {row[0] for row in cursor}
@@ -342,6 +358,8 @@ DIALECT = Dialect(
     move_staged=_move_staged,
     staged_samples=_staged_samples,
     existing_things=_existing_things,
+    insert_rows=_insert_rows,
+    insert_new=_insert_new,
     touch_things=_touch_things,
     delete_oldest=_DELETE_OLDEST,
     get_thing=_get_thing,
