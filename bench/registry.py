@@ -18,7 +18,7 @@ import sys
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -334,6 +334,16 @@ class Bench:
         def on_response(_worker: int, response: httpx.Response) -> None:
             statuses[response.status_code] = statuses.get(response.status_code, 0) + 1
 
+        return self._creating(next_request, on_response, statuses)
+
+    def _creating(
+        self,
+        next_request: Callable[[int, int], tuple[str, str, Any] | None],
+        on_response: Callable[[int, httpx.Response], None],
+        statuses: Mapping[int, int],
+    ) -> tuple[LoadResult, int, int, str]:
+        """Run creation requests over the 8 connections; `on_response` counts each Thing's
+        status into `statuses`: the load, the Things created (201), the others and theirs."""
         load = run_httpx(
             self.base_url,
             next_request,
@@ -368,17 +378,7 @@ class Bench:
                 return
             statuses.update(item["status"] for item in response.json()["items"])
 
-        load = run_httpx(
-            self.base_url,
-            next_request,
-            workers=CONNECTIONS,
-            duration_s=self.args.create_timeout,
-            headers=self.headers,
-            on_response=on_response,
-        )
-        bad = sum(c for s, c in statuses.items() if s != 201)
-        text = ",".join(f"{s}:{c}" for s, c in statuses.items() if s != 201)
-        return load, statuses[201], bad, text
+        return self._creating(next_request, on_response, statuses)
 
     def list_all_ids(self, max_seconds: float) -> set[str]:
         ids: set[str] = set()

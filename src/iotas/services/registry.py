@@ -65,12 +65,7 @@ class Registry:
         )
 
     async def create(self, ctx: Context, body: object) -> Thing:
-        if not isinstance(body, dict):
-            raise InvalidInput("a Thing must be a JSON object with at least id and kind")
-        thing_id = check_thing_id(body.get("id"))
-        ctx.actor.may_create(thing_id)
-        record = validate_record(body)
-        check_description(thing_id, record["description"])
+        thing_id, record = _creation(ctx, body)
 
         def unit(tx: WriteTx) -> Thing:
             return create_in(tx, ctx, thing_id, record)
@@ -93,15 +88,9 @@ class Registry:
         records: list[tuple[str, JSONObject]] = []
         for index, body in enumerate(bodies):
             try:
-                if not isinstance(body, dict):
-                    raise InvalidInput("a Thing must be a JSON object with at least id and kind")
-                thing_id = check_thing_id(body.get("id"))
-                ctx.actor.may_create(thing_id)
-                record = validate_record(body)
-                check_description(thing_id, record["description"])
+                records.append(_creation(ctx, body))
             except InvalidInput as exc:
                 raise InvalidInput(f"things[{index}]: {exc}", field=f"things/{index}") from None
-            records.append((thing_id, record))
         # Each id once, as first given: a later copy is answered as a conflict.
         unique: dict[str, JSONObject] = {}
         for thing_id, record in records:
@@ -433,6 +422,17 @@ def check_registered_description(
     td.validate_td(description)
     renewed = reg.registered(registration, registration.requested(), tx.ts_us)
     directory_repo.put(tx.conn, thing_id, renewed)
+
+
+def _creation(ctx: Context, body: object) -> tuple[str, JSONObject]:
+    """A creation's Thing id and validated record, once `ctx` may create it."""
+    if not isinstance(body, dict):
+        raise InvalidInput("a Thing must be a JSON object with at least id and kind")
+    thing_id = check_thing_id(body.get("id"))
+    ctx.actor.may_create(thing_id)
+    record = validate_record(body)
+    check_description(thing_id, record["description"])
+    return thing_id, record
 
 
 def create_in(tx: WriteTx, ctx: Context, thing_id: str, record: JSONObject) -> Thing:
