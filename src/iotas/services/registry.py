@@ -277,7 +277,7 @@ class Registry:
         matched = changed = 0
         after_id: str | None = None
         while True:
-            count, done, after_id = await self.store.write_ahead(partial(unit, after_id=after_id))
+            count, done, after_id = await self.store.write(partial(unit, after_id=after_id))
             matched, changed = matched + count, changed + done
             if count < page:
                 return matched, changed

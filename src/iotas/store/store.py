@@ -247,13 +247,6 @@ class Store:
     async def write(self, unit: Callable[[WriteTx], T]) -> T:
         raise NotImplementedError
 
-    async def write_ahead(self, unit: Callable[[WriteTx], T]) -> T:
-        """`write`, for a page of a bulk change: on SQLite it joins the writer's queue ahead
-        of the units waiting there (behind earlier ones written ahead), so each page of a
-        bulk change does not wait behind the work its previous pages woke. Elsewhere: an
-        ordinary write."""
-        return await self.write(unit)
-
     async def write_aside(self, unit: Callable[[Connection], T]) -> T:
         """A long bulk write with no journal events (moving rows in bulk), kept off the event
         loop where the store would otherwise run it there. Here: an ordinary write."""
@@ -410,11 +403,6 @@ def _types(events: list[dict[str, Any]]) -> frozenset[str]:
 class _Job:
     unit: Callable[[WriteTx], Any]
     future: asyncio.Future[Any]
-    ahead: bool = False
-
-
-def _is_ahead(job: _Job) -> bool:
-    return job.ahead
 
 
 class SqliteStore(Store):
@@ -470,23 +458,13 @@ class SqliteStore(Store):
         return await asyncio.wrap_future(self._readers.submit(run))
 
     async def write(self, unit: Callable[[WriteTx], T]) -> T:
-        future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
-        self._enqueue(_Job(unit, future))
-        return await future
-
-    async def write_ahead(self, unit: Callable[[WriteTx], T]) -> T:
-        future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
-        self._enqueue(_Job(unit, future, ahead=True))
-        return await future
-
-    def _enqueue(self, job: _Job) -> None:
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[T] = loop.create_future()
         if not self._queued:
             # Every write that arrives before this callback runs joins the same batch.
-            asyncio.get_running_loop().call_soon(self._run_queued)
-        if job.ahead:  # behind the other units written ahead, before the rest
-            self._queued.insert(sum(1 for _ in itertools.takewhile(_is_ahead, self._queued)), job)
-        else:
-            self._queued.append(job)
+            loop.call_soon(self._run_queued)
+        self._queued.append(_Job(unit, future))
+        return await future
 
     async def write_aside(self, unit: Callable[[Connection], T]) -> T:
         """Run `unit` in one transaction of the writer connection, on the writer's thread;

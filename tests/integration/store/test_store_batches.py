@@ -214,22 +214,3 @@ async def test_the_postgres_writer_outlives_its_connection(
     thing = await rt.registry.get("acme:p")
     assert {"a": 1, "b": 2, "d": 4}.items() <= thing.twin.reported.items()
     assert (await rt.journal.verify()).ok
-
-
-async def test_a_page_written_ahead_passes_the_units_waiting(tmp_path: Path) -> None:
-    """`write_ahead` (a bulk change's page) runs before the units already queued, behind
-    other pages written ahead, so a bulk change does not wait behind the work it woke."""
-    store = await open_store(database_url(None, tmp_path), on_commit=lambda _seq, _types: None)
-    order: list[str] = []
-
-    def unit(name: str) -> Any:
-        return lambda _tx: order.append(name)
-
-    try:
-        # All queued in this turn of the loop, before the writer takes its next batch.
-        waits = [store.write(unit(f"single-{i}")) for i in range(3)]
-        waits += [store.write_ahead(unit("page-1")), store.write_ahead(unit("page-2"))]
-        await asyncio.wait_for(asyncio.gather(*waits), 10)
-        assert order == ["page-1", "page-2", "single-0", "single-1", "single-2"]
-    finally:
-        await store.dispose()
