@@ -50,6 +50,15 @@ class ThingBody(Shape):
     description: Annotated[dict[str, Any] | None, Field(description="A Thing Description")] = None
 
 
+class ThingsBody(Shape):
+    noun = "a batch of Things"
+
+    things: Annotated[
+        list[ThingBody],
+        Field(min_length=1, max_length=1000, description="Up to 1,000 Things to create"),
+    ]
+
+
 class MergePatch(RootModel[dict[str, Any]]):
     """An RFC 7396 JSON merge patch: null removes a member, an absent member is left as is."""
 

@@ -26,6 +26,10 @@ from iotas.store import directory_repo, things_repo
 from iotas.store.query_sql import compile_query
 from iotas.store.store import Store, WriteTx
 
+# Things created in one call at most, and per unit of work (`Registry.create_all`).
+MAX_CREATE = 1000
+CREATE_PAGE = 250
+
 
 class Registry:
     def __init__(self, store: Store) -> None:
@@ -62,17 +66,60 @@ class Registry:
         )
 
     async def create(self, ctx: Context, body: object) -> Thing:
-        if not isinstance(body, dict):
-            raise InvalidInput("a Thing must be a JSON object with at least id and kind")
-        thing_id = check_thing_id(body.get("id"))
-        ctx.actor.may_create(thing_id)
-        record = validate_record(body)
-        check_description(thing_id, record["description"])
+        thing_id, record = _creation(ctx, body)
 
         def unit(tx: WriteTx) -> Thing:
             return create_in(tx, ctx, thing_id, record)
 
         return await self.store.write(unit)
+
+    async def create_all(
+        self, ctx: Context, bodies: object, *, page: int = CREATE_PAGE
+    ) -> list[Thing | Conflict]:
+        """Create many Things: each as `create` would (one `thing_created` event each), a
+        page of them per unit of work with their rows written one statement per table, the
+        pages of one call in the same commit where the store groups them. Every body is
+        checked first: one invalid body refuses the whole call, naming its index. A Thing
+        that exists already (or whose id came earlier in the call) is not created; its
+        place in the answer holds the Conflict, in the order of `bodies`."""
+        if not isinstance(bodies, list) or not bodies:
+            raise InvalidInput("send a non-empty array of Things")
+        if len(bodies) > MAX_CREATE:
+            raise InvalidInput(f"at most {MAX_CREATE} Things in one call")
+        records: list[tuple[str, JSONObject]] = []
+        for index, body in enumerate(bodies):
+            try:
+                records.append(_creation(ctx, body))
+            except InvalidInput as exc:
+                raise InvalidInput(f"things[{index}]: {exc}", field=f"things/{index}") from None
+        # Each id once, as first given: a later copy is answered as a conflict.
+        unique: dict[str, JSONObject] = {}
+        for thing_id, record in records:
+            unique.setdefault(thing_id, record)
+        first = list(unique.items())
+
+        def unit(tx: WriteTx, chunk: list[tuple[str, JSONObject]]) -> list[Thing]:
+            return tx.create_all(chunk, actor=ctx.actor.subject, cause=ctx.cause)
+
+        pages = [first[i : i + page] for i in range(0, len(first), page)]
+        created = {
+            thing.id: thing
+            for written in await asyncio.gather(
+                *(self.store.write(partial(unit, chunk=chunk)) for chunk in pages)
+            )
+            for thing in written
+        }
+        answers: list[Thing | Conflict] = []
+        seen: set[str] = set()
+        for thing_id, _ in records:
+            if thing_id in seen:
+                answers.append(Conflict(f"the Thing {thing_id!r} is given twice in this call"))
+            elif thing_id in created:
+                answers.append(created[thing_id])
+            else:
+                answers.append(Conflict(f"the Thing {thing_id!r} exists already"))
+            seen.add(thing_id)
+        return answers
 
     async def patch(self, ctx: Context, thing_id: str, patch: object) -> Thing:
         check_thing_id(thing_id)
@@ -377,6 +424,17 @@ def check_registered_description(
     td.validate_td(description)
     renewed = reg.registered(registration, registration.requested(), tx.ts_us)
     directory_repo.put(tx.conn, thing_id, renewed)
+
+
+def _creation(ctx: Context, body: object) -> tuple[str, JSONObject]:
+    """A creation's Thing id and validated record, once `ctx` may create it."""
+    if not isinstance(body, dict):
+        raise InvalidInput("a Thing must be a JSON object with at least id and kind")
+    thing_id = check_thing_id(body.get("id"))
+    ctx.actor.may_create(thing_id)
+    record = validate_record(body)
+    check_description(thing_id, record["description"])
+    return thing_id, record
 
 
 def create_in(tx: WriteTx, ctx: Context, thing_id: str, record: JSONObject) -> Thing:

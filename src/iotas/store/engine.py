@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import fcntl
 import os
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +17,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from iotas.domain.errors import InvalidInput
 from iotas.store import migrate
 from iotas.store.dialects import sqlite
-from iotas.store.store import PostgresStore, SqliteStore, Store
+from iotas.store.store import OnCommit, PostgresStore, SqliteStore, Store
 
 
 def _dumps(value: Any) -> str:
@@ -66,9 +65,9 @@ def sqlite_engine(url: str) -> Engine:
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Any) -> None:
         # Writers take the write lock up front (see `sqlite.IMMEDIATE`).
-        conn.exec_driver_sql(
-            sqlite.begin(conn.get_execution_options().get(sqlite.IMMEDIATE, False))
-        )
+        statement = sqlite.begin(conn.get_execution_options().get(sqlite.IMMEDIATE, False))
+        if statement is not None:
+            conn.exec_driver_sql(statement)
 
     return engine
 
@@ -98,9 +97,7 @@ class DataFileBusy(RuntimeError):
     pass
 
 
-async def open_store(
-    url: str, *, on_commit: Callable[[int], None], durability: str = "normal"
-) -> Store:
+async def open_store(url: str, *, on_commit: OnCommit, durability: str = "normal") -> Store:
     """Open, migrate and return the store for a URL from `database_url`. `durability` is
     `Settings.durability`; it sets SQLite's writer (PostgreSQL keeps its own settings)."""
     if url.startswith("sqlite"):

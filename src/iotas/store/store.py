@@ -32,12 +32,12 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
 
-from sqlalchemy import Connection, Engine, select
+from sqlalchemy import Connection, Engine, RootTransaction, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from iotas.domain import clock
 from iotas.domain.errors import NotFound
-from iotas.domain.journal import THING, Event, apply, chain_hash
+from iotas.domain.journal import THING, THING_CREATED, Event, apply, chain_hash
 from iotas.domain.merge_patch import JSONObject
 from iotas.domain.things import Thing
 from iotas.store import things_repo
@@ -52,6 +52,9 @@ MAX_BATCH = 256
 CACHE_SIZE = 20_000
 # Seconds after which the PostgreSQL writer gives its idle connection back to the pool.
 WRITER_IDLE_S = 1.0
+# What a store calls after each commit that journaled events: the last seq, and the types of
+# the events it committed (so followers of other types need not read; `services.follow`).
+OnCommit = Callable[[int, frozenset[str]], None]
 
 
 @dataclass(slots=True)
@@ -173,6 +176,30 @@ class WriteTx:
         self.wrote(thing_id, after)
         return after
 
+    def create_all(
+        self, records: Sequence[tuple[str, JSONObject]], *, actor: str, cause: str | None
+    ) -> list[Thing]:
+        """`change` with a `thing_created` event for each of several Things (distinct ids),
+        their rows written a statement per table rather than per Thing. A Thing whose id is
+        taken is left out, with no event; returns the Things created, in order."""
+        candidates = []
+        patches = dict(records)
+        for thing_id, record in records:
+            if self._known_state(thing_id) is not None:
+                continue  # known to exist: no need to ask the database
+            # The Thing its creation event makes (which does not depend on the event's seq).
+            draft = Event(0, self.now, thing_id, THING_CREATED, actor, cause, record)
+            thing = apply(None, draft)
+            assert thing is not None
+            candidates.append(thing)
+        inserted = things_repo.insert_new_things(self.conn, candidates)
+        created = [thing for thing in candidates if thing.id in inserted]
+        for thing in created:
+            patch = patches[thing.id]
+            self.record(thing.id, THING_CREATED, actor=actor, cause=cause, patch=patch)
+            self.wrote(thing.id, thing)
+        return created
+
     def touch(self, thing_ids: list[str], seen_us: int) -> None:
         """Move `last_seen` of these Things forward (not journaled: every message does it),
         and the states the cache holds of them with it."""
@@ -239,7 +266,7 @@ class PostgresStore(Store):
 
     dialect = postgresql.DIALECT
 
-    def __init__(self, engine: AsyncEngine, *, on_commit: Callable[[int], None]) -> None:
+    def __init__(self, engine: AsyncEngine, *, on_commit: OnCommit) -> None:
         self.engine = engine
         self._on_commit = on_commit
         self._queue: asyncio.Queue[_Job] = asyncio.Queue()
@@ -279,9 +306,9 @@ class PostgresStore(Store):
                         conn = None
                     if conn is None:
                         conn = await self.engine.connect()
-                    outcomes, last_seq = await conn.run_sync(_run_pg_batch, units)
+                    outcomes, last_seq, types = await conn.run_sync(_run_pg_batch, units)
                 except Exception as exc:  # no connection: every unit in the batch failed
-                    outcomes, last_seq = [(False, exc) for _ in batch], None
+                    outcomes, last_seq, types = [(False, exc) for _ in batch], None, frozenset()
                 if conn is not None and conn.invalidated:  # lost: the next batch reconnects
                     await conn.close()
                     conn = None
@@ -290,7 +317,7 @@ class PostgresStore(Store):
                     _settle(job.future, ok, value)
                     self._queue.task_done()
                 if last_seq is not None:
-                    self._on_commit(last_seq)
+                    self._on_commit(last_seq, types)
         finally:
             if conn is not None:
                 await conn.close()
@@ -305,9 +332,12 @@ class PostgresStore(Store):
         await self.engine.dispose()
 
 
+_Outcomes = list[tuple[bool, Any]]
+
+
 def _run_pg_batch(
     conn: Connection, units: list[Callable[[WriteTx], Any]]
-) -> tuple[list[tuple[bool, Any]], int | None]:
+) -> tuple[_Outcomes, int | None, frozenset[str]]:
     """One transaction for a batch of units on PostgreSQL.
 
     Optimistic: the batch runs first without savepoints, which cost two round trips per unit.
@@ -326,7 +356,7 @@ class _Retry(Exception):
 
 def _attempt(
     conn: Connection, units: list[Callable[[WriteTx], Any]], *, savepoints: bool
-) -> tuple[list[tuple[bool, Any]], int | None]:
+) -> tuple[_Outcomes, int | None, frozenset[str]]:
     """The batch's events are written at its end with the new head, in one statement
     (`postgresql.append_journal`), as the SQLite store does; a later unit of the batch reads
     the Things an earlier one wrote from what that unit staged, not from the database."""
@@ -356,13 +386,17 @@ def _attempt(
                 head = tx.head
                 outcomes.append((True, result))
             if head.seq == start.seq:
-                return outcomes, None
+                return outcomes, None, frozenset()
             postgresql.append_journal(conn, events, head.seq, head.hash, head.ts_us)
     except _Retry:
         raise
     except Exception as exc:  # the batch could not commit: every unit in it failed
-        return [(False, exc) for _ in units], None
-    return outcomes, head.seq
+        return [(False, exc) for _ in units], None, frozenset()
+    return outcomes, head.seq, _types(events)
+
+
+def _types(events: list[dict[str, Any]]) -> frozenset[str]:
+    return frozenset(str(e["type"]) for e in events)
 
 
 @dataclass(slots=True)
@@ -378,7 +412,7 @@ class SqliteStore(Store):
         self,
         engine: Engine,
         *,
-        on_commit: Callable[[int], None],
+        on_commit: OnCommit,
         lock_fd: int | None = None,
         readers: int = 4,
         durability: str = "normal",
@@ -390,9 +424,10 @@ class SqliteStore(Store):
         self._readers = ThreadPoolExecutor(readers, thread_name_prefix="iotas-sqlite-read")
         self._writer: Connection | None = None
         self._queued: list[_Job] = []
-        # A `write_aside` unit holding the writer on its own thread; writes queue meanwhile.
-        self._aside: asyncio.Future[Any] | None = None
-        self._aside_thread = ThreadPoolExecutor(1, thread_name_prefix="iotas-sqlite-aside")
+        # The writer in use on its thread: a batch's commit, or a `write_aside` unit. Batches
+        # queue meanwhile; the one thread keeps the connection to one user at a time.
+        self._busy: asyncio.Future[Any] | None = None
+        self._writer_thread = ThreadPoolExecutor(1, thread_name_prefix="iotas-sqlite-writer")
         # Committed state of recently written Things. Sound because this process is the only
         # writer of the file (see `engine.lock_data_file`) and it is updated after commit only.
         self._known: dict[str, Thing | None] = {}
@@ -432,56 +467,71 @@ class SqliteStore(Store):
         return await future
 
     async def write_aside(self, unit: Callable[[Connection], T]) -> T:
-        """Run `unit` in one transaction of the writer connection, on a thread of its own;
+        """Run `unit` in one transaction of the writer connection, on the writer's thread;
         writes queue until it commits. For a few statements that each do much work inside
         SQLite (sqlite3 releases the GIL for the whole of each), so the event loop goes on
         (parsing the next messages) on the other core meanwhile. One at a time."""
-        while self._aside is not None:
-            await asyncio.wait([self._aside])
-        if self._writer is None:
-            self._writer = self._open_writer()
-        writer = self._writer
+        while self._busy is not None:
+            await asyncio.wait([self._busy])
+        writer = self._writer = self._writer or self._open_writer()
 
         def run() -> T:
+            sqlite_connection(writer).execute(sqlite.BEGIN_IMMEDIATE)
             with writer.begin():
                 return unit(writer)
 
-        aside = self._aside = asyncio.wrap_future(self._aside_thread.submit(run))
-        aside.add_done_callback(self._aside_done)
+        aside = self._busy = asyncio.wrap_future(self._writer_thread.submit(run))
+        aside.add_done_callback(self._writer_free)
         # Shielded: a cancelled caller must not free the writer while the thread still uses it.
         return await asyncio.shield(aside)
 
-    def _aside_done(self, _aside: asyncio.Future[Any]) -> None:
-        self._aside = None
+    def _writer_free(self, _done: asyncio.Future[Any]) -> None:
+        self._busy = None
         if self._queued:
             self._run_queued()
 
     def _run_queued(self) -> None:
-        # Runs on the event loop thread, on purpose: a writer thread would trade the GIL with
-        # the loop on every statement (sqlite3 releases it around each call), and that convoy
-        # cost more than the few milliseconds a batch holds the loop.
-        if self._aside is not None or not self._queued:
-            return  # `_aside_done` runs the queue; or it ran it before this turn came
+        # The units run on the event loop thread, on purpose: a writer thread would trade the
+        # GIL with the loop on every statement (sqlite3 releases it around each call), and
+        # that convoy cost more than the few milliseconds a batch holds the loop. The commit
+        # goes to the writer's thread: it is one call that releases the GIL throughout (and
+        # syncs the WAL with `durability=full`), so the loop reads and parses the requests of
+        # the next batch meanwhile, and that batch starts when the commit is done.
+        if self._busy is not None or not self._queued:
+            return  # `_writer_free` runs the queue; or it ran it before this turn came
         batch, self._queued = self._queued[:MAX_BATCH], self._queued[MAX_BATCH:]
-        if self._queued:
-            asyncio.get_running_loop().call_soon(self._run_queued)
-        if self._writer is None:
-            self._writer = self._open_writer()
-        outcomes, last_seq, staged = _run_batch(
-            self._writer, [job.unit for job in batch], self._known
+        writer = self._writer = self._writer or self._open_writer()
+        ran = _run_batch(writer, [job.unit for job in batch], self._known)
+        if ran.transaction is None:  # nothing to commit: every unit failed with the batch
+            self._settle_batch(batch, ran)
+            if self._queued:
+                asyncio.get_running_loop().call_soon(self._run_queued)
+            return
+        committing = self._busy = asyncio.wrap_future(
+            self._writer_thread.submit(_commit, ran.transaction)
         )
-        self._remember(staged)
-        for job, (ok, value) in zip(batch, outcomes, strict=True):
+        committing.add_done_callback(lambda done: self._committed(done, batch, ran))
+
+    def _committed(self, done: asyncio.Future[None], batch: list[_Job], ran: _Ran) -> None:
+        failure = done.exception()
+        if failure is not None:  # the commit failed: no unit of the batch stands
+            ran = _Ran([(False, failure) for _ in batch], None, {}, frozenset(), None)
+        self._settle_batch(batch, ran)
+        self._writer_free(done)
+
+    def _settle_batch(self, batch: list[_Job], ran: _Ran) -> None:
+        self._remember(ran.staged)
+        for job, (ok, value) in zip(batch, ran.outcomes, strict=True):
             _settle(job.future, ok, value)
-        if last_seq is not None:
-            self._on_commit(last_seq)
+        if ran.last_seq is not None:
+            self._on_commit(ran.last_seq, ran.types)
 
     def _open_writer(self) -> Connection:
         writer = self.engine.connect()
         raw = sqlite_connection(writer)
         for pragma in (*sqlite.WRITER_PRAGMAS, self._synchronous):
             raw.execute(pragma)
-        return writer.execution_options(**{sqlite.IMMEDIATE: True})
+        return writer.execution_options(**{sqlite.IMMEDIATE: sqlite.SELF_BEGUN})
 
     def _remember(self, staged: dict[str, Thing | None]) -> None:
         """Keep the newest committed states, the most recently written last; past the
@@ -496,15 +546,16 @@ class SqliteStore(Store):
                 del known[thing_id]
 
     async def dispose(self) -> None:
-        while self._aside is not None:
-            await asyncio.wait([self._aside])
-        while self._queued:  # finish what was accepted before closing
-            self._run_queued()
+        while self._busy is not None or self._queued:  # finish what was accepted first
+            if self._busy is not None:
+                await asyncio.wait([self._busy])
+            else:
+                self._run_queued()
         if self._writer is not None:
             self._writer.close()
         self._stop_checkpoints.set()
         await asyncio.to_thread(self._checkpointer.join)
-        self._aside_thread.shutdown(wait=True)
+        self._writer_thread.shutdown(wait=True)
         self._readers.shutdown(wait=True)
         self.engine.dispose()
         if self._lock_fd is not None:
@@ -518,65 +569,97 @@ _JOURNAL_INSERT = (
 )
 
 
+@dataclass(slots=True)
+class _Ran:
+    """A batch run on the SQLite writer: each unit's outcome, the last seq it journaled (None:
+    none), the Things' states it wrote, its events' types, and its transaction, still open
+    (None: nothing to commit, every unit failed with the batch)."""
+
+    outcomes: _Outcomes
+    last_seq: int | None
+    staged: dict[str, Thing | None]
+    types: frozenset[str]
+    transaction: RootTransaction | None
+
+
 def _run_batch(
     conn: Connection, units: list[Callable[[WriteTx], Any]], known: dict[str, Thing | None]
-) -> tuple[list[tuple[bool, Any]], int | None, dict[str, Thing | None]]:
-    """Run units in one transaction, each in a savepoint so a failing one is undone alone.
+) -> _Ran:
+    """Run units in one transaction, each in a savepoint so a failing one is undone alone,
+    and leave the transaction open for `_commit`.
 
-    The batch's own statements (savepoints, the head, the journal rows) go to the sqlite3
-    connection directly: they run for every change, and SQLAlchemy's per-statement work was
-    a large part of their cost. The units themselves use the shared repositories.
+    The batch's own statements (begin, savepoints, the head, the journal rows) go to the
+    sqlite3 connection directly: they run for every change, and SQLAlchemy's per-statement
+    work was a large part of their cost. The units themselves use the shared repositories.
     """
-    outcomes: list[tuple[bool, Any]] = []
+    outcomes: _Outcomes = []
+    raw = sqlite_connection(conn)
     try:
-        with conn.begin():
-            raw = sqlite_connection(conn)
-            seq, digest, ts_us = raw.execute(
-                "SELECT seq, hash, ts_us FROM journal_head WHERE id = 1"
-            ).fetchone()
-            head = start = Head(seq, digest, ts_us)
-            events: list[dict[str, Any]] = []
-            staged: dict[str, Thing | None] = {}
-            view = ChainMap(staged, known)
-            for unit in units:
-                tx = WriteTx(conn, head, max(clock.now_us(), head.ts_us), known=view)
-                raw.execute("SAVEPOINT unit")
-                try:
-                    result = unit(tx)
-                except Exception as exc:  # the unit's own failure: only it is undone
-                    raw.execute("ROLLBACK TO unit")
-                    raw.execute("RELEASE unit")
-                    outcomes.append((False, exc))
-                    continue
+        raw.execute(sqlite.BEGIN_IMMEDIATE)
+        transaction = conn.begin()  # SQLAlchemy's side only (`sqlite.SELF_BEGUN`)
+    except Exception as exc:  # the batch could not begin: every unit in it failed
+        if raw.in_transaction:
+            raw.execute("ROLLBACK")
+        return _Ran([(False, exc) for _ in units], None, {}, frozenset(), None)
+    try:
+        seq, digest, ts_us = raw.execute(
+            "SELECT seq, hash, ts_us FROM journal_head WHERE id = 1"
+        ).fetchone()
+        head = start = Head(seq, digest, ts_us)
+        events: list[dict[str, Any]] = []
+        staged: dict[str, Thing | None] = {}
+        view = ChainMap(staged, known)
+        for unit in units:
+            tx = WriteTx(conn, head, max(clock.now_us(), head.ts_us), known=view)
+            raw.execute("SAVEPOINT unit")
+            try:
+                result = unit(tx)
+            except Exception as exc:  # the unit's own failure: only it is undone
+                raw.execute("ROLLBACK TO unit")
                 raw.execute("RELEASE unit")
-                events += tx.pending
-                staged.update(tx.staged)
-                head = tx.head
-                outcomes.append((True, result))
-            if head.seq == start.seq:
-                return outcomes, None, staged
-            raw.executemany(
-                _JOURNAL_INSERT,
-                [
-                    (
-                        e["seq"],
-                        e["ts_us"],
-                        e["kind"],
-                        e["record_id"],
-                        e["type"],
-                        e["body"],
-                        e["hash"],
-                    )
-                    for e in events
-                ],
-            )
-            raw.execute(
-                "UPDATE journal_head SET seq = ?, hash = ?, ts_us = ? WHERE id = 1",
-                (head.seq, head.hash, head.ts_us),
-            )
-    except Exception as exc:  # the batch could not commit: every unit in it failed
-        return [(False, exc) for _ in units], None, {}
-    return outcomes, head.seq, staged
+                outcomes.append((False, exc))
+                continue
+            raw.execute("RELEASE unit")
+            events += tx.pending
+            staged.update(tx.staged)
+            head = tx.head
+            outcomes.append((True, result))
+        if head.seq == start.seq:
+            return _Ran(outcomes, None, staged, frozenset(), transaction)
+        raw.executemany(
+            _JOURNAL_INSERT,
+            [
+                (
+                    e["seq"],
+                    e["ts_us"],
+                    e["kind"],
+                    e["record_id"],
+                    e["type"],
+                    e["body"],
+                    e["hash"],
+                )
+                for e in events
+            ],
+        )
+        raw.execute(
+            "UPDATE journal_head SET seq = ?, hash = ?, ts_us = ? WHERE id = 1",
+            (head.seq, head.hash, head.ts_us),
+        )
+    except Exception as exc:  # the batch could not be written: every unit in it failed
+        transaction.rollback()
+        return _Ran([(False, exc) for _ in units], None, {}, frozenset(), None)
+    return _Ran(outcomes, head.seq, staged, _types(events), transaction)
+
+
+def _commit(transaction: RootTransaction) -> None:
+    """Commit a batch (on the writer's thread); on failure roll it back, so the writer is
+    ready for the next."""
+    try:
+        transaction.commit()
+    except BaseException:
+        with contextlib.suppress(Exception):
+            transaction.rollback()
+        raise
 
 
 def _settle(future: asyncio.Future[Any], ok: bool, value: Any) -> None:

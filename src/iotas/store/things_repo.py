@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import ColumnElement, Connection, bindparam, delete, insert, select, update
@@ -13,8 +13,8 @@ from iotas.domain.links import edges
 from iotas.domain.things import Thing
 from iotas.domain.twin import Twin
 from iotas.store import dialects
-from iotas.store.schema import TWIN_COLUMNS, thing_links, things
-from iotas.store.thing_fields import replace_fields
+from iotas.store.schema import TWIN_COLUMNS, thing_fields, thing_links, things
+from iotas.store.thing_fields import field_rows, replace_fields
 
 
 def _from_row(row: Row[Any]) -> Thing:
@@ -102,6 +102,24 @@ def insert_thing(conn: Connection, thing: Thing) -> None:
     conn.execute(insert(things).values(_to_row(thing)))
     replace_fields(conn, thing.id, thing.attributes, thing.labels, fresh=True)
     _replace_links(conn, thing, fresh=True)
+
+
+def insert_new_things(conn: Connection, candidates: Sequence[Thing]) -> set[str]:
+    """`insert_thing` for many Things, leaving out those whose id is taken: a statement per
+    table, not per Thing (on PostgreSQL an executemany is still one execution per row on the
+    server). Returns the ids inserted."""
+    dialect = dialects.of(conn)
+    inserted = dialect.insert_new(conn, things, [_to_row(thing) for thing in candidates])
+    new = [t for t in candidates if t.id in inserted]
+    fields = [r for t in new for r in field_rows(t.id, t.attributes, t.labels)]
+    dialect.insert_rows(conn, thing_fields, fields)
+    links = [
+        {"thing_id": t.id, "rel": rel, "target": target}
+        for t in new
+        for rel, target in edges(t.links, t.description)
+    ]
+    dialect.insert_rows(conn, thing_links, links)
+    return inserted
 
 
 def _replace_links(conn: Connection, thing: Thing, *, fresh: bool = False) -> None:

@@ -160,7 +160,7 @@ CTX = Context(Actor("test"))
 
 
 async def test_the_graph_stops_at_its_edge_bound(database_url: str, tmp_path: Path) -> None:
-    store = await open_store(store_url(database_url, tmp_path), on_commit=lambda _: None)
+    store = await open_store(store_url(database_url, tmp_path), on_commit=lambda _seq, _types: None)
     try:
         registry = Registry(store)
         # A hub with 5 spokes, each with 1 leaf: 10 edges in all.

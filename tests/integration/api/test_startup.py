@@ -73,9 +73,9 @@ async def test_migrations_create_exactly_the_schema(database_url: str, tmp_path:
 
     url = engine.database_url(database_url, tmp_path)
     for _ in range(2):  # a second start finds nothing to do
-        store = await engine.open_store(url, on_commit=lambda seq: None)
+        store = await engine.open_store(url, on_commit=lambda _seq, _types: None)
         await store.dispose()
-    store = await engine.open_store(url, on_commit=lambda seq: None)
+    store = await engine.open_store(url, on_commit=lambda _seq, _types: None)
     try:
         assert await store.read(diff) == []
     finally:

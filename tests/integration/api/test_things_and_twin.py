@@ -127,3 +127,48 @@ async def test_listing_pages_are_stable_and_filtered(server: LiveServer) -> None
         await c.get("/api/v1/things", params={"q": 'kind == "pump" and attributes.n >= 15'})
     ).json()
     assert [t["id"] for t in pumps["items"]] == [f"acme:t-{i:03d}" for i in (15, 17, 19, 21, 23)]
+
+
+async def test_things_are_created_in_batches_one_event_each(server: LiveServer) -> None:
+    c = server.client
+    assert (await c.post("/api/v1/things", json=PUMP)).status_code == 201
+    head = (await c.get("/api/v1/journal/verify")).json()["checked"]
+    bodies: list[dict[str, Any]] = [
+        {"id": f"acme:s-{i:04d}", "kind": "sensor", "attributes": {"site": f"s{i % 3}"}}
+        for i in range(600)  # more than one page of the unit of work
+    ]
+    sent = [*bodies[:2], PUMP, bodies[0], *bodies[2:]]
+    answer = await c.post("/api/v1/things:batch", json={"things": sent})
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    assert (body["created"], body["conflicts"]) == (600, 2)
+    assert [(item["id"], item["status"]) for item in body["items"][:5]] == [
+        ("acme:s-0000", 201),
+        ("acme:s-0001", 201),
+        ("acme:pump-1", 409),
+        ("acme:s-0000", 409),
+        ("acme:s-0002", 201),
+    ]
+    assert "given twice" in body["items"][3]["detail"]
+    # One creation event each, the chain intact, and the field index written.
+    verified = (await c.get("/api/v1/journal/verify")).json()
+    assert verified["ok"] and verified["checked"] == head + 600
+    site = await c.get("/api/v1/things", params={"q": 'attributes.site == "s1"', "limit": 1000})
+    assert len(site.json()["items"]) == 200
+    got = (await c.get("/api/v1/things/acme:s-0599")).json()
+    assert got["attributes"] == {"site": "s2"} and got["revision"] == 1
+
+
+async def test_a_batch_with_one_invalid_thing_creates_nothing(server: LiveServer) -> None:
+    c = server.client
+    things: list[dict[str, Any]] = [
+        {"id": "acme:ok-1", "kind": "sensor"},
+        {"id": "no namespace", "kind": "sensor"},
+    ]
+    answer = await c.post("/api/v1/things:batch", json={"things": things})
+    assert answer.status_code == 400, answer.text
+    assert "things[1]" in answer.json()["detail"]
+    assert (await c.get("/api/v1/things/acme:ok-1")).status_code == 404
+    too_many = [{"id": f"acme:x-{i}", "kind": "k"} for i in range(1001)]
+    assert (await c.post("/api/v1/things:batch", json={"things": too_many})).status_code == 400
+    assert (await c.post("/api/v1/things:batch", json={"things": []})).status_code == 400

@@ -7,6 +7,8 @@ import asyncio
 import itertools
 from typing import Any
 
+import pytest
+
 from iotas.domain.journal import DESIRED_CHANGED, THING_CREATED
 from iotas.runtime import Runtime
 from iotas.services.context import Actor, Context
@@ -82,3 +84,38 @@ async def test_a_follower_reads_commits_that_come_close_together_at_once() -> No
     # The loop's timers may fire up to a millisecond early (uvloop rounds to milliseconds).
     assert min(gaps) >= MIN_GAP_SECONDS - 0.002, gaps
     assert len(reads) < 60  # 100 commits: without the gap, about one read each
+
+
+async def test_commits_of_other_types_cause_no_read(
+    rt: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A follower of desired changes does not read the journal after each reported change of
+    this process (each read cost the reader threads, and the loop their GIL), yet wakes at
+    once on a desired change."""
+    await rt.registry.create(CTX, {"id": "acme:d", "kind": "sensor"})
+    reads = 0
+    feed = rt.journal.feed
+
+    async def counted(*args: Any, **kwargs: Any) -> list[dict[str, Any]]:
+        nonlocal reads
+        reads += 1
+        return await feed(*args, **kwargs)
+
+    monkeypatch.setattr(rt.journal, "feed", counted)
+    start = await rt.journal.head_seq()
+    batches = follow(rt.journal, rt.signal, start, types=[DESIRED_CHANGED], idle=60)
+    assert await anext(batches) == []
+    assert reads == 1
+
+    async def next_batch() -> list[dict[str, Any]]:
+        return await anext(batches)
+
+    later = asyncio.create_task(next_batch())
+    for n in range(20):
+        await rt.registry.patch_twin(CTX, "acme:d", "reported", {"n": n})
+    assert not later.done()  # no read, so no empty batch either
+    await rt.registry.patch_twin(CTX, "acme:d", "desired", {"n": 1})
+    woken = await asyncio.wait_for(later, 10)
+    assert [(e["thing_id"], e["type"]) for e in woken] == [("acme:d", DESIRED_CHANGED)]
+    assert reads == 2
+    await batches.aclose()

@@ -103,13 +103,13 @@ async def test_delete_and_recreate_in_one_batch(rt: Runtime) -> None:
 
 async def test_a_second_process_cannot_open_the_embedded_file(tmp_path: Path) -> None:
     url = database_url(None, tmp_path)
-    first = await open_store(url, on_commit=lambda seq: None)
+    first = await open_store(url, on_commit=lambda _seq, _types: None)
     try:
         with pytest.raises(DataFileBusy, match="another iotas process"):
-            await open_store(url, on_commit=lambda seq: None)
+            await open_store(url, on_commit=lambda _seq, _types: None)
     finally:
         await first.dispose()
-    again = await open_store(url, on_commit=lambda seq: None)
+    again = await open_store(url, on_commit=lambda _seq, _types: None)
     await again.dispose()
 
 
@@ -117,7 +117,7 @@ async def test_writes_wait_for_a_write_aside_and_the_loop_does_not(tmp_path: Pat
     """A `write_aside` unit has the writer to itself on its own thread: writes queue behind
     it and land after it, the event loop runs meanwhile, and a caller that gives up does not
     free the writer while the unit still runs."""
-    store = await open_store(database_url(None, tmp_path), on_commit=lambda seq: None)
+    store = await open_store(database_url(None, tmp_path), on_commit=lambda _seq, _types: None)
     started, release = threading.Event(), threading.Event()
 
     def slow(conn: Connection) -> int:
@@ -153,7 +153,7 @@ async def test_writes_wait_for_a_write_aside_and_the_loop_does_not(tmp_path: Pat
 
 
 async def test_a_failing_write_aside_undoes_itself_and_writes_go_on(tmp_path: Path) -> None:
-    store = await open_store(database_url(None, tmp_path), on_commit=lambda seq: None)
+    store = await open_store(database_url(None, tmp_path), on_commit=lambda _seq, _types: None)
     started, release = threading.Event(), threading.Event()
 
     def failing(conn: Connection) -> None:

@@ -52,6 +52,9 @@ WATCHED = [
     ev.WOT_RELEASED,
 ]
 WATCHED_KINDS = (ev.THING, ev.WOT_BINDING)
+# What is followed while no Thing is adopted: state changes then wake no worker, and they are
+# most of a busy fleet's journal (each was read for nothing).
+WATCHED_UNADOPTED = [t for t in WATCHED if t not in (ev.DESIRED_CHANGED, ev.REPORTED_CHANGED)]
 
 
 def setup(services: Services, controllers: Controllers) -> WotThings:
@@ -209,20 +212,27 @@ class WotThings:
         adoptions and releases made elsewhere."""
         synced = time.monotonic()
         while True:
+            unadopted = not self.workers
             try:
                 async for events in follow(
                     self.rt.journal,
                     self.rt.signal,
                     after,
                     kinds=WATCHED_KINDS,
-                    types=WATCHED,
+                    types=WATCHED_UNADOPTED if unadopted else WATCHED,
                     batch=WATCH_BATCH,
                 ):
+                    before = events[0]["seq"] - 1 if events else after
                     if events:
                         after = events[-1]["seq"]
                     if await self._apply(events) or time.monotonic() - synced >= RESYNC_SECONDS:
                         await self._sync()
                         synced = time.monotonic()
+                    if unadopted and self.workers:
+                        # A worker now: follow its state changes too, from before this batch
+                        # (which holds the adoption when there is one).
+                        after = before
+                        break
             except Exception:  # the database away for a moment: try again shortly
                 log.exception("wot: following the journal failed")
                 await asyncio.sleep(1.0)

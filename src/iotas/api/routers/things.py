@@ -8,7 +8,7 @@ from fastapi import APIRouter, Query, Request
 from starlette.responses import Response
 
 from iotas.api.bodies import body, version_header
-from iotas.api.models import MERGE_PATCH_TYPE, JsonValue, MergePatch, ThingBody
+from iotas.api.models import MERGE_PATCH_TYPE, JsonValue, MergePatch, ThingBody, ThingsBody
 from iotas.api.openapi import IF_MATCH
 from iotas.api.paging import DEFAULT_LIMIT, Cursor, Limit, instant
 from iotas.api.responses import from_error, json_response
@@ -49,6 +49,25 @@ async def create_thing(
     response = _thing(thing, 201)
     response.headers["Location"] = f"/api/v1/things/{thing.id}"
     return response
+
+
+@router.post(":batch")
+async def create_things(
+    ctx: CanAdminister, rt: Rt, data: Annotated[Any, body(ThingsBody)]
+) -> Response:
+    """Create up to 1,000 Things in one call, each journaled as its own creation. The
+    answer lists each Thing in the order sent: 201 and its revision, or 409 when it exists
+    already (or came earlier in the call). One invalid Thing refuses the whole call (400)."""
+    bodies = data["things"]
+    results = await rt.registry.create_all(ctx, bodies)
+    items: list[dict[str, Any]] = []
+    for sent, result in zip(bodies, results, strict=True):
+        if isinstance(result, Thing):
+            items.append({"id": result.id, "status": 201, "revision": result.revision})
+        else:
+            items.append({"id": sent["id"], "status": 409, "detail": str(result)})
+    created = sum(1 for item in items if item["status"] == 201)
+    return json_response({"created": created, "conflicts": len(items) - created, "items": items})
 
 
 @router.get("")

@@ -75,6 +75,12 @@ class Dialect:
     staged_samples: Callable[[Connection, str], Iterable[Staged]]
     # Which of these Thing ids exist.
     existing_things: Callable[[Connection, Sequence[str]], set[str]]
+    # Insert many rows (each with the same keys) into a table, as few statements as it takes.
+    insert_rows: Callable[[Connection, Table, Sequence[Mapping[str, Any]]], None]
+    # The same for rows keyed by an `id` column, leaving out those whose id is taken; the ids
+    # it inserted. (On PostgreSQL a separate `id = ANY(...)` check was planned as a scan of the
+    # table while it was filling, one scan per page: quadratic.)
+    insert_new: Callable[[Connection, Table, Sequence[Mapping[str, Any]]], set[str]]
     # last_seen_us = seen for these Things where it is unset or before stale: (ids, seen, stale).
     touch_things: Callable[[Connection, Sequence[str], int, int], None]
     # Delete up to :lim samples of one series (:thing, :key) before :cutoff, oldest first.

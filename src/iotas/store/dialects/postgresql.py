@@ -7,12 +7,16 @@ import json
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+import orjson
 from sqlalchemy import (
+    JSON,
     BigInteger,
+    Boolean,
     ColumnElement,
     Connection,
     Executable,
     Float,
+    Integer,
     Table,
     Text,
     and_,
@@ -161,6 +165,61 @@ def _staged_samples(_conn: Connection, _thing_id: str) -> Iterable[Staged]:
     return ()
 
 
+def _insert_rows(conn: Connection, table: Table, rows: Sequence[Mapping[str, Any]]) -> None:
+    """One `INSERT ... SELECT FROM unnest(arrays)`, an array per column: one statement the
+    server runs once, where an executemany is an execution per row (documents go as text
+    and are cast to jsonb, as SQLAlchemy would have sent them)."""
+    if rows:
+        conn.execute(*_unnest_insert(table, rows))
+
+
+def _insert_new(conn: Connection, table: Table, rows: Sequence[Mapping[str, Any]]) -> set[str]:
+    """`_insert_rows`, with `ON CONFLICT (id) DO NOTHING RETURNING id`: the unique index
+    decides, with no plan of ours to go stale."""
+    if not rows:
+        return set()
+    statement, params = _unnest_insert(table, rows, " ON CONFLICT (id) DO NOTHING RETURNING id")
+    return set(conn.execute(statement, params).scalars())
+
+
+def _unnest_insert(
+    table: Table, rows: Sequence[Mapping[str, Any]], tail: str = ""
+) -> tuple[Executable, dict[str, Any]]:
+    names = list(rows[0])
+    casts: list[str] = []
+    params: dict[str, Any] = {}
+    binds = []
+    for i, name in enumerate(names):
+        values = [row[name] for row in rows]
+        sql_type, bind_type = _array_type(table.c[name].type)
+        if sql_type == "JSONB":
+            values = [orjson.dumps(v).decode() for v in values]  # None: JSON null, as before
+            casts.append(f"CAST(CAST(:c{i} AS TEXT[]) AS JSONB[])")
+        else:
+            casts.append(f"CAST(:c{i} AS {sql_type}[])")
+        binds.append(bindparam(f"c{i}", type_=ARRAY(bind_type)))
+        params[f"c{i}"] = values
+    # The names are the table's own columns (`table.c[name]` above refuses any other).
+    statement = text(
+        f"INSERT INTO {table.name} ({', '.join(names)}) "  # noqa: S608
+        f"SELECT * FROM unnest({', '.join(casts)}){tail}"
+    ).bindparams(*binds)
+    return statement, params
+
+
+def _array_type(column_type: Any) -> tuple[str, Any]:
+    """The element type to cast a column's array to, and the array's bind type."""
+    if isinstance(column_type, JSON):  # `schema.Document`: jsonb here, sent as text
+        return "JSONB", Text
+    if isinstance(column_type, Boolean):
+        return "BOOLEAN", Boolean
+    if isinstance(column_type, Integer):  # BigInteger too
+        return "BIGINT", BigInteger
+    if isinstance(column_type, Float):
+        return "DOUBLE PRECISION", Float
+    return "TEXT", Text
+
+
 def _existing_things(conn: Connection, thing_ids: Sequence[str]) -> set[str]:
     return set(conn.execute(_EXISTING, {"ids": list(thing_ids)}).scalars())
 
@@ -251,6 +310,8 @@ DIALECT = Dialect(
     move_staged=_move_staged,
     staged_samples=_staged_samples,
     existing_things=_existing_things,
+    insert_rows=_insert_rows,
+    insert_new=_insert_new,
     touch_things=_touch_things,
     delete_oldest=_DELETE_OLDEST,
     round_trips=True,

@@ -83,10 +83,19 @@ SYNCHRONOUS = {"normal": "PRAGMA synchronous=NORMAL", "full": "PRAGMA synchronou
 # a deferred transaction that upgrades to a write later can fail with SQLITE_BUSY instead of
 # waiting for the lock.
 IMMEDIATE = "sqlite_immediate"
+# The value of that option for a connection whose owner sends `BEGIN IMMEDIATE` to the driver
+# itself before SQLAlchemy's begin (the store's writer, once per batch): SQLAlchemy's
+# statement path for it was a measurable share of a batch on the event loop.
+SELF_BEGUN = "self_begun"
+BEGIN_IMMEDIATE = "BEGIN IMMEDIATE"
 
 
-def begin(immediate: bool) -> str:
-    return "BEGIN IMMEDIATE" if immediate else "BEGIN"
+def begin(immediate: bool | str) -> str | None:
+    """The statement SQLAlchemy's begin sends for a connection with this `IMMEDIATE` option
+    (None: its owner has begun already)."""
+    if immediate == SELF_BEGUN:
+        return None
+    return BEGIN_IMMEDIATE if immediate else "BEGIN"
 
 
 def sqlite_connection(conn: Connection) -> sqlite3.Connection:
@@ -177,6 +186,22 @@ def _move_staged(conn: Connection) -> int:
 
 def _staged_samples(conn: Connection, thing_id: str) -> Iterable[Staged]:
     return sqlite_connection(conn).execute(_STAGED_OF, (thing_id,))
+
+
+def _insert_rows(conn: Connection, table: Table, rows: Sequence[Mapping[str, Any]]) -> None:
+    """An executemany: sqlite3 runs the one prepared statement for each row in C."""
+    if rows:
+        conn.execute(insert(table), list(rows))
+
+
+def _insert_new(conn: Connection, table: Table, rows: Sequence[Mapping[str, Any]]) -> set[str]:
+    if not rows:
+        return set()
+    ids = [row["id"] for row in rows]
+    taken = set(conn.execute(select(table.c.id).where(table.c.id.in_(ids))).scalars())
+    new = [row for row in rows if row["id"] not in taken]
+    _insert_rows(conn, table, new)
+    return {row["id"] for row in new}
 
 
 def _existing_things(conn: Connection, thing_ids: Sequence[str]) -> set[str]:
@@ -357,6 +382,8 @@ DIALECT = Dialect(
     move_staged=_move_staged,
     staged_samples=_staged_samples,
     existing_things=_existing_things,
+    insert_rows=_insert_rows,
+    insert_new=_insert_new,
     touch_things=_touch_things,
     delete_oldest=_DELETE_OLDEST,
     get_thing=_get_thing,
