@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Collection
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 
@@ -31,6 +31,14 @@ log = logging.getLogger("iotas.mqtt")
 MAX_PAYLOAD = 256 * 1024
 
 
+class Results(Protocol):
+    """Where a device's invocation results go (`services.invocations.Invocations`)."""
+
+    async def report(
+        self, ctx: Context, thing_id: str, invocation_id: str, result: dict[str, Any]
+    ) -> object: ...
+
+
 class DeviceMessages:
     def __init__(
         self,
@@ -40,8 +48,10 @@ class DeviceMessages:
         stats: IngestStats,
         max_payload: int = MAX_PAYLOAD,
         credentials: CredentialService | None = None,
+        results: Results | None = None,
     ) -> None:
         self.credentials = credentials
+        self.results = results
         # How an answer gets back to a device (the transport's non-retained QoS 1 publish);
         # set by the transport once it can publish.
         self.reply: Callable[[str, bytes], None] | None = None
@@ -125,7 +135,8 @@ class DeviceMessages:
         elif isinstance(exc, NotFound):
             self._unknown(source)
         else:
-            self.stats.reject(f"bad_{route.channel}", exc.detail, source=source)
+            reason = "bad_result" if route.channel == "actions" else f"bad_{route.channel}"
+            self.stats.reject(reason, exc.detail, source=source)
 
     def _unknown(self, thing_id: str) -> None:
         self.stats.reject("unknown_thing", f"no Thing {thing_id!r} is registered", source=thing_id)
@@ -149,6 +160,18 @@ class DeviceMessages:
             await self.registry.record_event(ctx, route.thing_id, route.name, _json(payload))
         elif route.channel == "renew":
             await self._renew(ctx, route.thing_id, payload)
+        elif route.channel == "actions":
+            await self._result(ctx, route, payload)
+
+    async def _result(self, ctx: Context, route: topics.Route, payload: bytes) -> None:
+        """An invocation's result: the service applies it, or counts and logs why not (an
+        unknown, another Thing's or finished invocation; a malformed result)."""
+        if self.results is None:
+            raise InvalidInput("invocation results are not taken over this transport")
+        assert route.invocation is not None
+        await self.results.report(
+            ctx, route.thing_id, route.invocation, _json_object(payload, "a result")
+        )
 
     async def _renew(self, ctx: Context, thing_id: str, payload: bytes) -> None:
         """A device renews its certificate (`{"serial", "csr"?}`): the answer, or an error
