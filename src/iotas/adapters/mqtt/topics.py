@@ -83,6 +83,12 @@ def actions_filter(thing_id: str) -> str:
     return ACTIONS_FILTER.replace("{id}", thing_id)
 
 
+def action_filters(thing_id: str) -> tuple[str, ...]:
+    """The subscriptions by which a device takes its invocations (the convention's, or a
+    wider one of its own topics)."""
+    return (actions_filter(thing_id), f"{PREFIX}/{thing_id}/actions/#", f"{PREFIX}/{thing_id}/#")
+
+
 def desired(thing_id: str) -> str:
     return f"{PREFIX}/{thing_id}/desired"
 
