@@ -7,7 +7,7 @@ import random
 import secrets
 import socket
 import sqlite3
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -16,8 +16,11 @@ from typing import Any
 import asyncpg
 import httpx
 import uvicorn
+from sqlalchemy import Connection
+from sqlalchemy.ext.asyncio import create_async_engine
 
 from iotas.settings import Settings
+from iotas.store import engine
 
 # Ports handed out below Linux's ephemeral range (32768-60999): a port the kernel picks with
 # bind(0) comes from that range, and so does the source port of every outgoing connection, so a
@@ -120,3 +123,18 @@ async def execute_raw(url: str, statement: str) -> list[tuple[Any, ...]]:
         return [tuple(r) for r in await conn.fetch(statement)]
     finally:
         await conn.close()
+
+
+async def in_transaction(url: str, unit: Callable[[Connection], None]) -> None:
+    """Run `unit` in one transaction on a synchronous connection to the database at `url`
+    (a full iotas URL): what migration tests use to run Alembic below the head."""
+    if url.startswith("sqlite"):
+        sync = engine.sqlite_engine(url)
+        with sync.connect() as conn, conn.begin():
+            unit(conn)
+        sync.dispose()
+        return
+    async_engine = create_async_engine(url)
+    async with async_engine.begin() as async_conn:
+        await async_conn.run_sync(unit)
+    await async_engine.dispose()

@@ -7,8 +7,10 @@
     ├── NotFound (404)         no such Thing (or not at that instant)
     ├── Conflict (409)         the Thing exists already
     ├── PreconditionFailed (412)  If-Match version does not match
+    ├── Locked (423)           the Thing is quarantined: it takes no commands
     ├── UnsupportedMediaType (415)  a body that is not JSON
-    └── TooManyRequests (429)  too many failed authentications from an address
+    └── TooManyRequests (429)  too many failed authentications from an address, a Thing's
+                               queue of invocations is full
 
 The API maps each to an RFC 9457 problem document; nothing else reaches a caller as a 500
 unless it is a bug.
@@ -64,6 +66,12 @@ class PreconditionFailed(IotasError):
     status = 412
     title = "Precondition failed"
     type_slug = "precondition-failed"
+
+
+class Locked(IotasError):
+    status = 423
+    title = "Locked"
+    type_slug = "locked"
 
 
 class TooManyRequests(IotasError):

@@ -68,6 +68,7 @@ THING: Final = "thing"
 TOKEN: Final = "token"  # noqa: S105 (a kind of record, not a secret)
 CLAIM: Final = "claim"
 WOT_BINDING: Final = "wot_binding"
+INVOCATION: Final = "invocation"
 
 TOKEN_CREATED: Final = "token_created"  # noqa: S105
 TOKEN_REVOKED: Final = "token_revoked"  # noqa: S105
@@ -77,6 +78,10 @@ CLAIM_USED: Final = "claim_used"
 CLAIM_REVOKED: Final = "claim_revoked"
 WOT_ADOPTED: Final = "wot_adopted"
 WOT_RELEASED: Final = "wot_released"
+# An action was invoked (patch: the invocation with its input) / its status changed (patch:
+# the status and what else changed: output, error, progress, attempts).
+INVOCATION_CREATED: Final = "invocation_created"
+INVOCATION_CHANGED: Final = "invocation_changed"
 
 
 @dataclass(frozen=True, slots=True)
@@ -267,6 +272,14 @@ RECORD_EVENTS: Final[dict[str, dict[str, ApplyRecord]]] = {
     WOT_BINDING: {
         WOT_ADOPTED: lambda state, event: {**(state or {}), **_record_created(state, event)},
         WOT_RELEASED: _released,
+    },
+    INVOCATION: {
+        INVOCATION_CREATED: _record_created,
+        INVOCATION_CHANGED: lambda state, event: {
+            **(state or {}),
+            **(event.patch or {}),
+            "updated_at": event.ts,
+        },
     },
 }
 

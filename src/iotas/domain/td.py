@@ -350,19 +350,36 @@ def check_property_write(schema: JSONObject, name: str, value: Any) -> None:
             f"the property {name[:200]!r} is readOnly in the Thing's TD: it can be read, "
             "not written"
         )
-    validator = _value_validator(orjson.dumps(_value_schema(schema)))
-    if validator is None:
-        return
-    error = jsonschema.exceptions.best_match(validator.iter_errors(value))
-    if error is not None:
-        pointer = _pointer(error.absolute_path)
-        message = error.message if len(error.message) <= 300 else error.message[:300] + "..."
+    violation = data_violation(schema, value)
+    if violation is not None:
+        pointer, message, keyword = violation
         raise PropertyValueInvalid(
             f"the value does not fit the data schema of the property {name[:200]!r} "
             f"at {pointer or 'its top level'}: {message}",
             field=pointer,
-            keyword=str(error.validator),
+            keyword=keyword,
         )
+
+
+def data_violation(schema: JSONObject, value: Any) -> tuple[str, str, str] | None:
+    """The first way `value` breaks the TD data schema `schema`, as (JSON Pointer to the
+    member, message, JSON Schema keyword); None when it fits (or the schema is not valid
+    JSON Schema, which then constrains nothing)."""
+    validator = _value_validator(orjson.dumps(_value_schema(schema)))
+    if validator is None:
+        return None
+    error = jsonschema.exceptions.best_match(validator.iter_errors(value))
+    if error is None:
+        return None
+    return _error_pointer(error), _short(error.message), str(error.validator)
+
+
+def action_affordance(thing: Thing, name: str) -> JSONObject | None:
+    """The action `name` of the Thing: from its TD (an adopted Thing's) or from the Thing
+    Model given as its `description` (a native Thing's); None when neither declares it."""
+    actions = (thing.description or {}).get("actions")
+    found = actions.get(name) if isinstance(actions, dict) else None
+    return found if isinstance(found, dict) else None
 
 
 def _value_schema(schema: Any) -> Any:

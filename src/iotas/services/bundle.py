@@ -13,6 +13,7 @@ from iotas.services.claims import ClaimService
 from iotas.services.credentials import CredentialService
 from iotas.services.directory import Directory
 from iotas.services.graph import Graph
+from iotas.services.invocations import Invocations
 from iotas.services.journal import JournalService
 from iotas.services.quarantine import QuarantineService
 from iotas.services.registry import Registry
@@ -42,6 +43,7 @@ class Services:
     snapshots: SnapshotService
     quarantine: QuarantineService
     claims: ClaimService
+    invocations: Invocations
 
 
 async def open_services(settings: Settings) -> Services:
@@ -65,6 +67,7 @@ async def open_services(settings: Settings) -> Services:
         certificate_days=settings.certificate_days,
         grace_seconds=settings.certificate_grace_seconds,
     )
+    stats = IngestStats()
     return Services(
         settings=settings,
         store=store,
@@ -74,11 +77,12 @@ async def open_services(settings: Settings) -> Services:
         signal=signal,
         credentials=credential_service,
         telemetry=TelemetryService(store),
-        stats=IngestStats(),
+        stats=stats,
         directory=Directory(registry, store),
         graph=Graph(store),
         tokens=TokenAdmin(store, auth),
         snapshots=SnapshotService(store),
         quarantine=QuarantineService(store, credential_service),
         claims=ClaimService(store, auth, credential_service, settings),
+        invocations=Invocations(store, signal, stats),
     )

@@ -226,6 +226,35 @@ claims = Table(
 )
 
 
+# Invocations of Things' actions (domain/invocations.py): the durable queue per Thing and the
+# record of each call's outcome. `id` sorts in creation order.
+invocations = Table(
+    "invocations",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("thing_id", String(200), nullable=False),
+    Column("action", String(200), nullable=False),
+    Column("input", Document, nullable=True),
+    Column("status", String(16), nullable=False),
+    Column("created_us", BigInteger, nullable=False),
+    Column("updated_us", BigInteger, nullable=False),
+    Column("expires_us", BigInteger, nullable=False),
+    Column("delivered_us", BigInteger, nullable=True),
+    Column("output", Document, nullable=True),
+    Column("error", Document, nullable=True),
+    Column("progress", Float, nullable=True),
+    Column("idempotency_key", String(200), nullable=True),
+    Column("rollout_id", String(64), nullable=True),
+    Column("attempts", Integer, nullable=False, server_default="0"),
+    Column("actor", String(200), nullable=False),
+    # A Thing's queue (pending in creation order, its open count, its list by status).
+    Index("ix_invocations_thing_status_id", "thing_id", "status", "id"),
+    # The expiry sweep and the Things with something pending.
+    Index("ix_invocations_status_expires", "status", "expires_us"),
+    Index("ix_invocations_thing_key", "thing_id", "idempotency_key"),
+    Index("ix_invocations_rollout_id", "rollout_id", "id"),
+)
+
 # The columns a twin change writes (desired or reported state, their metadata, versions): the
 # portable update in `things_repo` and SQLite's fast one in `dialects.sqlite` write these.
 TWIN_COLUMNS = (

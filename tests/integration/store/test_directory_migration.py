@@ -7,7 +7,6 @@ from pathlib import Path
 
 from alembic import command
 from sqlalchemy import Connection, select
-from sqlalchemy.ext.asyncio import create_async_engine
 
 from iotas.domain import clock
 from iotas.runtime import open_runtime
@@ -17,6 +16,7 @@ from iotas.store import engine, migrate
 from iotas.store.directory_schema import td_registrations
 from iotas.store.store import WriteTx
 from iotas.store.wot_schema import wot_bindings
+from support import in_transaction
 
 CTX = Context(Actor("tester"), "test")
 FORMS = {"properties": {"on": {"type": "boolean", "forms": [{"href": "http://lamp/on"}]}}}
@@ -35,19 +35,6 @@ def td(td_id: str, **more: object) -> dict[str, object]:
 
 def _downgrade(conn: Connection) -> None:
     command.downgrade(migrate.alembic_config(conn), "0008")
-
-
-async def _to_0008(url: str) -> None:
-    if url.startswith("sqlite"):
-        sync = engine.sqlite_engine(url)
-        with sync.connect() as conn, conn.begin():
-            _downgrade(conn)
-        sync.dispose()
-        return
-    async_engine = create_async_engine(url)
-    async with async_engine.begin() as aconn:
-        await aconn.run_sync(_downgrade)
-    await async_engine.dispose()
 
 
 async def test_0009_takes_directory_tds_as_registered(database_url: str, tmp_path: Path) -> None:
@@ -86,7 +73,7 @@ async def test_0009_takes_directory_tds_as_registered(database_url: str, tmp_pat
         await rt.store.dispose()
 
     url = engine.database_url(database_url, settings.data_dir)
-    await _to_0008(url)
+    await in_transaction(url, _downgrade)
     rt = await open_runtime(settings)  # migrates to the head again: 0009 runs
     try:
         rows = await rt.store.read(lambda conn: conn.execute(select(td_registrations)).all())

@@ -9,7 +9,6 @@ from typing import Any
 import orjson
 from alembic import command
 from sqlalchemy import Connection, text
-from sqlalchemy.ext.asyncio import create_async_engine
 
 from iotas.domain import clock
 from iotas.domain.journal import chain_hash
@@ -17,6 +16,7 @@ from iotas.runtime import open_runtime
 from iotas.services.context import Actor, Context
 from iotas.settings import Settings
 from iotas.store import engine, migrate
+from support import in_transaction
 
 CTX = Context(Actor("tester"), "test")
 
@@ -65,19 +65,6 @@ def _to_0009_and_append(conn: Connection) -> None:
     )
 
 
-async def _at_0009(url: str) -> None:
-    if url.startswith("sqlite"):
-        sync = engine.sqlite_engine(url)
-        with sync.connect() as conn, conn.begin():
-            _to_0009_and_append(conn)
-        sync.dispose()
-        return
-    async_engine = create_async_engine(url)
-    async with async_engine.begin() as async_conn:
-        await async_conn.run_sync(_to_0009_and_append)
-    await async_engine.dispose()
-
-
 async def test_a_journal_from_before_0010_verifies_after_it_and_goes_on(
     database_url: str, tmp_path: Path
 ) -> None:
@@ -94,7 +81,7 @@ async def test_a_journal_from_before_0010_verifies_after_it_and_goes_on(
     finally:
         await rt.store.dispose()
 
-    await _at_0009(engine.database_url(database_url, settings.data_dir))
+    await in_transaction(engine.database_url(database_url, settings.data_dir), _to_0009_and_append)
     rt = await open_runtime(settings)  # migrates to the head again: 0010 runs
     try:
         verified = await rt.journal.verify()
