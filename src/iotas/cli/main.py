@@ -12,6 +12,7 @@ from iotas.cli import (
     ca,
     claims,
     demo,
+    invocations,
     journal,
     simulate,
     snapshots,
@@ -40,6 +41,8 @@ app.add_typer(ca.app, name="ca")
 app.add_typer(claims.app, name="claims")
 app.add_typer(tokens.app, name="tokens")
 app.add_typer(snapshots.app, name="snapshots")
+app.add_typer(invocations.app, name="invocations")
+app.command("invoke")(invocations.invoke)
 app.command("history")(journal.history)
 app.command("watch")(watch.watch)
 app.command("up")(up.up)

@@ -56,9 +56,7 @@ def simulate(
     ] = None,
     action_failure_rate: Annotated[
         float,
-        typer.Option(
-            "--action-failure-rate", min=0, max=1, help="Share of invocations that fail."
-        ),
+        typer.Option("--action-failure-rate", min=0, max=1, help="Share of invocations that fail."),
     ] = 0.0,
     action_delay: Annotated[
         float,

@@ -82,11 +82,13 @@ class Dispatcher:
         self._again: set[str] = set()  # Things woken while a round of theirs runs
         self._rounds: dict[str, asyncio.Task[None]] = {}
         self._limit = asyncio.Semaphore(at_once)
+        self.running = False  # only while `run()` runs (a cluster-wide one: on the leader)
 
     async def run(self) -> None:
         """Send what is pending for reachable Things, then follow the journal; until
         cancelled."""
         after = await self.journal.head_seq()
+        self.running = True
         await self.wake_all()
         try:
             while True:
@@ -105,6 +107,8 @@ class Dispatcher:
                     log.exception("actions: following the journal failed")
                     await asyncio.sleep(1.0)
         finally:
+            self.running = False
+            self._sent.clear()
             rounds = list(self._rounds.values())
             for task in rounds:
                 task.cancel()
@@ -125,6 +129,8 @@ class Dispatcher:
     async def wake_all(self) -> None:
         """A round for every Thing with something pending (at start, after the broker
         connection came back)."""
+        if not self.running:
+            return
         try:
             things = await self.queue.pending_things()
         except Exception:
@@ -136,6 +142,8 @@ class Dispatcher:
     def wake(self, thing_id: str, *, connected: bool = False) -> None:
         """Send the Thing what is pending for it; `connected`: on a new connection, so what
         was sent to an earlier one goes again."""
+        if not self.running:
+            return
         if connected:
             self._fresh.add(thing_id)
         if thing_id in self._rounds:
