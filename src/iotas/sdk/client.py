@@ -243,7 +243,7 @@ class Client:
     async def invocation(self, id: str, *, wait: float | None = None) -> Json:
         """One invocation; with `wait` (seconds), once it ended or that long passed."""
         params = {"wait": None if wait is None else _wait(wait)}
-        return await self._json("GET", _invocation(id), params=params, timeout=_read_for(wait))
+        return await self._json("GET", _invocation(id), params=params, read_limit=_read_for(wait))
 
     async def invocations(
         self,
@@ -491,7 +491,7 @@ class Client:
         body: Any = None,
         content_type: str = JSON,
         headers: dict[str, str] | None = None,
-        timeout: httpx.Timeout | None = None,
+        read_limit: httpx.Timeout | None = None,
     ) -> httpx.Response:
         request_headers = dict(headers or {})
         content: bytes | None = None
@@ -506,7 +506,7 @@ class Client:
                 params=query,
                 content=content,
                 headers=request_headers,
-                timeout=timeout if timeout is not None else httpx.USE_CLIENT_DEFAULT,
+                timeout=read_limit if read_limit is not None else httpx.USE_CLIENT_DEFAULT,
             )
         except httpx.TransportError as exc:
             raise connection_failed(self.url, exc) from exc
