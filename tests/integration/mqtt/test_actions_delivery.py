@@ -181,7 +181,7 @@ async def test_many_devices_each_get_only_their_own_and_a_hostile_one_nothing(
     node: Node,
 ) -> None:
     space = ns()
-    count = 60
+    count = 200
     ids = [f"{space}:dev-{n}" for n in range(count)]
     secrets_ = await asyncio.gather(*(node.thing(t) for t in ids))
     hostile_id = f"{space}:hostile"
