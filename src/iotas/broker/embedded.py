@@ -16,8 +16,10 @@ from pathlib import Path
 from typing import Any
 
 from amqtt.broker import Broker
+from amqtt.errors import AMQTTError
 from amqtt.mqtt.constants import QOS_0, QOS_1
 
+from iotas.adapters.mqtt import topics
 from iotas.broker.gate import BrokerGate
 from iotas.broker.gated import GatedBroker
 
@@ -113,6 +115,29 @@ class EmbeddedBroker:
             return
         task = asyncio.ensure_future(broker.internal_message_broadcast(topic, payload, QOS_1))
         task.add_done_callback(_log_failure)
+
+    async def deliver(self, client_id: str, topic: str, payload: bytes) -> bool:
+        """Send to the connected device `client_id` itself, QoS 1, not retained, if it is
+        subscribed to its actions: True once the device acknowledged it. Never queued for
+        a device that is away (its invocation waits in iotas' queue instead)."""
+        broker = self._broker
+        if broker is None or not self.gate.owns(client_id, topic):
+            return False
+        session, handler = broker._sessions.get(client_id, (None, None))
+        if session is None or handler is None or session.transitions.state != "connected":
+            return False
+        subscribed = broker._subscriptions
+        if not any(
+            any(s is session for s, _qos in subscribed.get(f, ()))
+            for f in topics.action_filters(client_id)
+        ):
+            return False
+        try:
+            sent = await handler.mqtt_publish(topic, payload, QOS_1, retain=False)
+        except (AMQTTError, OSError, TimeoutError) as exc:
+            log.info("an invocation to %s was not acknowledged: %s", client_id, exc)
+            return False
+        return sent is not None and sent.puback_packet is not None
 
     def publish_retained(self, topic: str, payload: bytes) -> None:
         """Publish as iotas itself (desired state): retained, QoS 1."""

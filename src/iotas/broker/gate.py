@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any
 
@@ -68,6 +68,8 @@ class BrokerGate:
         self.flood = flood
         # Claim logins (user name `claim`): devices provisioning themselves; see provisioning.py.
         self.provisioning = provisioning
+        # Told of a device that subscribed to its invocations (the MQTT action dispatcher).
+        self.on_actions_subscribed: Callable[[str], None] | None = None
 
     async def authenticate(
         self,
@@ -186,6 +188,14 @@ class BrokerGate:
                 "acl_denied", f"{action} on {topic[:200]!r} refused", source=username or "?"
             )
         return allowed
+
+    def subscribed(self, username: str | None, topic_filter: str) -> None:
+        """A subscription was made: a device that now takes its invocations is sent them."""
+        hook = self.on_actions_subscribed
+        if hook is None or username is None or provisioning.is_claim_session(username):
+            return
+        if topic_filter in topics.action_filters(username):
+            hook(username)
 
     async def take(self, username: str | None, topic: str, payload: bytes, qos: int = 1) -> None:
         """A device published: returns once it is committed (or refused and counted). Past

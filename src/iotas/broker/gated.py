@@ -43,6 +43,8 @@ from iotas.broker.takeover import Connections
 
 log = logging.getLogger("iotas.broker")
 
+_REFUSED = 0x80  # a SUBACK's failure return code
+
 
 class GatedBroker(Broker):
     gate: BrokerGate
@@ -210,6 +212,13 @@ class GatedBroker(Broker):
                             handler.mqtt_publish(topic, broadcast["data"], qos, retain=False)
                         )
                     )
+
+    async def add_subscription(self, subscription: tuple[str, int], session: Any) -> int:
+        code: int = await super().add_subscription(subscription, session)
+        if code != _REFUSED:
+            # MQTT lets the server send matching messages before the SUBACK (3.8.4).
+            self.gate.subscribed(session.username, subscription[0])
+        return code
 
     async def _may_connect(self, connect: Any, writer: Any, source: str) -> bool:
         """The gate's verdict on a CONNECT, before amqtt touches any session. Claim logins

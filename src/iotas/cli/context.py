@@ -31,6 +31,7 @@ class ExitCode(IntEnum):
     AUTH = 5
     UNREACHABLE = 6
     INVALID = 7
+    PENDING = 8  # `invoke --wait`: still not ended when the wait gave up
 
 
 STATUS_EXIT = {

@@ -29,6 +29,8 @@ from iotas.sim.fleet import Fleet
 
 READY_TIMEOUT = 30.0
 CAUSE = "iotas demo"
+# The share of the simulated fleet's invocations that fail, so failures can be seen too.
+DEMO_ACTION_FAILURES = 0.1
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,7 +142,8 @@ def banner(demo: DemoPorts, token: str, data_dir: Path, created: int) -> str:
   Metrics   {url}/metrics   (and {url}/api/v1/stats)
   Token     {token}
   Data      {data_dir}
-  Fleet     {demo.devices} simulated devices (sim:...), {demo.rate:g} telemetry messages/s
+  Fleet     {demo.devices} simulated devices (sim:...), {demo.rate:g} telemetry messages/s;
+            they answer the actions ping, blink and reboot (1 in 10 fails, on purpose)
 
 Try:
   export IOTAS_URL={url} IOTAS_TOKEN={quoted}
@@ -149,6 +152,9 @@ Try:
   iotas things get demo:pump-2
   iotas twin set demo:pump-2 '{{"speed": 1600}}' --cause "tuning"
   iotas history demo:pump-2
+  iotas invoke sim:pump-00002 blink --input '{{"times": 3}}' --wait
+  iotas invoke sim:sensor-00001 reboot --input '{{"reason": "demo"}}' --wait
+  iotas invocations ls --thing sim:pump-00002
   iotas watch
   curl -H "Authorization: Bearer $IOTAS_TOKEN" "$IOTAS_URL/api/v1/things/sim:pump-00002/telemetry"
 
@@ -238,7 +244,14 @@ class DemoFleet:
             created = await seed(client)
             # `--devices 0` means no fleet at all (a fleet of none cannot be planned).
             fleet = (
-                Fleet(client, devices=demo.devices, rate=demo.rate, mqtt_url=demo.mqtt_url, seed=7)
+                Fleet(
+                    client,
+                    devices=demo.devices,
+                    rate=demo.rate,
+                    mqtt_url=demo.mqtt_url,
+                    seed=7,
+                    action_failure_rate=DEMO_ACTION_FAILURES,
+                )
                 if demo.devices
                 else None
             )

@@ -12,6 +12,7 @@ from iotas.cli import (
     ca,
     claims,
     demo,
+    invocations,
     journal,
     rollouts,
     simulate,
@@ -41,6 +42,8 @@ app.add_typer(ca.app, name="ca")
 app.add_typer(claims.app, name="claims")
 app.add_typer(tokens.app, name="tokens")
 app.add_typer(snapshots.app, name="snapshots")
+app.add_typer(invocations.app, name="invocations")
+app.command("invoke")(invocations.invoke)
 app.add_typer(rollouts.app, name="rollouts")
 app.command("history")(journal.history)
 app.command("watch")(watch.watch)

@@ -54,6 +54,16 @@ def simulate(
     ca_file: Annotated[
         str | None, typer.Option("--ca-file", help="CA bundle for an mqtts:// broker.")
     ] = None,
+    action_failure_rate: Annotated[
+        float,
+        typer.Option("--action-failure-rate", min=0, max=1, help="Share of invocations that fail."),
+    ] = 0.0,
+    action_delay: Annotated[
+        float,
+        typer.Option(
+            "--action-delay", min=0, help="Seconds the slow actions (blink, reboot) take."
+        ),
+    ] = 1.0,
     no_provision: Annotated[
         bool,
         typer.Option(
@@ -68,7 +78,8 @@ def simulate(
 
     Creates the missing Things (sim:sensor-00001, sim:pump-00002, ...) and a
     new password for each through the API, connects them to the broker, follows
-    and reports their desired state, and shows live counters until --duration
+    and reports their desired state, answers the actions ping, blink and reboot
+    (declared in their Thing Model), and shows live counters until --duration
     or Ctrl-C.
     """
     cli = cli_of(ctx, json_)
@@ -90,6 +101,8 @@ def simulate(
             ca_file=ca_file,
             connect_rate=connect_rate,
             qos=qos,
+            action_failure_rate=action_failure_rate,
+            action_delay=action_delay,
         )
         if not no_provision:
             await _provision(cli, fleet)
@@ -149,7 +162,8 @@ def status_line(stats: FleetStats, rate: float) -> Text:
     line.append(f"{stats.connected}/{stats.devices} connected  ", style="bold")
     line.append(f"sent {stats.sent}  acked {stats.acked} ({rate:.0f}/s)  ")
     line.append(f"queued {stats.queued}  reconnects {stats.reconnects}  ")
-    line.append(f"desired {stats.desired_applied}")
+    line.append(f"desired {stats.desired_applied}  ")
+    line.append(f"actions {stats.actions_succeeded} ok, {stats.actions_failed} failed")
     if stats.dropped or stats.skipped:
         line.append(f"  dropped {stats.dropped}  behind {stats.skipped}", style="yellow")
     if stats.connect_failures:
@@ -166,6 +180,7 @@ def _final(cli: Cli, stats: FleetStats) -> None:
         f"Simulated {stats.devices} devices for {stats.elapsed:.1f} s: {stats.submitted} "
         f"messages, {stats.acked} acknowledged ({rate:.0f}/s), {stats.dropped} dropped, "
         f"{stats.reconnects} reconnects ({stats.drops} cut on purpose), "
-        f"{stats.desired_applied} desired states applied, "
+        f"{stats.desired_applied} desired states applied, {stats.actions_received} actions "
+        f"({stats.actions_succeeded} succeeded, {stats.actions_failed} failed), "
         f"{stats.skipped} behind schedule."
     )

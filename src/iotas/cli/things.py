@@ -8,7 +8,7 @@ from typing import Annotated, Any
 import typer
 
 from iotas.cli import credentials, params, quarantine
-from iotas.cli.context import InputError, cli_of
+from iotas.cli.context import ExitCode, InputError, cli_of
 from iotas.cli.options import Cause, File, JsonFlag, Limit
 from iotas.sdk import Client
 
@@ -240,25 +240,18 @@ def show_td(ctx: typer.Context, thing_id: ThingId, json_: JsonFlag = False) -> N
     cli.out.document(cli.run(lambda client: client.get_td(thing_id)))
 
 
-@app.command("invoke")
+@app.command("invoke", hidden=True, context_settings={"ignore_unknown_options": True})
 def invoke_action(
     ctx: typer.Context,
-    thing_id: ThingId,
-    action: Annotated[str, typer.Argument(help="The action's name in the TD.")],
-    input_: Annotated[
-        str | None, typer.Argument(help="The input, as JSON.", metavar="INPUT")
-    ] = None,
-    cause: Cause = None,
-    json_: JsonFlag = False,
+    rest: Annotated[list[str] | None, typer.Argument(hidden=True)] = None,
 ) -> None:
-    """Invoke an adopted Thing's action through its TD."""
-    cli = cli_of(ctx, json_)
-    why = cli.check(lambda: params.cause(cause))
-    value = cli.check(lambda: params.json_value(input_, "INPUT")) if input_ is not None else None
-    result = cli.run(lambda client: client.invoke(thing_id, action, value, cause=why))
-    cli.out.document(result)
-    if result.get("status") != "succeeded":
-        raise typer.Exit(1)
+    """Moved: `iotas invoke THING ACTION --input JSON [--wait]`."""
+    cli = cli_of(ctx)
+    cli.fail(
+        "`iotas things invoke` is now `iotas invoke THING ACTION --input JSON [--wait]`: "
+        "actions are queued invocations, tracked to their end",
+        ExitCode.USAGE,
+    )
 
 
 def _merge(body: dict[str, Any], extra: dict[str, Any]) -> None:

@@ -2,8 +2,17 @@
 device SDK: `Device` on the iotas MQTT convention, and `provision` by claim."""
 
 from iotas.sdk.client import Client, Page
-from iotas.sdk.device import Device
+from iotas.sdk.device import ActionError, Device
 from iotas.sdk.errors import ApiError, ConnectionFailed
 from iotas.sdk.provisioning import Provisioned, provision
 
-__all__ = ["ApiError", "Client", "ConnectionFailed", "Device", "Page", "Provisioned", "provision"]
+__all__ = [
+    "ActionError",
+    "ApiError",
+    "Client",
+    "ConnectionFailed",
+    "Device",
+    "Page",
+    "Provisioned",
+    "provision",
+]

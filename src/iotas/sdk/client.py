@@ -213,16 +213,68 @@ class Client:
         params = {"rel": rel, "depth": depth, "direction": direction}
         return await self._json("GET", f"{_thing(id)}/graph", params=params)
 
+    # -- actions -------------------------------------------------------------------------
+
     async def invoke(
-        self, id: str, action: str, input: Any = None, *, cause: str | None = None
+        self,
+        id: str,
+        action: str,
+        input: Any = None,
+        *,
+        ttl: float | None = None,
+        idempotency_key: str | None = None,
+        wait: float | None = None,
+        cause: str | None = None,
     ) -> Json:
-        """Invoke an adopted Thing's action through its TD: `{"status", "output"|"error"}`."""
-        return await self._json(
+        """Invoke an action of a Thing (any kind: an MQTT device, an HTTP one, an adopted WoT
+        Thing): the invocation, queued (`status` "queued"), with its `id`. `ttl`: seconds it
+        may wait for the Thing before it ends `expired`; the same `idempotency_key` within
+        24 h returns the same invocation. With `wait` (seconds), returns once it ended (or
+        that long passed: then its status is not final yet)."""
+        body: Json = {"input": input}
+        if ttl is not None:
+            body["ttl"] = ttl
+        if idempotency_key is not None:
+            body["idempotency_key"] = idempotency_key
+        created = await self._json(
             "POST",
             f"{_thing(id)}/actions/{quote(action, safe='')}",
-            body={"input": input},
+            body=body,
             headers=cause_header(cause),
         )
+        if wait is None or created.get("status") in FINAL:
+            return created
+        return await self.invocation(str(created["id"]), wait=wait)
+
+    async def invocation(self, id: str, *, wait: float | None = None) -> Json:
+        """One invocation; with `wait` (seconds), once it ended or that long passed."""
+        params = {"wait": None if wait is None else _wait(wait)}
+        return await self._json("GET", _invocation(id), params=params, read_limit=_read_for(wait))
+
+    async def invocations(
+        self,
+        *,
+        thing: str | None = None,
+        status: Sequence[str] | str | None = None,
+        rollout: str | None = None,
+        limit: int | None = None,
+        after: str | None = None,
+    ) -> Page:
+        """Invocations, oldest first; `status` one or several (`["queued", "delivered"]`);
+        the next page is `after=page.next`."""
+        states = status if status is None or isinstance(status, str) else ",".join(status)
+        params = {
+            "thing": thing,
+            "status": states,
+            "rollout": rollout,
+            "limit": limit,
+            "after": after,
+        }
+        return await self._page(f"{API}/invocations", params)
+
+    async def cancel_invocation(self, id: str, *, cause: str | None = None) -> Json:
+        """Cancel an invocation that has not ended (409 if it has)."""
+        return await self._json("POST", f"{_invocation(id)}/cancel", headers=cause_header(cause))
 
     # -- credentials ---------------------------------------------------------------------
 
@@ -446,6 +498,7 @@ class Client:
         body: Any = None,
         content_type: str = JSON,
         headers: dict[str, str] | None = None,
+        read_limit: httpx.Timeout | None = None,
     ) -> httpx.Response:
         request_headers = dict(headers or {})
         content: bytes | None = None
@@ -455,7 +508,12 @@ class Client:
         query = {k: str(v) for k, v in (params or {}).items() if v is not None}
         try:
             response = await self._http.request(
-                method, path, params=query, content=content, headers=request_headers
+                method,
+                path,
+                params=query,
+                content=content,
+                headers=request_headers,
+                timeout=read_limit if read_limit is not None else httpx.USE_CLIENT_DEFAULT,
             )
         except httpx.TransportError as exc:
             raise connection_failed(self.url, exc) from exc
@@ -475,6 +533,25 @@ class Client:
             items=list(items) if isinstance(items, list) else [],
             next=str(next_cursor) if next_cursor else None,
         )
+
+
+# The statuses an invocation ends in.
+FINAL = frozenset({"succeeded", "failed", "expired", "cancelled", "rejected"})
+# The longest wait the API takes in one request (it answers with the invocation as it is then).
+MAX_WAIT = 60.0
+
+
+def _wait(seconds: float) -> str:
+    return f"{max(0.0, min(seconds, MAX_WAIT)):g}"
+
+
+def _read_for(wait: float | None) -> httpx.Timeout | None:
+    """A long poll's read may take its wait, plus the usual time."""
+    return None if wait is None else httpx.Timeout(10.0, read=min(wait, MAX_WAIT) + 10.0)
+
+
+def _invocation(id: str) -> str:
+    return f"{API}/invocations/{quote(id, safe='')}"
 
 
 def _credential(type: str, csr: str | None) -> Json:

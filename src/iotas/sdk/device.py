@@ -37,6 +37,7 @@ import orjson
 from gmqtt.mqtt.constants import MQTTv311
 
 from iotas.domain.ids import ID_RULE, THING_ID_RE
+from iotas.sdk._actions import ActionError, ActionHandler, Actions, ActionStats
 from iotas.sdk._mqtt import (
     REFUSALS,
     AckTracker,
@@ -49,6 +50,8 @@ from iotas.sdk._mqtt import (
 
 __all__ = [
     "DEFAULT_URL",
+    "ActionError",
+    "ActionStats",
     "ConnectRefused",
     "ConnectTimeout",
     "Device",
@@ -190,6 +193,8 @@ class Device:
         self._refused: ConnectRefused | None = None
         self._flush_waiters: list[asyncio.Future[None]] = []
         self._closing = False
+        self.actions = Actions(thing_id, self._answer)
+        self._actions_link: Link | None = None  # the connection subscribed to actions
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -260,6 +265,7 @@ class Device:
         self._closing = True
         tasks = [t for t in (self._supervisor, self._desired_task) if t is not None]
         try:
+            await self.actions.stop()
             await self._say_goodbye(grace)
         finally:
             for task in tasks:
@@ -367,6 +373,40 @@ class Device:
         if message.done is not None:
             await message.done
 
+    # -- actions ---------------------------------------------------------------------------
+
+    def on_action(self, name: str) -> Callable[[ActionHandler], ActionHandler]:
+        """Register the handler of action `name`, as a decorator:
+
+            @device.on_action("reboot")
+            async def reboot(input, progress):
+                await progress(50)        # reported as running, 50 %
+                return {"uptime": 0}      # the output: succeeded
+
+        The handler gets the invocation's input (JSON) and `progress(percent)`; what it
+        returns is the output, an exception fails the invocation (`ActionError` sets the
+        code). The device subscribes to `things/{id}/actions/+/+` (on every connect from
+        now on), answers `running` on receipt, and runs each invocation once even when
+        iotas sends it again; handlers run concurrently. An invocation of an action
+        without a handler fails with code `unknown`."""
+
+        def register(handler: ActionHandler) -> ActionHandler:
+            self.actions.register(name, handler)
+            link = self._link
+            if link is not None and link.usable():
+                self._subscribe_actions(link)
+            return handler
+
+        return register
+
+    def _subscribe_actions(self, link: Link) -> None:
+        if self.actions.handlers and self._actions_link is not link:
+            self._actions_link = link
+            link.client.subscribe(self.actions.filter, qos=1)
+
+    async def _answer(self, topic: str, result: dict[str, Any]) -> None:
+        await self._publish(topic, result, 1, wait=False)
+
     # -- desired state ---------------------------------------------------------------------
 
     def on_desired(self, callback: DesiredCallback) -> DesiredCallback:
@@ -382,6 +422,10 @@ class Device:
         return callback
 
     def _on_message(self, client: Any, topic: str, payload: bytes, qos: int, props: Any) -> None:
+        if self.actions.owns(topic):
+            if not self._closing:
+                self.actions.take(topic, payload)
+            return
         if topic != self._topics["desired"] or not payload:
             return
         try:
@@ -515,6 +559,8 @@ class Device:
         if self._follow_desired:
             # The retained desired message follows the SUBACK: the latest state on every connect.
             link.client.subscribe(self._topics["desired"], qos=1)
+        # Before "online": iotas sends invocations once it learns the Thing is connected.
+        self._subscribe_actions(link)
         link.ready = True
         self._send(link, self._new(self._presence, ONLINE, 1, True, wait=False, control=True))
         self._drain()

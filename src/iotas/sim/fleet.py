@@ -23,6 +23,7 @@ from typing import Any
 
 from iotas.sdk import Client
 from iotas.sdk.device import DEFAULT_URL, Device
+from iotas.sim.actions import ActionBehaviour, answer_actions
 from iotas.sim.pacing import Pacer, Rotation, drops_now
 from iotas.sim.plan import SimThing, plan_fleet
 from iotas.sim.provision import Progress, Provisioned, provision
@@ -49,6 +50,9 @@ class FleetStats:
     connect_failures: int
     drops: int  # connections the simulator cut (flaky devices)
     desired_applied: int  # desired states applied (and reported back)
+    actions_received: int  # invocations taken (each once; repeats dropped)
+    actions_succeeded: int
+    actions_failed: int
     skipped: int  # telemetry not sent because this process fell behind the rate
     elapsed: float  # seconds since run() began
 
@@ -59,13 +63,21 @@ class FleetStats:
 class SimDevice:
     """One simulated device: its Thing, its MQTT `Device` and its readings."""
 
-    def __init__(self, thing: SimThing, device: Device, rng: random.Random) -> None:
+    def __init__(
+        self,
+        thing: SimThing,
+        device: Device,
+        rng: random.Random,
+        actions: ActionBehaviour | None = None,
+    ) -> None:
         self.thing = thing
         self.device = device
         self.signals = Signals(thing.kind, rng)
         self.desired_applied = 0
         if not thing.transmit_only:
             device.on_desired(self.apply)
+            # Its own generator, drawn after the signals', so telemetry stays as it was.
+            answer_actions(device, actions or ActionBehaviour(), random.Random(rng.random()))
 
     def apply(self, desired: dict[str, Any]) -> dict[str, Any]:
         """Adopt the desired state; the returned patch is reported back by the SDK."""
@@ -96,6 +108,8 @@ class Fleet:
         qos: int = 1,
         queue_limit: int = 100,
         keepalive: int = 60,
+        action_failure_rate: float = 0.0,
+        action_delay: float = 1.0,
     ) -> None:
         if not rate > 0:
             raise ValueError("the rate must be positive")
@@ -122,6 +136,7 @@ class Fleet:
         self._qos = qos
         self._queue_limit = queue_limit
         self._keepalive = keepalive
+        self._actions = ActionBehaviour(action_failure_rate, action_delay)
         self._pacer: Pacer | None = None
         self._first_started = asyncio.Event()
         self._drops = 0
@@ -179,7 +194,7 @@ class Fleet:
             ),
             0,
         )
-        connected = queued = applied = 0
+        connected = queued = applied = received = succeeded = failed = 0
         for sim in self.devices:
             device = sim.device
             for key in totals:
@@ -187,6 +202,9 @@ class Fleet:
             connected += device.connected
             queued += device.queued
             applied += sim.desired_applied
+            received += device.actions.stats.received
+            succeeded += device.actions.stats.succeeded
+            failed += device.actions.stats.failed
         return FleetStats(
             devices=len(self.things),
             started=len(self.devices),
@@ -194,6 +212,9 @@ class Fleet:
             queued=queued,
             drops=self._drops,
             desired_applied=applied,
+            actions_received=received,
+            actions_succeeded=succeeded,
+            actions_failed=failed,
             skipped=self._pacer.skipped if self._pacer else 0,
             elapsed=0.0 if self._began is None else self._loop_time() - self._began,
             **totals,
@@ -238,7 +259,7 @@ class Fleet:
             follow_desired=not thing.transmit_only,
             queue_limit=self._queue_limit,
         )
-        sim = SimDevice(thing, device, random.Random(self._rng.random()))
+        sim = SimDevice(thing, device, random.Random(self._rng.random()), self._actions)
         self.devices.append(sim)
         if thing.flaky:
             self._flaky.append(sim)

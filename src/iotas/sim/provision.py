@@ -9,6 +9,7 @@ from typing import Any
 from urllib.parse import quote
 
 from iotas.sdk import ApiError, Client
+from iotas.sim.actions import MODEL
 from iotas.sim.plan import SimThing
 
 CAUSE = "iotas simulate"
@@ -41,13 +42,20 @@ async def create_password(client: Client, thing_id: str) -> str:
 async def provision_one(client: Client, thing: SimThing, result: Provisioned) -> None:
     try:
         await client.create_thing(
-            thing.id, thing.kind, attributes=thing.attributes, labels=thing.labels, cause=CAUSE
+            thing.id,
+            thing.kind,
+            attributes=thing.attributes,
+            labels=thing.labels,
+            description=MODEL,
+            cause=CAUSE,
         )
         result.created += 1
     except ApiError as exc:
         if exc.status != 409:
             raise
-        result.reused += 1  # created by an earlier run: keep it as it is
+        # Created by an earlier run: kept as it is, with today's model of its actions.
+        await client.patch_thing(thing.id, {"description": MODEL}, cause=CAUSE)
+        result.reused += 1
     result.secrets[thing.id] = await create_password(client, thing.id)
 
 

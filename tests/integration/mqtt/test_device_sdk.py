@@ -26,7 +26,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from integration.mqtt.mqtt_support import IN_CI, MOSQUITTO
 from integration.mqtt.mqtt_support import reachable as _reachable
-from iotas.sdk import Device
+from iotas.sdk import ActionError, Device
 from iotas.sdk.device import ConnectRefused, ConnectTimeout, MessageDropped
 from support import free_port
 
@@ -500,3 +500,114 @@ async def test_mqtts_with_a_ca_file(tmp_path: Path, thing_id: str) -> None:
             await untrusting.connect(give_up_after=0.5)
     finally:
         await asyncio.to_thread(broker.stop)
+
+
+# -- actions (paho plays iotas: it sends invocations and watches the results) ---------------
+
+
+def action_results(observer: Observer, thing_id: str, name: str, inv: str) -> list[Any]:
+    return [m.json() for m in observer.on(f"things/{thing_id}/actions/{name}/{inv}/result")]
+
+
+async def final_result(observer: Observer, thing_id: str, name: str, inv: str) -> list[Any]:
+    async with asyncio.timeout(WAIT):
+        while not any(
+            r["status"] != "running" for r in action_results(observer, thing_id, name, inv)
+        ):
+            await asyncio.sleep(0.01)
+    return action_results(observer, thing_id, name, inv)
+
+
+async def test_a_handler_answers_running_progress_then_its_output(
+    thing_id: str, observer: Observer
+) -> None:
+    async with Device(thing_id, "secret") as device:
+
+        @device.on_action("blink")
+        async def blink(value: Any, progress: Any) -> Any:
+            await progress(50)
+            return {"blinked": value["times"]}
+
+        await asyncio.sleep(0)  # the subscription is sent at once; Mosquitto keeps order
+        publish(f"things/{thing_id}/actions/blink/inv-1", b'{"times": 3}')
+        answers = await final_result(observer, thing_id, "blink", "inv-1")
+    assert answers == [
+        {"status": "running"},
+        {"status": "running", "progress": 50.0},
+        {"status": "succeeded", "output": {"blinked": 3}},
+    ]
+
+
+async def test_a_raise_fails_and_an_unknown_action_fails_at_once(
+    thing_id: str, observer: Observer
+) -> None:
+    device = Device(thing_id, "secret")
+
+    @device.on_action("reboot")
+    async def reboot(value: Any, progress: Any) -> Any:
+        raise ActionError("busy", code="busy")
+
+    async with device:
+        publish(f"things/{thing_id}/actions/reboot/inv-1", b"")
+        publish(f"things/{thing_id}/actions/dance/inv-2", b"{}")
+        publish(f"things/{thing_id}/actions/reboot/inv-3", b"not json")
+        failed = (await final_result(observer, thing_id, "reboot", "inv-1"))[-1]
+        unknown = (await final_result(observer, thing_id, "dance", "inv-2"))[-1]
+        bad = (await final_result(observer, thing_id, "reboot", "inv-3"))[-1]
+    assert failed == {"status": "failed", "error": {"code": "busy", "message": "busy"}}
+    assert unknown["status"] == "failed" and unknown["error"]["code"] == "unknown"
+    assert bad["error"]["code"] == "bad_input"
+    assert device.actions.stats.failed == 3
+
+
+async def test_a_repeat_runs_the_handler_once_even_across_a_reconnect(
+    thing_id: str, observer: Observer
+) -> None:
+    runs: list[Any] = []
+    release = asyncio.Event()
+    device = Device(thing_id, "secret", **FAST)
+
+    @device.on_action("ping")
+    async def ping(value: Any, progress: Any) -> Any:
+        runs.append(value)
+        await release.wait()
+        return "pong"
+
+    async with device:
+        publish(f"things/{thing_id}/actions/ping/inv-1", b"1")
+        async with asyncio.timeout(WAIT):
+            while not runs:
+                await asyncio.sleep(0.01)
+        device.drop_connection()
+        async with asyncio.timeout(WAIT):
+            while device.stats.reconnects < 1 or not device.connected:
+                await asyncio.sleep(0.01)
+        publish(f"things/{thing_id}/actions/ping/inv-1", b"1")  # sent again after the drop
+        async with asyncio.timeout(WAIT):
+            while device.actions.stats.repeated < 1:
+                await asyncio.sleep(0.01)
+        release.set()
+        answers = await final_result(observer, thing_id, "ping", "inv-1")
+    assert runs == [1]
+    assert answers[-1] == {"status": "succeeded", "output": "pong"}
+
+
+async def test_handlers_run_concurrently(thing_id: str, observer: Observer) -> None:
+    started: list[str] = []
+    both = asyncio.Event()
+
+    async with Device(thing_id, "secret") as device:
+
+        @device.on_action("wait")
+        async def wait(value: Any, progress: Any) -> Any:
+            started.append(value)
+            if len(started) == 2:
+                both.set()
+            await asyncio.wait_for(both.wait(), WAIT)
+            return value
+
+        await asyncio.sleep(0)
+        publish(f"things/{thing_id}/actions/wait/a", b'"a"')
+        publish(f"things/{thing_id}/actions/wait/b", b'"b"')
+        assert (await final_result(observer, thing_id, "wait", "a"))[-1]["output"] == "a"
+        assert (await final_result(observer, thing_id, "wait", "b"))[-1]["output"] == "b"

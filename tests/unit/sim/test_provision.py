@@ -10,6 +10,7 @@ import pytest
 
 from iotas.sdk import ApiError, Client
 from iotas.sim import Fleet, plan_fleet
+from iotas.sim.actions import MODEL
 from iotas.sim.provision import provision
 
 Handler = Callable[[httpx.Request], httpx.Response]
@@ -32,7 +33,11 @@ def fake_api(existing: set[str], refuse: str | None = None) -> tuple[Handler, li
             assert body["kind"] in {"sensor", "pump", "gateway"}
             assert body["labels"]["tier"] in {"edge", "core"}
             assert request.headers["X-Iotas-Cause"] == "iotas simulate"
+            assert body["description"] == MODEL  # declares the actions it answers
             return httpx.Response(201, json=body)
+        if request.method == "PATCH" and path.startswith("/api/v1/things/"):
+            assert json.loads(request.content) == {"description": MODEL}
+            return httpx.Response(200, json={})
         if request.method == "POST" and path.endswith("/credentials"):
             thing_id = path.split("/")[4]
             assert json.loads(request.content) == {"type": "password"}
@@ -59,6 +64,10 @@ async def test_creates_missing_things_reuses_others_and_makes_a_password_each() 
     assert result.secrets == {t.id: f"secret-{t.id}" for t in things}
     assert sorted(progress) == list(range(1, 26))
     assert sum(c.endswith("/credentials") for c in calls) == 25
+    # The Things made by an earlier run get today's model of the actions.
+    assert sorted(c for c in calls if c.startswith("PATCH")) == sorted(
+        f"PATCH /api/v1/things/{things[i].id}" for i in (0, 7)
+    )
 
 
 async def test_the_fleet_keeps_the_secrets_for_its_devices() -> None:

@@ -20,13 +20,14 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from gmqtt import Client as GmqttClient
+from gmqtt import Message as GmqttMessage
 from gmqtt import Subscription
 from gmqtt.mqtt.constants import MQTTv50
 from gmqtt.mqtt.handler import MqttPackageHandler
 
 from iotas.adapters.mqtt import dynsec, topics
 from iotas.adapters.mqtt.desired import mirror_desired
-from iotas.adapters.mqtt.ingest import MAX_PAYLOAD, DeviceMessages
+from iotas.adapters.mqtt.ingest import MAX_PAYLOAD, DeviceMessages, Results
 from iotas.aio import cancel_and_wait
 from iotas.domain.errors import InvalidInput
 from iotas.services.credentials import CredentialService
@@ -39,6 +40,13 @@ from iotas.services.telemetry import TelemetryService
 log = logging.getLogger("iotas.mqtt")
 
 SESSION_EXPIRY = 7 * 24 * 3600  # how long the broker keeps iotas' queue while it is away
+# How long an invocation's publish waits for the broker's PUBACK.
+ACK_WAIT = 10.0
+# Invocations in flight to the broker at once, at most.
+MAX_INFLIGHT = 1000
+# MQTT 5 PUBACK reason codes: 0x10, the broker had no subscriber for it; from 0x80, errors.
+NO_MATCHING_SUBSCRIBERS = 0x10
+NOT_SENT = 0x80
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,6 +93,8 @@ class _AckOnCommit(MqttPackageHandler):  # type: ignore[misc]
     """
 
     take: Callable[[str, bytes], asyncio.Future[Any] | None]
+    # Told of each PUBACK of iotas' own publishes: (packet id, reason code).
+    on_puback: Callable[[int, int], None] | None = None
     # gmqtt's connection to the broker at the moment (a new one after each reconnect).
     connection: Callable[[], Any]
     # Per commit, the packet ids owed a PUBACK, per connection they arrived on.
@@ -109,6 +119,12 @@ class _AckOnCommit(MqttPackageHandler):  # type: ignore[misc]
             return
         self._last_msg_in = time.monotonic()
         self._take(int.from_bytes(packet[end : end + 2], "big"), packet[end + 3 :], topic)
+
+    def _handle_puback_packet(self, cmd: int, packet: bytes) -> None:
+        if self.on_puback is not None and len(packet) >= 2:
+            # MQTT 5: a reason code may follow the packet id (absent: success).
+            self.on_puback(int.from_bytes(packet[:2], "big"), packet[2] if len(packet) > 2 else 0)
+        super()._handle_puback_packet(cmd, packet)
 
     def _handle_qos_1_publish_packet(
         self, mid: int, packet: bytes, print_topic: str, properties: Any
@@ -182,6 +198,7 @@ class MqttAdapter:
         session_expiry: int = SESSION_EXPIRY,
         max_payload: int = MAX_PAYLOAD,
         credentials: CredentialService | None = None,
+        results: Results | None = None,
     ) -> None:
         self.broker = broker
         self.registry = registry
@@ -195,12 +212,21 @@ class MqttAdapter:
             stats=stats,
             max_payload=max_payload,
             credentials=credentials,
+            results=results,
         )
         self.messages.reply = self._answer
         self._client: Any = None
         self._tasks: list[asyncio.Task[None]] = []
         self._connected = asyncio.Event()
         self._seen = self.messages.seen_controller()
+        # iotas' own publishes awaiting their PUBACK (invocations), by packet id.
+        self._acks: dict[int, asyncio.Future[int]] = {}
+        # Told when the connection to the broker is (re)made (the dispatcher sends again).
+        self.on_connected: Callable[[], None] | None = None
+        # Invocations awaiting the broker's PUBACK at once: at most half of what the broker
+        # lets iotas have in flight (its MQTT 5 Receive Maximum; Mosquitto's
+        # max_inflight_messages), the other half left to desired state and answers.
+        self._inflight = asyncio.Semaphore(1)
 
     @property
     def connected(self) -> bool:
@@ -217,6 +243,7 @@ class MqttAdapter:
             client.set_auth_credentials(self.broker.username, self.broker.password)
         client.on_message = self._on_message
         _ack_on_commit(client, self.messages.take)
+        client._package_handler.on_puback = self._acknowledged
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         self._client = client
@@ -225,6 +252,8 @@ class MqttAdapter:
             self.broker.host, self.broker.port, ssl=self.broker.tls, version=MQTTv50, keepalive=30
         )
         await asyncio.wait_for(self._connected.wait(), 10)
+        allowed = int(client._package_handler.id_generator._max)
+        self._inflight = asyncio.Semaphore(max(1, min(MAX_INFLIGHT, (allowed - 1) // 2)))
         self._tasks = [
             asyncio.create_task(
                 mirror_desired(
@@ -249,6 +278,48 @@ class MqttAdapter:
     def _answer(self, topic: str, payload: bytes) -> None:
         self._client.publish(topic, payload, qos=1, retain=False)
 
+    async def deliver(
+        self, topic: str, payload: bytes, *, response_topic: str, correlation: bytes
+    ) -> bool:
+        """Publish an invocation (QoS 1, not retained; MQTT 5 response topic and correlation
+        data set) and wait for the broker's PUBACK: True when it took it for a subscriber
+        (not reason 0x10, no matching subscribers, nor an error)."""
+        async with self._inflight:
+            return await self._deliver(topic, payload, response_topic, correlation)
+
+    async def _deliver(
+        self, topic: str, payload: bytes, response_topic: str, correlation: bytes
+    ) -> bool:
+        client = self._client
+        connection = client._connection if client is not None else None
+        if connection is None or not self.connected:
+            return False
+        message = GmqttMessage(
+            topic,
+            payload,
+            qos=1,
+            retain=False,
+            response_topic=response_topic,
+            correlation_data=correlation,
+        )
+        # Not kept in gmqtt's store: iotas' queue sends it again if this connection ends.
+        mid, _package = connection.publish(message)
+        acked: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        self._acks[mid] = acked
+        try:
+            reason = await asyncio.wait_for(acked, ACK_WAIT)
+        except TimeoutError:
+            return False
+        finally:
+            if self._acks.get(mid) is acked:
+                del self._acks[mid]
+        return reason < NO_MATCHING_SUBSCRIBERS
+
+    def _acknowledged(self, mid: int, reason: int) -> None:
+        acked = self._acks.pop(mid, None)
+        if acked is not None and not acked.done():
+            acked.set_result(reason)
+
     def cut_off(self, thing_id: str, *, for_good: bool) -> None:
         """Ask the broker's dynamic security plugin (Mosquitto's, as `iotas broker-config`
         sets it up) to drop the Thing's session, and with `for_good` (no credential left)
@@ -266,9 +337,15 @@ class MqttAdapter:
         client.subscribe([Subscription(topic, qos=1) for topic in topics.SUBSCRIPTIONS])
         client.subscribe(Subscription(dynsec.RESPONSE_TOPIC, qos=0))
         self._connected.set()
+        if self.on_connected is not None:
+            self.on_connected()
 
     def _on_disconnect(self, client: Any, packet: Any, exc: Any = None) -> None:
         self._connected.clear()
+        acks, self._acks = self._acks, {}
+        for acked in acks.values():
+            if not acked.done():
+                acked.set_result(NOT_SENT)
         log.warning(
             "disconnected from the MQTT broker %s:%s (%s); reconnecting",
             self.broker.host,

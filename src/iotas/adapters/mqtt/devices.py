@@ -5,8 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 from typing import Any
 
+from iotas.adapters.mqtt import topics
+from iotas.adapters.mqtt.actions import DISPATCHER, Dispatcher, message
 from iotas.adapters.mqtt.adapter import BrokerAddress, MqttAdapter
 from iotas.adapters.mqtt.desired import mirror_desired, publish_all_desired
 from iotas.adapters.mqtt.flood import FloodGuard
@@ -15,6 +18,8 @@ from iotas.broker.embedded import EmbeddedBroker, TlsListener
 from iotas.broker.gate import BrokerGate
 from iotas.broker.provisioning import MqttProvisioning
 from iotas.controllers.supervisor import Controllers, Loop
+from iotas.domain.errors import NotFound
+from iotas.domain.invocations import Invocation
 from iotas.services.bundle import Services
 from iotas.services.ca import CA_DIR, tls_files
 from iotas.services.context import Actor, Context
@@ -46,6 +51,7 @@ class MqttDevices:
         self._controllers: list[str] = []
         self._messages: DeviceMessages | None = None
         self._cutting: set[asyncio.Task[None]] = set()
+        self.dispatcher: Dispatcher | None = None
 
     async def start(self) -> None:
         rt, settings = self.rt, self.rt.settings
@@ -61,9 +67,11 @@ class MqttDevices:
                 session_expiry=settings.mqtt_session_expiry,
                 max_payload=settings.mqtt_max_payload,
                 credentials=rt.credentials,
+                results=rt.invocations,
             )
             await self.adapter.start()
             rt.credentials.on_revoked.append(self._cut_off_at_broker)
+            await self._dispatch(self._via_broker(self.adapter), self._connected, cluster=True)
             log.info("devices: MQTT via %s", settings.mqtt_url.split("@")[-1])
             return
         if settings.mqtt_port is None:
@@ -74,6 +82,7 @@ class MqttDevices:
             stats=rt.stats,
             max_payload=settings.mqtt_max_payload,
             credentials=rt.credentials,
+            results=rt.invocations,
         )
         gate = BrokerGate(
             credentials=rt.credentials,
@@ -113,9 +122,77 @@ class MqttDevices:
         for controller in (mirror, messages.seen_controller()):
             await self.controllers.start(controller)
             self._controllers.append(controller.name)
+        # Each node sends to the devices connected to its own broker.
+        await self._dispatch(self._via_embedded(broker), None, cluster=False)
+        gate.on_actions_subscribed = self._subscribed
         log.info("devices: embedded MQTT broker on %s:%s", settings.mqtt_host, settings.mqtt_port)
         if tls is not None:
             log.info("devices: MQTT over TLS (client certificates) on port %s", tls.port)
+
+    # -- invocations -----------------------------------------------------------------------
+
+    async def _dispatch(
+        self,
+        deliver: Callable[[Invocation], Awaitable[bool]],
+        reachable: Callable[[str], Awaitable[bool]] | None,
+        *,
+        cluster: bool,
+    ) -> None:
+        """Start sending invocations: on an external broker from one node of the cluster
+        (two would both send), on embedded brokers from each node to its own devices."""
+        rt = self.rt
+        dispatcher = Dispatcher(
+            rt.invocations,
+            rt.journal,
+            rt.signal,
+            deliver,
+            reachable=reachable,
+            on_presence=reachable is not None,  # the embedded broker tells of subscriptions
+        )
+        self.dispatcher = dispatcher
+        await self.controllers.start(Loop(DISPATCHER, dispatcher.run, cluster_wide=cluster))
+        self._controllers.append(DISPATCHER)
+        if self.adapter is not None:
+            # After a lost broker connection, what was in flight goes again.
+            self.adapter.on_connected = self._broker_back
+
+    @staticmethod
+    def _via_embedded(broker: EmbeddedBroker) -> Callable[[Invocation], Awaitable[bool]]:
+        async def deliver(invocation: Invocation) -> bool:
+            topic, payload = message(invocation)
+            return await broker.deliver(invocation.thing_id, topic, payload)
+
+        return deliver
+
+    @staticmethod
+    def _via_broker(adapter: MqttAdapter) -> Callable[[Invocation], Awaitable[bool]]:
+        async def deliver(invocation: Invocation) -> bool:
+            topic, payload = message(invocation)
+            return await adapter.deliver(
+                topic,
+                payload,
+                response_topic=topics.result(invocation.thing_id, invocation.action, invocation.id),
+                correlation=invocation.id.encode(),
+            )
+
+        return deliver
+
+    async def _connected(self, thing_id: str) -> bool:
+        """On an external broker a Thing is reachable while its presence says connected."""
+        try:
+            return (await self.rt.registry.get(thing_id)).connected
+        except NotFound:
+            return False
+
+    def _subscribed(self, thing_id: str) -> None:
+        if self.dispatcher is not None:
+            self.dispatcher.wake(thing_id, connected=True)
+
+    def _broker_back(self) -> None:
+        if self.dispatcher is not None and self.dispatcher.running:
+            task = asyncio.create_task(self.dispatcher.wake_all(), name="iotas-actions-resend")
+            self._cutting.add(task)
+            task.add_done_callback(self._cutting.discard)
 
     def _cut_off_at_broker(self, thing_id: str) -> None:
         """A revocation, on an external broker: have it drop the Thing's session now (and,
@@ -137,9 +214,18 @@ class MqttDevices:
         adapter.cut_off(thing_id, for_good=for_good)
 
     def health(self) -> dict[str, Any]:
+        sent = 0 if self.dispatcher is None else self.dispatcher.sent
         if self.adapter is not None:
-            return {"mode": "external broker", "connected": self.adapter.connected}
-        return {"mode": "embedded broker", "running": self.broker is not None}
+            return {
+                "mode": "external broker",
+                "connected": self.adapter.connected,
+                "invocations_sent": sent,
+            }
+        return {
+            "mode": "embedded broker",
+            "running": self.broker is not None,
+            "invocations_sent": sent,
+        }
 
     async def stop(self) -> None:
         for name in self._controllers:

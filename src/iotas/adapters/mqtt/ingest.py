@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Collection
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 
@@ -31,6 +31,14 @@ log = logging.getLogger("iotas.mqtt")
 MAX_PAYLOAD = 256 * 1024
 
 
+class Results(Protocol):
+    """Where a device's invocation results go (`services.invocations.Invocations`)."""
+
+    async def report(
+        self, ctx: Context, thing_id: str, invocation_id: str, result: dict[str, Any]
+    ) -> object: ...
+
+
 class DeviceMessages:
     def __init__(
         self,
@@ -40,8 +48,10 @@ class DeviceMessages:
         stats: IngestStats,
         max_payload: int = MAX_PAYLOAD,
         credentials: CredentialService | None = None,
+        results: Results | None = None,
     ) -> None:
         self.credentials = credentials
+        self.results = results
         # How an answer gets back to a device (the transport's non-retained QoS 1 publish);
         # set by the transport once it can publish.
         self.reply: Callable[[str, bytes], None] | None = None
@@ -51,6 +61,8 @@ class DeviceMessages:
         self.max_payload = max_payload
         self._batcher = TelemetryBatcher(self._ingest)
         self._seen: set[str] = set()
+        # Per Thing, its latest message other than telemetry: each waits for the one before.
+        self._last: dict[str, asyncio.Future[None]] = {}
 
     async def handle(self, topic: str, payload: bytes, *, sender: str | None = None) -> None:
         """Take one message. `sender` is the authenticated client (None: trusted transport)."""
@@ -62,7 +74,7 @@ class DeviceMessages:
             if batch is not None:
                 await asyncio.shield(batch)
         else:
-            await self._counted(route, payload)
+            await self._in_order(route, payload)
 
     async def _counted(self, route: topics.Route, payload: bytes) -> None:
         try:
@@ -83,8 +95,31 @@ class DeviceMessages:
         if route is None:
             return None
         if route.channel != "telemetry":
-            return asyncio.ensure_future(self._counted(route, payload))
+            return self._in_order(route, payload)
         return self._join_batch(route, payload)
+
+    def _in_order(self, route: topics.Route, payload: bytes) -> asyncio.Future[None]:
+        """Take a message after the Thing's previous one (other than telemetry) is done: a
+        device's "offline" then "online", its reports, an invocation's "running" then
+        "succeeded" are applied in the order it sent them, never the other way round (each
+        commits on its own, so two taken at once could commit in either order)."""
+        thing_id = route.thing_id
+        previous = self._last.get(thing_id)
+        task = asyncio.ensure_future(self._after(previous, route, payload))
+        self._last[thing_id] = task
+        task.add_done_callback(lambda done: self._forget(thing_id, done))
+        return task
+
+    async def _after(
+        self, previous: asyncio.Future[None] | None, route: topics.Route, payload: bytes
+    ) -> None:
+        if previous is not None and not previous.done():
+            await asyncio.wait([previous])
+        await self._counted(route, payload)
+
+    def _forget(self, thing_id: str, done: asyncio.Future[None]) -> None:
+        if self._last.get(thing_id) is done:
+            del self._last[thing_id]
 
     def _join_batch(
         self, route: topics.Route, payload: bytes
@@ -125,7 +160,8 @@ class DeviceMessages:
         elif isinstance(exc, NotFound):
             self._unknown(source)
         else:
-            self.stats.reject(f"bad_{route.channel}", exc.detail, source=source)
+            reason = "bad_result" if route.channel == "actions" else f"bad_{route.channel}"
+            self.stats.reject(reason, exc.detail, source=source)
 
     def _unknown(self, thing_id: str) -> None:
         self.stats.reject("unknown_thing", f"no Thing {thing_id!r} is registered", source=thing_id)
@@ -149,6 +185,18 @@ class DeviceMessages:
             await self.registry.record_event(ctx, route.thing_id, route.name, _json(payload))
         elif route.channel == "renew":
             await self._renew(ctx, route.thing_id, payload)
+        elif route.channel == "actions":
+            await self._result(ctx, route, payload)
+
+    async def _result(self, ctx: Context, route: topics.Route, payload: bytes) -> None:
+        """An invocation's result: the service applies it, or counts and logs why not (an
+        unknown, another Thing's or finished invocation; a malformed result)."""
+        if self.results is None:
+            raise InvalidInput("invocation results are not taken over this transport")
+        assert route.invocation is not None
+        await self.results.report(
+            ctx, route.thing_id, route.invocation, _json_object(payload, "a result")
+        )
 
     async def _renew(self, ctx: Context, thing_id: str, payload: bytes) -> None:
         """A device renews its certificate (`{"serial", "csr"?}`): the answer, or an error
