@@ -20,6 +20,7 @@ from iotas.api.routers import (
     events,
     graph,
     health,
+    invocations,
     journal,
     quarantine,
     snapshots,
@@ -79,6 +80,7 @@ def create_app(settings: Settings) -> FastAPI:
         snapshots.router,
         quarantine.router,
         claims.router,
+        invocations.router,
     ):
         app.include_router(router)
     return app

@@ -8,12 +8,14 @@ from iotas.services.telemetry import TelemetryRetention
 
 
 def node_controllers(services: Services) -> list[Controller]:
-    """Retention, the moves of staged samples and the directory's purge of expired
-    registrations: each once per cluster (they change shared rows; twice would only race)."""
+    """Retention, the moves of staged samples, the directory's purge of expired
+    registrations and the expiry of invocations: each once per cluster (they change shared
+    rows; twice would only race)."""
     settings = services.settings
     retention = TelemetryRetention(services.store, retention_days=settings.telemetry_retention_days)
     return [
         retention.controller(settings.telemetry_retention_interval),
         services.telemetry.compaction(),
         services.directory.purge_controller(),
+        services.invocations.expiry_controller(),
     ]
