@@ -162,3 +162,20 @@ async def test_an_idempotency_key_is_the_same_invocation(node: Node) -> None:
     assert first.json()["id"] == again.json()["id"]
     other = await node.client.post(f"{ACTIONS}/dim/invoke", json={"level": 8}, headers=key)
     assert other.status_code == 409
+
+
+async def test_the_openapi_document_names_every_answer(node: Node) -> None:
+    """Every status the tests above saw is documented, with the content type it is sent as
+    (schemathesis, test_openapi_conformance.py, reaches this route with Things that do not
+    exist: 404s only)."""
+    spec = (await node.client.get("/api/v1/openapi.json")).json()
+    operation = spec["paths"]["/api/v1/things/{thing_id}/actions/{name}/invoke"]["post"]
+    responses = operation["responses"]
+    assert list(responses["200"]["content"]) == ["application/json"]
+    assert list(responses["202"]["content"]) == ["application/json"]
+    assert "Location" in responses["202"]["headers"]
+    for status in ("400", "401", "403", "404", "409", "415", "423", "429", "502", "504"):
+        assert list(responses[status]["content"]) == ["application/problem+json"], status
+    assert operation["requestBody"]["required"] is False
+    named = {(p["in"], p["name"]) for p in operation["parameters"]}
+    assert {("query", "ttl"), ("header", "idempotency-key"), ("header", "prefer")} <= named
