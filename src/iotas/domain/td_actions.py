@@ -1,5 +1,5 @@
 """The actions of a native Thing's TD: each action of its Thing Model, with the form a WoT
-consumer uses (docs/wot.md, "Actions"; decision "Action forms for WoT consumers").
+consumer uses (docs/wot.md, "Invoking actions"; decision "Action forms for WoT consumers").
 
 - `invokeaction`: `POST .../actions/{name}/invoke` with the input itself as the body (what
   node-wot, wotpy and thingctx send); it queues an invocation and answers the *output*

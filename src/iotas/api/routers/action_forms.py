@@ -1,4 +1,4 @@
-"""The `invokeaction` form of a native Thing's TD (docs/wot.md, "Actions"): what a WoT
+"""The `invokeaction` form of a native Thing's TD (docs/wot.md, "Invoking actions"): what a WoT
 consumer (node-wot, wotpy, thingctx) sends and expects, over the invocation queue.
 
 A consumer POSTs the action's input itself and expects its output, where the operator API
