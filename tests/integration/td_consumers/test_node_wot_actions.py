@@ -4,7 +4,8 @@ between them with its invocation queue.
 
 - node-wot 0.9 gets the output; a failing handler gives it an error; an input the action's
   schema refuses is an error too, and never reaches the device;
-- wotpy 0.18's HTTP client and thingctx 0.3 invoke through the same TD and get the output.
+- wotpy 0.18's HTTP client and thingctx 0.3 invoke through the same TD and get the output
+  (and the failure: thingctx sends {} for an action without input, taken as none).
 """
 
 from __future__ import annotations
@@ -156,6 +157,9 @@ async def test_python_consumers_invoke_on_a_device_over_mqtt(dimmer: Dimmer) -> 
         assert output == {"level": 45, "was": 30}, output
         refused = await client.invoke("dimmer-1__dim", {"level": 500})
         assert "error" in refused, refused
+        # It sends {} for an action without input: no input, and the device's failure back.
+        jammed = await client.invoke("dimmer-1__jam")
+        assert jammed["status"] == 502 and "jammed" in jammed["error"], jammed
     finally:
         with suppress(Exception):
             await binding.aclose()
