@@ -134,7 +134,7 @@ async def test_refused_before_anything_is_queued(node: Node) -> None:
     assert bad.json()["field"] == "/level" and "maximum" in bad.json()["detail"]
     missing = await c.post(f"{ACTIONS}/dim/invoke")
     assert missing.status_code == 400 and missing.json()["field"] == ""
-    assert (await c.post(f"{ACTIONS}/reboot/invoke", json={"now": True})).status_code == 400
+    assert (await c.post(f"{ACTIONS}/dim/invoke", json="bright")).status_code == 400
     assert (await c.post(f"{ACTIONS}/blink/invoke", json=1)).status_code == 404
     assert (await c.post("/api/v1/things/acme:none/actions/reboot/invoke")).status_code == 404
     text = await c.post(

@@ -110,7 +110,7 @@ async def invoke_and_wait(
     202 with the invocation when it has not finished: the invocation stays queued for the
     Thing (delivered when it is reachable) until it ends or its ttl passes."""
     if value == {} and await _takes_no_input(rt, ctx, thing_id, name):
-        value = None  # thingctx 0.3 sends {} for an action without input
+        value = None  # thingctx 0.3 sends {}; node-wot nothing, wotpy null: all the same
     try:
         made = await rt.invocations.create(
             ctx, thing_id, name, value, ttl_s=ttl, idempotency_key=idempotency_key
