@@ -13,6 +13,7 @@ from iotas.api import errors, openapi, swagger
 from iotas.api.fast_twin import FastTwinPatch
 from iotas.api.public_url import ForwardedHeaders
 from iotas.api.routers import (
+    action_forms,
     adoptions,
     affordances,
     claims,
@@ -83,6 +84,7 @@ def create_app(settings: Settings) -> FastAPI:
         claims.router,
         rollouts.router,
         invocations.router,
+        action_forms.router,
     ):
         app.include_router(router)
     return app

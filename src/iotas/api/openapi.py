@@ -70,6 +70,7 @@ _ERRORS: dict[int, str] = {
 # Errors only some operations answer: (method, path) -> statuses.
 _OWN_ERRORS: dict[tuple[str, str], set[int]] = {
     ("post", "/api/v1/things/{thing_id}/actions/{name}"): {423},
+    ("post", "/api/v1/things/{thing_id}/actions/{name}/invoke"): {423},
 }
 _HEADERS: dict[int, dict[str, Any]] = {
     401: {"WWW-Authenticate": {"schema": {"type": "string"}}},

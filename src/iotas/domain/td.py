@@ -4,8 +4,8 @@ TD into the interactions iotas acts on (`td_model`).
 Validation is the official TD 1.1 JSON Schema (shipped in `schemas/`, the W3C file
 unchanged) plus bounds on size and shape, with an error that names the offending member as a
 JSON Pointer. The generated TD of a native Thing is for consumers: its forms are iotas' HTTP
-API (read, write, long-poll and Server-Sent Events streams; docs/wot.md), never the device's
-own MQTT topics (docs/mqtt.md).
+API (read, write, long-poll and Server-Sent Events streams, actions through the invocation
+queue; docs/wot.md), never the device's own MQTT topics (docs/mqtt.md).
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ import jsonschema
 import jsonschema_rs
 import orjson
 
+from iotas.domain import td_actions
 from iotas.domain import td_model as m
 from iotas.domain.errors import InvalidInput, IotasError
 from iotas.domain.merge_patch import JSONObject
@@ -162,7 +163,8 @@ _NOT_VALUE_SCHEMA = frozenset(
 def native_td(thing: Thing, *, http_base: str) -> JSONObject:
     """The TD 1.1 of a Thing on iotas' own convention, for consumers: every form is iotas'
     HTTP API (docs/wot.md). Its stored description, if any, is a model: it supplies `@type`,
-    data schemas, events and links, never forms. (No MQTT forms: the MQTT topics are the
+    data schemas, events, actions (invoked through the invocation queue: `td_actions`) and
+    links, never forms. (No MQTT forms: the MQTT topics are the
     device's side, described in docs/mqtt.md, and no consumer may use them.)"""
     model = thing.description or {}
     api = f"{http_base}/api/v1/things/{quote(thing.id, safe=':')}"
@@ -205,13 +207,18 @@ def native_td(thing: Thing, *, http_base: str) -> JSONObject:
         name: {**schema, "forms": _stream_forms(f"{api}/events/{quote(name, safe='')}", "event")}
         for name, schema in _event_schemas(model).items()
     }
+    actions = td_actions.action_affordances(_model_affordances(model, "actions"), api=api)
+    if actions:
+        doc["actions"] = actions
+        doc["schemaDefinitions"] = td_actions.SCHEMA_DEFINITIONS
     doc["forms"] = [
         {
             "href": f"{api}/properties",
             "op": ["readallproperties"],
             "htv:methodName": "GET",
             "contentType": "application/json",
-        }
+        },
+        *([td_actions.query_all_form(api)] if actions else []),
     ]
     links = [
         {"rel": link["rel"], "href": f"{http_base}/api/v1/things/{quote(link['target'], safe=':')}"}

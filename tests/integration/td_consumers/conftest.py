@@ -1,6 +1,7 @@
 """A live iotas whose app the test can reach (to record a Thing's event as a device's MQTT
 message would), with settings of the test's choosing, and a native device Thing with desired
-and reported state, telemetry and a model that declares data schemas and an event."""
+and reported state, telemetry and a model that declares data schemas, an event and an
+action."""
 
 from __future__ import annotations
 
@@ -25,6 +26,8 @@ MODEL = {
         "status": {"type": "string", "readOnly": True},
     },
     "events": {"overheat": {"data": {"type": "object"}}},
+    # An action, so that every test here also reads a TD with an action form.
+    "actions": {"toggle": {"output": {"type": "boolean"}}},
 }
 
 

@@ -59,6 +59,8 @@ async def test_the_public_url_is_used(start_iotas: Start) -> None:
     td = (await live.server.client.get(f"/tdd/things/{THING}")).json()
     href = td["properties"]["brightness"]["forms"][0]["href"]
     assert href == f"https://iot.example.org/iotas/api/v1/things/{THING}/properties/brightness"
+    invoke = td["actions"]["toggle"]["forms"][0]["href"]
+    assert invoke == f"https://iot.example.org/iotas/api/v1/things/{THING}/actions/toggle/invoke"
 
 
 async def test_forwarded_headers_from_a_trusted_proxy(start_iotas: Start) -> None:

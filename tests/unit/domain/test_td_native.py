@@ -60,10 +60,10 @@ def test_generated_tds_are_valid(
     assert_valid_td(doc)
     td.validate_td(doc)
     assert set(doc["properties"]) == {"rpm", *desired, *reported}
-    # Consumer forms only: iotas' HTTP API (the MQTT topics are the device's side); native
-    # Things have no receiver for actions yet.
-    assert "actions" not in doc
-    forms = [f for kind in ("properties", "events") for a in doc[kind].values() for f in a["forms"]]
+    # Consumer forms only: iotas' HTTP API (the MQTT topics are the device's side).
+    assert set(doc["actions"]) == {"purge"}
+    kinds = ("properties", "events", "actions")
+    forms = [f for kind in kinds for a in doc[kind].values() for f in a["forms"]]
     assert forms and all(f["href"].startswith("http://127.0.0.1:8080/api/v1/") for f in forms)
     assert doc["@context"][:2] == [td.TD_CONTEXT_V1, td.TD_CONTEXT]
     assert all(p["observable"] for p in doc["properties"].values())

@@ -26,6 +26,7 @@ from fastapi import APIRouter, Depends, Header, Query, Request
 from starlette.responses import Response, StreamingResponse
 
 from iotas.api import stream_tickets
+from iotas.api.prefer import preferences
 from iotas.api.responses import json_response
 from iotas.api.security import CanRead, Permission, Requirement, Rt, context, declare
 from iotas.api.sse import KEEPALIVE, KEEPALIVE_SECONDS, POLL_SECONDS, PREAMBLE, resume_point
@@ -242,7 +243,7 @@ async def _first(request: Request, changes: AsyncIterator[Change | None]) -> Res
     """The first change as the long poll's answer. Nothing is answered before there is
     something to say (node-wot takes any answer as a value), unless the client has left or
     asked to wait no longer (RFC 7240 `Prefer: wait=N`: then 204)."""
-    deadline = _wait_deadline(request.headers.get("prefer"))
+    deadline = _wait_deadline(request)
     try:
         async for change in changes:
             if change is not None:
@@ -256,13 +257,10 @@ async def _first(request: Request, changes: AsyncIterator[Change | None]) -> Res
     raise NotFound("the Thing was deleted while this request waited")
 
 
-def _wait_deadline(prefer: str | None) -> float | None:
+def _wait_deadline(request: Request) -> float | None:
     """When a `Prefer: wait=N` long poll is to give up (None: never)."""
-    for preference in (prefer or "").split(","):
-        name, _, value = preference.strip().partition("=")
-        if name.strip().lower() == "wait" and value.strip().isdigit():
-            return time.monotonic() + min(int(value.strip()[:6]), 3600)
-    return None
+    wait = preferences(request.headers.getlist("prefer")).wait
+    return None if wait is None else time.monotonic() + wait
 
 
 def _sse(changes: AsyncIterator[Change | None]) -> StreamingResponse:
