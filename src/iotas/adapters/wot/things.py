@@ -59,9 +59,7 @@ WATCHED_KINDS = (ev.THING, ev.WOT_BINDING, ev.INVOCATION)
 # What is followed while no Thing is adopted: state changes and invocations then wake no
 # worker, and they are most of a busy fleet's journal (each was read for nothing).
 WATCHED_UNADOPTED = [
-    t
-    for t in WATCHED
-    if t not in (ev.DESIRED_CHANGED, ev.REPORTED_CHANGED, ev.INVOCATION_CREATED)
+    t for t in WATCHED if t not in (ev.DESIRED_CHANGED, ev.REPORTED_CHANGED, ev.INVOCATION_CREATED)
 ]
 
 
