@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import signal
 import subprocess
 import sys
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -79,7 +81,7 @@ def lines(block: str) -> list[str]:
 
 
 def test_using_it_runs_in_order(tmp_path: Path, lamp: str) -> None:
-    cli, api, quarantine = code_blocks("README.md", "Using it")
+    cli, api, actions, quarantine = code_blocks("README.md", "Using it")
     # `.venv/bin/iotas` as in a checkout: the environment these tests run in.
     venv = Path(sys.prefix)
     assert (venv / "bin" / "iotas").exists(), f"{venv} has no bin/iotas"
@@ -87,7 +89,9 @@ def test_using_it_runs_in_order(tmp_path: Path, lamp: str) -> None:
     assert EXAMPLE_THING in cli
     cli = cli.replace(EXAMPLE_THING, lamp)
 
-    with server_process(tmp_path, data_dir=tmp_path / "iotas-data", generated_token=True) as server:
+    with server_process(
+        tmp_path, data_dir=tmp_path / "iotas-data", generated_token=True, broker=True
+    ) as server:
         env = clean_env(IOTAS_URL=server.url, COLUMNS="200", PYTHONUNBUFFERED="1")
 
         def run(command: str) -> str:
@@ -117,8 +121,57 @@ def test_using_it_runs_in_order(tmp_path: Path, lamp: str) -> None:
         assert '"setpoint":22' in answers.replace(" ", ""), answers
         assert '"status":4' not in answers.replace(" ", ""), answers
 
+        with simulated_fleet(server.output(), tmp_path, env):
+            wait_connected("sim:pump-00002", tmp_path, env)
+            shown = run(actions)  # one script: the rollout's id goes from one line to the next
+        assert "blink on sim:pump-00002: succeeded" in shown, shown
+
         for command in lines(quarantine):
             run(command)
+
+
+@contextmanager
+def simulated_fleet(banner: str, cwd: Path, env: dict[str, str]) -> Iterator[None]:
+    """What the README's actions block runs against: `iotas simulate` beside `iotas up`, as
+    it says (8 devices, two of them pumps, none transmit-only or failing, so every action
+    the block waits for ends)."""
+    mqtt = re.search(r"mqtt://127\.0\.0\.1:(\d+)", banner)
+    assert mqtt is not None, banner
+    command = [
+        *(".venv/bin/iotas", "simulate", "--devices", "8", "--rate", "2", "--seed", "1"),
+        *("--transmit-only", "0", "--flaky", "0", "--mqtt-url", mqtt.group(0)),
+    ]
+    with (cwd / "simulate.log").open("wb") as log:
+        fleet = subprocess.Popen(command, cwd=cwd, env=env, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        yield
+    finally:
+        fleet.send_signal(signal.SIGINT)
+        try:
+            fleet.wait(WATCH_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            fleet.kill()
+            fleet.wait()
+
+
+def wait_connected(thing_id: str, cwd: Path, env: dict[str, str]) -> None:
+    """Until the simulator has made the Thing and its device is connected."""
+    deadline = time.monotonic() + COMMAND_TIMEOUT
+    while True:
+        ran = subprocess.run(
+            [".venv/bin/iotas", "things", "get", thing_id, "--json"],
+            cwd=cwd,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=COMMAND_TIMEOUT,
+            check=False,
+        )
+        if ran.returncode == 0 and json.loads(ran.stdout).get("connected") is True:
+            return
+        log = (cwd / "simulate.log").read_text(encoding="utf-8", errors="replace")
+        assert time.monotonic() < deadline, f"{thing_id} never connected:\n{ran.stderr}\n{log}"
+        time.sleep(0.2)
 
 
 def watch_until_a_change(command: str, cwd: Path, env: dict[str, str], run: Any) -> None:
