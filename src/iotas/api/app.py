@@ -22,6 +22,7 @@ from iotas.api.routers import (
     health,
     journal,
     quarantine,
+    rollouts,
     snapshots,
     stats,
     tdd,
@@ -79,6 +80,7 @@ def create_app(settings: Settings) -> FastAPI:
         snapshots.router,
         quarantine.router,
         claims.router,
+        rollouts.router,
     ):
         app.include_router(router)
     return app

@@ -203,3 +203,66 @@ class ActionBody(Shape):
     noun = "an action invocation"
 
     input: Annotated[Any, Field(description="The action's input, as its TD describes it")] = None
+
+
+# -- rollouts ------------------------------------------------------------------------------
+
+
+class RolloutWave(Shape):
+    noun = "a wave"
+
+    count: Annotated[int | None, Field(description="Things in this wave")] = None
+    percent: Annotated[float | None, Field(description="Percent of the target, rounded up")] = None
+    wait: Annotated[float | None, Field(description="Seconds before the next wave")] = None
+
+
+class SuccessThreshold(Shape):
+    noun = "a success threshold"
+
+    percent: Annotated[float, Field(description="Of a wave's Things, before the next starts")]
+
+
+class FailureThreshold(Shape):
+    noun = "a failure threshold"
+
+    percent: Annotated[float | None, Field(description="Of the finished Things")] = None
+    count: Annotated[int | None, Field(description="Failed Things")] = None
+    min_executed: Annotated[int | None, Field(description="Finished before percent counts")] = None
+
+
+class MaintenanceWindow(Shape):
+    noun = "a maintenance window"
+
+    start: Annotated[str, Field(examples=["22:00"], description="Daily, HH:MM")]
+    end: Annotated[str, Field(examples=["04:00"], description="HH:MM; before start: next day")]
+    tz: Annotated[str | None, Field(examples=["Europe/Paris"])] = None
+
+
+class RolloutBody(Shape):
+    noun = "a rollout"
+
+    name: Annotated[str, Field(examples=["reboot the meters of plant 7"])]
+    target: Annotated[str, Field(examples=['attributes.site == "plant-7"'])]
+    change: Annotated[
+        dict[str, Any],
+        Field(
+            description='What to do on each Thing; {"type": "action", "action", "input", '
+            '"ttl"} (the change kinds: docs/commands.md)',
+            examples=[{"type": "action", "action": "reboot", "input": None, "ttl": 600}],
+        ),
+    ]
+    waves: list[RolloutWave] | None = None
+    max_in_flight: int | None = None
+    rate_per_minute: int | None = None
+    success_threshold: SuccessThreshold | None = None
+    failure_threshold: FailureThreshold | None = None
+    timeout: Annotated[float | None, Field(description="Seconds per Thing (3600)")] = None
+    start_at: Annotated[str | None, Field(json_schema_extra=DATE_TIME)] = None
+    window: MaintenanceWindow | None = None
+    continuous: Annotated[bool | None, Field(description="Things that match later join")] = None
+
+
+class RolloutCommand(Shape):
+    """No members (an empty object, or no body): the `X-Iotas-Cause` header says why."""
+
+    noun = "a rollout command"

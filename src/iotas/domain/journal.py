@@ -69,6 +69,7 @@ TOKEN: Final = "token"  # noqa: S105 (a kind of record, not a secret)
 CLAIM: Final = "claim"
 WOT_BINDING: Final = "wot_binding"
 INVOCATION: Final = "invocation"
+ROLLOUT: Final = "rollout"
 
 TOKEN_CREATED: Final = "token_created"  # noqa: S105
 TOKEN_REVOKED: Final = "token_revoked"  # noqa: S105
@@ -82,6 +83,11 @@ WOT_RELEASED: Final = "wot_released"
 # the status and what else changed: output, error, progress, attempts).
 INVOCATION_CREATED: Final = "invocation_created"
 INVOCATION_CHANGED: Final = "invocation_changed"
+# A rollout was made; its status changed (patch: status, previous, rule); a wave opened
+# (patch: wave, size, opens). Its Things' starts are journaled by their change (an invocation).
+ROLLOUT_CREATED: Final = "rollout_created"
+ROLLOUT_STATUS_CHANGED: Final = "rollout_status_changed"
+ROLLOUT_WAVE_STARTED: Final = "rollout_wave_started"
 
 
 @dataclass(frozen=True, slots=True)
@@ -279,6 +285,14 @@ RECORD_EVENTS: Final[dict[str, dict[str, ApplyRecord]]] = {
             **(state or {}),
             **(event.patch or {}),
             "updated_at": event.ts,
+        },
+    },
+    ROLLOUT: {
+        ROLLOUT_CREATED: _record_created,
+        ROLLOUT_STATUS_CHANGED: lambda state, event: {**(state or {}), **(event.patch or {})},
+        ROLLOUT_WAVE_STARTED: lambda state, event: {
+            **(state or {}),
+            "wave": (event.patch or {}).get("wave"),
         },
     },
 }

@@ -17,6 +17,9 @@ from iotas.services.invocations import Invocations
 from iotas.services.journal import JournalService
 from iotas.services.quarantine import QuarantineService
 from iotas.services.registry import Registry
+from iotas.services.rollout_action import ActionKind
+from iotas.services.rollout_kinds import ChangeKinds
+from iotas.services.rollouts import Rollouts
 from iotas.services.snapshots import SnapshotService
 from iotas.services.stats import IngestStats
 from iotas.services.stream import JournalSignal
@@ -44,6 +47,7 @@ class Services:
     quarantine: QuarantineService
     claims: ClaimService
     invocations: Invocations
+    rollouts: Rollouts
 
 
 async def open_services(settings: Settings) -> Services:
@@ -68,6 +72,7 @@ async def open_services(settings: Settings) -> Services:
         grace_seconds=settings.certificate_grace_seconds,
     )
     stats = IngestStats()
+    invocations = Invocations(store, signal, stats)
     return Services(
         settings=settings,
         store=store,
@@ -84,5 +89,6 @@ async def open_services(settings: Settings) -> Services:
         snapshots=SnapshotService(store),
         quarantine=QuarantineService(store, credential_service),
         claims=ClaimService(store, auth, credential_service, settings),
-        invocations=Invocations(store, signal, stats),
+        invocations=invocations,
+        rollouts=Rollouts(store, ChangeKinds([ActionKind(invocations)])),
     )

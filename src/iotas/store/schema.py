@@ -255,6 +255,47 @@ invocations = Table(
     Index("ix_invocations_rollout_id", "rollout_id", "id"),
 )
 
+# Rollouts (`domain.rollouts`): the spec as given (checked), the status, and `progress`: the
+# wave sizes fixed when it started and when each wave opens. `active` is set while the
+# controller has something to do (not final, or Things still in flight).
+rollouts = Table(
+    "rollouts",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("name", String(200), nullable=False),
+    Column("spec", Document, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("reason", String(64), nullable=True),
+    Column("progress", Document, nullable=False),
+    Column("active", Boolean, nullable=False),
+    Column("created_us", BigInteger, nullable=False),
+    Column("updated_us", BigInteger, nullable=False),
+    Column("started_us", BigInteger, nullable=True),
+    Column("finished_us", BigInteger, nullable=True),
+    Column("actor", String(200), nullable=False),
+    Index("ix_rollouts_active", "active"),
+    Index("ix_rollouts_status", "status"),
+)
+
+# Each Thing of a rollout: its wave and place in it, its status, and `ref`, the handle of the
+# change started on it (an invocation id), written in the unit that starts the change.
+rollout_things = Table(
+    "rollout_things",
+    metadata,
+    Column("rollout_id", String(40), primary_key=True),
+    Column("thing_id", String(200), primary_key=True),
+    Column("wave", Integer, nullable=False),
+    Column("position", Integer, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("ref", String(100), nullable=True),
+    Column("started_us", BigInteger, nullable=True),
+    Column("finished_us", BigInteger, nullable=True),
+    Column("outcome", Document, nullable=True),
+    Index("ix_rollout_things_status", "rollout_id", "status", "wave", "position"),
+    Index("ix_rollout_things_started", "rollout_id", "started_us"),
+    Index("ix_rollout_things_ref", "ref"),
+)
+
 # The columns a twin change writes (desired or reported state, their metadata, versions): the
 # portable update in `things_repo` and SQLite's fast one in `dialects.sqlite` write these.
 TWIN_COLUMNS = (

@@ -17,7 +17,13 @@ from iotas.runtime.table import ADAPTERS
 from iotas.services.bundle import Services
 from iotas.settings import Settings
 
-CLUSTER_WIDE = ["tdd-expiry", "telemetry-compaction", "telemetry-retention", "wot-reconciler"]
+CLUSTER_WIDE = [
+    "rollouts",
+    "tdd-expiry",
+    "telemetry-compaction",
+    "telemetry-retention",
+    "wot-reconciler",
+]
 
 
 class Recording:

@@ -77,6 +77,13 @@ def test_the_routes_a_device_and_a_limited_token_reach(app: FastAPI) -> None:
         "/api/v1/journal/verify",
         "/api/v1/stats",
         "/metrics",
+        # A rollout's target is a query over every namespace (docs/commands.md).
+        "/api/v1/rollouts",
+        "/api/v1/rollouts/{rollout_id}",
+        "/api/v1/rollouts/{rollout_id}/things",
+        "/api/v1/rollouts/{rollout_id}/pause",
+        "/api/v1/rollouts/{rollout_id}/resume",
+        "/api/v1/rollouts/{rollout_id}/cancel",
     }
 
 

@@ -1,0 +1,292 @@
+"""Rollouts and their Things: plain functions over a Connection. Every function that the
+controller runs each round works on sets of Things (one statement), never one per Thing."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Connection, bindparam, func, insert, select, update
+from sqlalchemy.sql.elements import ColumnElement
+
+from iotas.domain.rollouts import ThingStatus
+from iotas.store.schema import rollout_things, rollouts, things
+
+
+@dataclass(frozen=True, slots=True)
+class RolloutRow:
+    id: str
+    name: str
+    spec: dict[str, Any]
+    status: str
+    reason: str | None
+    progress: dict[str, Any]
+    active: bool
+    created_us: int
+    updated_us: int
+    started_us: int | None
+    finished_us: int | None
+    actor: str
+
+
+@dataclass(frozen=True, slots=True)
+class ThingRow:
+    rollout_id: str
+    thing_id: str
+    wave: int
+    position: int
+    status: str
+    ref: str | None
+    started_us: int | None
+    finished_us: int | None
+    outcome: dict[str, Any] | None
+
+
+def _rollout(row: Any) -> RolloutRow:
+    return RolloutRow(
+        row.id,
+        row.name,
+        dict(row.spec),
+        row.status,
+        row.reason,
+        dict(row.progress),
+        bool(row.active),
+        int(row.created_us),
+        int(row.updated_us),
+        row.started_us,
+        row.finished_us,
+        row.actor,
+    )
+
+
+def _thing(row: Any) -> ThingRow:
+    return ThingRow(
+        row.rollout_id,
+        row.thing_id,
+        int(row.wave),
+        int(row.position),
+        row.status,
+        row.ref,
+        row.started_us,
+        row.finished_us,
+        None if row.outcome is None else dict(row.outcome),
+    )
+
+
+def add(conn: Connection, row: RolloutRow) -> None:
+    conn.execute(
+        insert(rollouts).values(
+            id=row.id,
+            name=row.name,
+            spec=row.spec,
+            status=row.status,
+            reason=row.reason,
+            progress=row.progress,
+            active=row.active,
+            created_us=row.created_us,
+            updated_us=row.updated_us,
+            started_us=row.started_us,
+            finished_us=row.finished_us,
+            actor=row.actor,
+        )
+    )
+
+
+def get(conn: Connection, rollout_id: str) -> RolloutRow | None:
+    row = conn.execute(select(rollouts).where(rollouts.c.id == rollout_id)).first()
+    return None if row is None else _rollout(row)
+
+
+def page(
+    conn: Connection, statuses: Sequence[str] | None, after_id: str | None, limit: int
+) -> list[RolloutRow]:
+    """Newest first (ids are time-ordered), before `after_id`."""
+    query = select(rollouts).order_by(rollouts.c.id.desc()).limit(limit)
+    if statuses:
+        query = query.where(rollouts.c.status.in_(statuses))
+    if after_id is not None:
+        query = query.where(rollouts.c.id < after_id)
+    return [_rollout(row) for row in conn.execute(query)]
+
+
+def active(conn: Connection) -> list[RolloutRow]:
+    """The rollouts the controller drives, oldest first."""
+    query = select(rollouts).where(rollouts.c.active.is_(True)).order_by(rollouts.c.id)
+    return [_rollout(row) for row in conn.execute(query)]
+
+
+def update_rollout(conn: Connection, rollout_id: str, **values: Any) -> None:
+    conn.execute(update(rollouts).where(rollouts.c.id == rollout_id).values(**values))
+
+
+def enroll(conn: Connection, rollout_id: str, members: Iterable[tuple[str, int, int]]) -> int:
+    """Add Things (thing_id, wave, position) to the rollout, pending."""
+    rows = [
+        {
+            "rollout_id": rollout_id,
+            "thing_id": thing_id,
+            "wave": wave,
+            "position": position,
+            "status": ThingStatus.PENDING.value,
+        }
+        for thing_id, wave, position in members
+    ]
+    if rows:
+        conn.execute(insert(rollout_things), rows)
+    return len(rows)
+
+
+def matching_ids(
+    conn: Connection, where: ColumnElement[bool], *, outside: str | None = None
+) -> list[str]:
+    """Ids of the Things `where` selects (not yet in rollout `outside`, if given)."""
+    query = select(things.c.id).where(where).order_by(things.c.id)
+    if outside is not None:
+        enrolled = select(rollout_things.c.thing_id).where(rollout_things.c.rollout_id == outside)
+        query = query.where(things.c.id.not_in(enrolled))
+    return list(conn.scalars(query))
+
+
+def last_position(conn: Connection, rollout_id: str) -> int:
+    query = select(func.max(rollout_things.c.position)).where(
+        rollout_things.c.rollout_id == rollout_id
+    )
+    value = conn.scalar(query)
+    return -1 if value is None else int(value)
+
+
+def counts(conn: Connection, rollout_id: str) -> dict[tuple[int, str], int]:
+    """Things per (wave, status)."""
+    query = (
+        select(rollout_things.c.wave, rollout_things.c.status, func.count())
+        .where(rollout_things.c.rollout_id == rollout_id)
+        .group_by(rollout_things.c.wave, rollout_things.c.status)
+    )
+    return {(int(wave), status): int(n) for wave, status, n in conn.execute(query)}
+
+
+def started_since(conn: Connection, rollout_id: str, since_us: int) -> int:
+    query = select(func.count()).where(
+        rollout_things.c.rollout_id == rollout_id, rollout_things.c.started_us > since_us
+    )
+    return int(conn.scalar(query) or 0)
+
+
+def pending(conn: Connection, rollout_id: str, waves: Sequence[int], limit: int) -> list[str]:
+    """Pending Things of these waves, in rollout order (lowest wave first)."""
+    query = (
+        select(rollout_things.c.thing_id)
+        .where(
+            rollout_things.c.rollout_id == rollout_id,
+            rollout_things.c.status == ThingStatus.PENDING.value,
+            rollout_things.c.wave.in_(waves),
+        )
+        .order_by(rollout_things.c.wave, rollout_things.c.position)
+        .limit(limit)
+    )
+    return list(conn.scalars(query))
+
+
+def in_flight(conn: Connection, rollout_id: str) -> list[ThingRow]:
+    return of_status(conn, rollout_id, ThingStatus.IN_FLIGHT.value, None, None)
+
+
+def of_status(
+    conn: Connection, rollout_id: str, status: str | None, after: int | None, limit: int | None
+) -> list[ThingRow]:
+    """The rollout's Things (of `status`, if given) in rollout order, after `after`."""
+    query = (
+        select(rollout_things)
+        .where(rollout_things.c.rollout_id == rollout_id)
+        .order_by(rollout_things.c.position)
+    )
+    if status is not None:
+        query = query.where(rollout_things.c.status == status)
+    if after is not None:
+        query = query.where(rollout_things.c.position > after)
+    if limit is not None:
+        query = query.limit(limit)
+    return [_thing(row) for row in conn.execute(query)]
+
+
+def started_before(conn: Connection, rollout_id: str, before_us: int) -> list[ThingRow]:
+    """Things in flight since `before_us` or earlier (past their timeout)."""
+    query = select(rollout_things).where(
+        rollout_things.c.rollout_id == rollout_id,
+        rollout_things.c.started_us <= before_us,
+        rollout_things.c.status == ThingStatus.IN_FLIGHT.value,
+    )
+    return [_thing(row) for row in conn.execute(query)]
+
+
+def any_in_flight(conn: Connection, rollout_id: str) -> bool:
+    query = select(rollout_things.c.thing_id).where(
+        rollout_things.c.rollout_id == rollout_id,
+        rollout_things.c.status == ThingStatus.IN_FLIGHT.value,
+    )
+    return conn.execute(query.limit(1)).first() is not None
+
+
+def by_refs(conn: Connection, refs: Sequence[str]) -> list[ThingRow]:
+    """The in-flight Things whose change has one of these refs (any rollout)."""
+    if not refs:
+        return []
+    query = select(rollout_things).where(
+        rollout_things.c.ref.in_(refs),
+        rollout_things.c.status == ThingStatus.IN_FLIGHT.value,
+    )
+    return [_thing(row) for row in conn.execute(query)]
+
+
+_WHERE_THING = (rollout_things.c.rollout_id == bindparam("r_id")) & (
+    rollout_things.c.thing_id == bindparam("t_id")
+)
+
+
+def mark_started(
+    conn: Connection, rollout_id: str, started: Sequence[tuple[str, str]], now_us: int
+) -> None:
+    """These pending Things (thing_id, ref) are in flight from now."""
+    if not started:
+        return
+    conn.execute(
+        update(rollout_things)
+        .where(_WHERE_THING)
+        .values(status=ThingStatus.IN_FLIGHT.value, ref=bindparam("ref"), started_us=now_us),
+        [{"r_id": rollout_id, "t_id": thing_id, "ref": ref} for thing_id, ref in started],
+    )
+
+
+def finish(
+    conn: Connection,
+    rollout_id: str,
+    done: Sequence[tuple[str, str, dict[str, Any] | None]],
+    now_us: int,
+    *,
+    from_status: str = ThingStatus.IN_FLIGHT.value,
+) -> None:
+    """Move Things (thing_id, status, outcome) that are still `from_status` to their end."""
+    if not done:
+        return
+    conn.execute(
+        update(rollout_things)
+        .where(_WHERE_THING & (rollout_things.c.status == from_status))
+        .values(status=bindparam("st"), outcome=bindparam("out"), finished_us=now_us),
+        [
+            {"r_id": rollout_id, "t_id": thing_id, "st": status, "out": outcome}
+            for thing_id, status, outcome in done
+        ],
+    )
+
+
+def cancel_pending(conn: Connection, rollout_id: str, now_us: int) -> int:
+    result = conn.execute(
+        update(rollout_things)
+        .where(
+            rollout_things.c.rollout_id == rollout_id,
+            rollout_things.c.status == ThingStatus.PENDING.value,
+        )
+        .values(status=ThingStatus.CANCELLED.value, finished_us=now_us)
+    )
+    return int(result.rowcount)
