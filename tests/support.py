@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
 import random
 import secrets
 import socket
 import sqlite3
+import ssl
+import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
@@ -138,3 +141,71 @@ async def in_transaction(url: str, unit: Callable[[Connection], None]) -> None:
     async with async_engine.begin() as async_conn:
         await async_conn.run_sync(unit)
     await async_engine.dispose()
+
+
+@asynccontextmanager
+async def https_server(
+    database_url: str, data_dir: Path, token: str, **overrides: Any
+) -> AsyncIterator[tuple[str, Path]]:
+    """iotas over HTTPS (client certificates asked for), with `Settings` overrides; yields
+    its URL and the CA certificate file."""
+    from iotas.api.app import create_app
+    from iotas.server import https_options
+
+    settings = Settings(
+        data_dir=data_dir,
+        database_url=database_url,
+        port=free_port(),
+        admin_token=token,
+        log_level="warning",
+        auth_failure_burst=1e9,
+    )
+    settings = replace(settings, tls=True, **overrides)
+    options = https_options(settings)
+    config = uvicorn.Config(
+        create_app(settings), host="127.0.0.1", port=settings.port, log_level="warning", **options
+    )
+    server = uvicorn.Server(config)
+    task = asyncio.create_task(server.serve())
+    for _ in range(500):
+        if server.started or task.done():
+            break
+        await asyncio.sleep(0.01)
+    if not server.started:
+        task.result()
+    try:
+        yield f"https://127.0.0.1:{settings.port}", Path(options["ssl_ca_certs"])
+    finally:
+        server.should_exit = True
+        await task
+
+
+def cert_files(tmp: Path, name: str, cert: str, key: str) -> tuple[str, str]:
+    """A device's certificate and key written to files (what ssl loads them from)."""
+    (tmp / f"{name}.crt").write_text(cert)
+    (tmp / f"{name}.key").write_text(key)
+    return str(tmp / f"{name}.crt"), str(tmp / f"{name}.key")
+
+
+def tls_client(url: str, ca: Path, cert: tuple[str, str] | None) -> httpx.AsyncClient:
+    """An HTTPS client that trusts `ca` and presents `cert` (a device), or none."""
+    context = ssl.create_default_context(cafile=str(ca))
+    if cert is not None:
+        context.load_cert_chain(*cert)
+    return httpx.AsyncClient(base_url=url, verify=context, timeout=10)
+
+
+async def eventually(
+    check: Callable[[], Any], timeout: float = 15.0, interval: float = 0.05
+) -> Any:
+    """Poll `check` (a function or a coroutine function) until it returns something truthy."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = check()
+        if inspect.isawaitable(result):
+            result = await result
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout} s")
+        await asyncio.sleep(interval)

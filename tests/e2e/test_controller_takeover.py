@@ -19,7 +19,13 @@ import pytest
 from e2e.e2e_server import ServerProcess, server_process
 from support import free_port
 
-CLUSTER_WIDE = ["tdd-expiry", "telemetry-compaction", "telemetry-retention", "wot-reconciler"]
+CLUSTER_WIDE = [
+    "invocation-expiry",
+    "tdd-expiry",
+    "telemetry-compaction",
+    "telemetry-retention",
+    "wot-reconciler",
+]
 TAKEOVER_S = 10.0
 WAIT_S = 20.0
 

@@ -20,6 +20,7 @@ from iotas.api.routers import (
     events,
     graph,
     health,
+    invocations,
     journal,
     quarantine,
     rollouts,
@@ -81,6 +82,7 @@ def create_app(settings: Settings) -> FastAPI:
         quarantine.router,
         claims.router,
         rollouts.router,
+        invocations.router,
     ):
         app.include_router(router)
     return app

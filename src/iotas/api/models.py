@@ -202,7 +202,34 @@ class AdoptionBody(Shape):
 class ActionBody(Shape):
     noun = "an action invocation"
 
-    input: Annotated[Any, Field(description="The action's input, as its TD describes it")] = None
+    input: Annotated[
+        Any, Field(description="The action's input, as its TD or Thing Model describes it")
+    ] = None
+    ttl: Annotated[
+        float | None,
+        Field(description="Seconds it may wait to be delivered (1 to 2592000; 3600 if absent)"),
+    ] = None
+    idempotency_key: Annotated[
+        str | None,
+        Field(description="The same key on the same Thing within 24 h returns the same invocation"),
+    ] = None
+
+
+class CancelBody(Shape):
+    noun = "a cancellation"
+
+    reason: Annotated[str | None, Field(description="Why (the journal's cause)")] = None
+
+
+class ResultBody(Shape):
+    noun = "an invocation result"
+
+    status: Literal["running", "succeeded", "failed"]
+    progress: Annotated[float | None, Field(description="0 to 100")] = None
+    output: Annotated[Any, Field(description="The action's output")] = None
+    error: Annotated[
+        dict[str, Any] | str | None, Field(description='{"code", "message"}, or a message')
+    ] = None
 
 
 # -- rollouts ------------------------------------------------------------------------------

@@ -61,7 +61,15 @@ _ERRORS: dict[int, str] = {
     409: "Conflict with the current state: it exists already, or the Thing is quarantined",
     412: "If-Match names no current twin version (`current_version` says which is)",
     415: "The body is not JSON (send application/json or the type this operation names)",
-    429: "Too many failed authentications from this address: wait `Retry-After` seconds",
+    423: "The Thing is quarantined: it takes no actions until an operator releases it",
+    429: (
+        "Too many failed authentications from this address (wait `Retry-After` seconds), or "
+        "the Thing's queue of invocations is full"
+    ),
+}
+# Errors only some operations answer: (method, path) -> statuses.
+_OWN_ERRORS: dict[tuple[str, str], set[int]] = {
+    ("post", "/api/v1/things/{thing_id}/actions/{name}"): {423},
 }
 _HEADERS: dict[int, dict[str, Any]] = {
     401: {"WWW-Authenticate": {"schema": {"type": "string"}}},
@@ -220,7 +228,7 @@ def _errors(path: str, method: str, operation: dict[str, Any], public: bool) -> 
         codes.add(409)
     if any(p.get("in") == "header" and p.get("name") == "If-Match" for p in params):
         codes.add(412)
-    return codes
+    return codes | _OWN_ERRORS.get((method, path), set())
 
 
 def _not_null(parameter: dict[str, Any]) -> None:

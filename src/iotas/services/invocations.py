@@ -19,6 +19,7 @@ from typing import Final
 
 import orjson
 
+from iotas.controllers.periodic import Periodic
 from iotas.domain import clock
 from iotas.domain import invocations as inv
 from iotas.domain import journal as ev
@@ -45,6 +46,9 @@ MAX_INPUT_BYTES: Final = 64 * 1024
 EXPIRE_BATCH: Final = 500
 # How long `wait` sleeps at most between two reads when no commit of this node wakes it.
 WAIT_POLL_S: Final = 1.0
+# How often the cluster-wide sweep ends overdue invocations `expired` (pending() filters by
+# time itself, so a sweep that has not run yet never lets one out).
+EXPIRE_SECONDS: Final = 2.0
 RESULT_CHANNEL: Final = "invocation_result"
 # Who expires invocations in the journal.
 _SWEEPER: Final = Actor("iotas:expiry", role="admin")
@@ -310,6 +314,18 @@ class Invocations:
             if done < EXPIRE_BATCH:
                 return total
             await asyncio.sleep(0)
+
+    def expiry_controller(self, interval: float = EXPIRE_SECONDS) -> Periodic:
+        """The sweep: once now, then every `interval` seconds; once per cluster."""
+        return Periodic(
+            "invocation-expiry",
+            self.expire_due,
+            interval=interval,
+            log=log,
+            done="expired %d invocations whose ttl passed",
+            failed="expiring invocations failed",
+            cluster_wide=True,
+        )
 
     def _refused(self, reason: str, detail: str, thing_id: str) -> None:
         self.stats.reject(reason, detail, source=thing_id)

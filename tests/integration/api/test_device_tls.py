@@ -4,24 +4,18 @@ a grace period, and refusal of revoked, replaced or foreign certificates."""
 from __future__ import annotations
 
 import asyncio
-import ssl
 from collections.abc import AsyncIterator
-from dataclasses import replace
 from pathlib import Path
 
 import httpx
 import pytest
-import uvicorn
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from iotas.api.app import create_app
-from iotas.server import https_options
 from iotas.services.ca import CertificateAuthority
-from iotas.settings import Settings
-from support import free_port
+from support import cert_files, https_server, tls_client
 
 TOKEN = "iotas_test_device_tls_0123456789abcdef"
 GRACE_S = 2
@@ -30,60 +24,26 @@ GRACE_S = 2
 @pytest.fixture
 async def https(database_url: str, tmp_path: Path) -> AsyncIterator[tuple[str, Path]]:
     """iotas over HTTPS; yields its URL and the CA certificate file."""
-    settings = Settings(
-        data_dir=tmp_path / "data",
-        database_url=database_url,
-        port=free_port(),
-        admin_token=TOKEN,
-        log_level="warning",
-        auth_failure_burst=1e9,
-        certificate_grace_seconds=GRACE_S,
-    )
-    settings = replace(settings, tls=True)
-    options = https_options(settings)
-    config = uvicorn.Config(
-        create_app(settings), host="127.0.0.1", port=settings.port, log_level="warning", **options
-    )
-    server = uvicorn.Server(config)
-    task = asyncio.create_task(server.serve())
-    for _ in range(500):
-        if server.started or task.done():
-            break
-        await asyncio.sleep(0.01)
-    if not server.started:
-        task.result()
-    yield f"https://127.0.0.1:{settings.port}", Path(options["ssl_ca_certs"])
-    server.should_exit = True
-    await task
-
-
-def _files(tmp: Path, name: str, cert: str, key: str) -> tuple[str, str]:
-    (tmp / f"{name}.crt").write_text(cert)
-    (tmp / f"{name}.key").write_text(key)
-    return str(tmp / f"{name}.crt"), str(tmp / f"{name}.key")
-
-
-def _device(url: str, ca: Path, cert: tuple[str, str] | None) -> httpx.AsyncClient:
-    context = ssl.create_default_context(cafile=str(ca))
-    if cert is not None:
-        context.load_cert_chain(*cert)
-    return httpx.AsyncClient(base_url=url, verify=context, timeout=10)
+    async with https_server(
+        database_url, tmp_path / "data", TOKEN, certificate_grace_seconds=GRACE_S
+    ) as served:
+        yield served
 
 
 async def test_a_device_uses_its_certificate_and_renews_it(
     https: tuple[str, Path], tmp_path: Path
 ) -> None:
     url, ca = https
-    async with _device(url, ca, None) as admin:
+    async with tls_client(url, ca, None) as admin:
         admin.headers["authorization"] = f"Bearer {TOKEN}"
         for thing in ("acme:dev-1", "acme:dev-2"):
             await admin.post("/api/v1/things", json={"id": thing, "kind": "sensor"})
         made = (
             await admin.post("/api/v1/things/acme:dev-1/credentials", json={"type": "x509"})
         ).json()
-        first = _files(tmp_path, "first", made["certificate"], made["private_key"])
+        first = cert_files(tmp_path, "first", made["certificate"], made["private_key"])
 
-        async with _device(url, ca, first) as device:
+        async with tls_client(url, ca, first) as device:
             reported = await device.patch(
                 "/api/v1/things/acme:dev-1/twin/reported", json={"fw": "1.0"}
             )
@@ -122,7 +82,7 @@ async def test_a_device_uses_its_certificate_and_renews_it(
                 serialization.PrivateFormat.PKCS8,
                 serialization.NoEncryption(),
             ).decode()
-            second = _files(tmp_path, "second", body["certificate"], key_pem)
+            second = cert_files(tmp_path, "second", body["certificate"], key_pem)
             # The old certificate still works during the grace period...
             still = await device.patch(
                 "/api/v1/things/acme:dev-1/twin/reported", json={"fw": "1.1"}
@@ -134,10 +94,10 @@ async def test_a_device_uses_its_certificate_and_renews_it(
             )
             assert twice.status_code == 404, twice.text
         await asyncio.sleep(GRACE_S + 0.5)
-        async with _device(url, ca, first) as old:
+        async with tls_client(url, ca, first) as old:
             gone = await old.patch("/api/v1/things/acme:dev-1/twin/reported", json={"fw": "x"})
             assert gone.status_code == 401
-        async with _device(url, ca, second) as new:
+        async with tls_client(url, ca, second) as new:
             ok = await new.patch("/api/v1/things/acme:dev-1/twin/reported", json={"fw": "2.0"})
             assert ok.status_code == 200
             again = await new.post(
@@ -154,7 +114,7 @@ async def test_a_device_uses_its_certificate_and_renews_it(
         listed = (await admin.get("/api/v1/things/acme:dev-1/credentials")).json()["items"]
         for item in listed:
             await admin.delete(f"/api/v1/things/acme:dev-1/credentials/{item['id']}")
-        async with _device(url, ca, second) as revoked:
+        async with tls_client(url, ca, second) as revoked:
             refused = await revoked.patch(
                 "/api/v1/things/acme:dev-1/twin/reported", json={"fw": "3"}
             )
@@ -166,13 +126,13 @@ async def test_foreign_certificates_and_no_credentials_are_refused(
     https: tuple[str, Path], tmp_path: Path
 ) -> None:
     url, ca = https
-    async with _device(url, ca, None) as anonymous:
+    async with tls_client(url, ca, None) as anonymous:
         assert (await anonymous.get("/api/v1/things/acme:dev-1/twin")).status_code == 401
     # A certificate from another CA naming the same Thing: the TLS layer refuses it.
     other = CertificateAuthority.open(tmp_path / "elsewhere")
     issued = other.issue_with_new_key("acme:dev-1", days=1)
     assert issued.private_key_pem is not None
-    forged = _files(tmp_path, "forged", issued.certificate_pem, issued.private_key_pem)
+    forged = cert_files(tmp_path, "forged", issued.certificate_pem, issued.private_key_pem)
     with pytest.raises(httpx.HTTPError):
-        async with _device(url, ca, forged) as device:
+        async with tls_client(url, ca, forged) as device:
             await device.get("/api/v1/things/acme:dev-1/twin")

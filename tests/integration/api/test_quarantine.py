@@ -63,7 +63,7 @@ async def test_quarantine_keeps_evidence_and_cuts_the_thing_off(server: LiveServ
     assert refused.headers["content-type"] == "application/problem+json"
     assert "quarantined" in refused.json()["detail"]
     assert (await c.put(f"{THING}/properties/fps", json=1)).status_code == 409
-    assert (await c.post(f"{THING}/actions/reboot", json={})).status_code == 409
+    assert (await c.post(f"{THING}/actions/reboot", json={})).status_code == 423
     assert (await c.post(f"{THING}/credentials", json={"type": "password"})).status_code == 409
     bulk = await c.patch("/api/v1/twins/desired", params={"q": 'kind == "camera"'}, json={"fps": 2})
     assert bulk.json() == {"matched": 1, "changed": 0}

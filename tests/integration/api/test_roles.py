@@ -44,6 +44,8 @@ OPERATOR_CHANGES = {
     ("PATCH", "/api/v1/twins/desired"),
     ("PUT", "/api/v1/things/{thing_id}/properties/{name}"),
     ("POST", "/api/v1/things/{thing_id}/actions/{name}"),
+    ("POST", "/api/v1/invocations/{invocation_id}/cancel"),
+    ("POST", "/api/v1/things/{thing_id}/invocations/{invocation_id}/result"),
 }
 
 

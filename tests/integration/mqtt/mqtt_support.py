@@ -3,8 +3,6 @@ device, and waiting for a condition. Fixtures that use these live in conftest.py
 
 from __future__ import annotations
 
-import asyncio
-import inspect
 import json
 import os
 import secrets
@@ -13,8 +11,6 @@ import socket
 import subprocess
 import sys
 import threading
-import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
 
@@ -27,6 +23,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from e2e.e2e_server import stop as stop_process
 from e2e.e2e_server import wait_healthy
 from support import LiveServer, free_port
+from support import eventually as eventually  # the MQTT tests import it from here
 
 MOSQUITTO = ("127.0.0.1", 1883)
 IN_CI = os.environ.get("CI", "").lower() == "true"
@@ -51,22 +48,6 @@ def require_mosquitto() -> None:
         if IN_CI:
             pytest.fail("CI requires Mosquitto at 127.0.0.1:1883")
         pytest.skip("Mosquitto is not running at 127.0.0.1:1883")
-
-
-async def eventually(
-    check: Callable[[], Any], timeout: float = 15.0, interval: float = 0.05
-) -> Any:
-    """Poll `check` (a function or a coroutine function) until it returns something truthy."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = check()
-        if inspect.isawaitable(result):
-            result = await result
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout} s")
-        await asyncio.sleep(interval)
 
 
 def ns() -> str:

@@ -18,6 +18,7 @@ from iotas.services.bundle import Services
 from iotas.settings import Settings
 
 CLUSTER_WIDE = [
+    "invocation-expiry",
     "rollouts",
     "tdd-expiry",
     "telemetry-compaction",

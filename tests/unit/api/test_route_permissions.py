@@ -58,8 +58,10 @@ def test_a_route_without_a_permission_is_found() -> None:
 
 def test_the_routes_a_device_and_a_limited_token_reach(app: FastAPI) -> None:
     declared = _declared(app)
-    # docs/security.md: a device certificate reaches these four routes, on its own id only.
+    # docs/security.md: a device certificate reaches these routes, on its own id only.
     assert {k for k, r in declared.items() if r.device} == {
+        ("GET", "/api/v1/things/{thing_id}/invocations"),
+        ("POST", "/api/v1/things/{thing_id}/invocations/{invocation_id}/result"),
         ("GET", "/api/v1/things/{thing_id}/twin"),
         ("PATCH", "/api/v1/things/{thing_id}/twin/reported"),
         ("POST", "/api/v1/things/{thing_id}/telemetry"),

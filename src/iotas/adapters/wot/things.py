@@ -8,9 +8,12 @@ with backoff, each attempt's outcome journaled (`adapter_attempt`). A Thing that
 read is marked disconnected (and, once silent for `expected_interval`, `unreachable`); a
 Thing that changes on its own away from its desired state shows `drifted` and is put back.
 
+Invocations of its actions are queued like any Thing's (services/invocations.py); the worker
+runs them in order through the TD's action forms, retrying while the Thing is unreachable
+until they expire (actions.py).
+
 The workers run on one node of a cluster at a time: the one holding the lease of the
-`wot-reconciler` controller. Any node adopts, releases and invokes actions (an invocation is
-one exchange, made from the node asked)."""
+`wot-reconciler` controller. Any node adopts and releases."""
 
 from __future__ import annotations
 
@@ -26,8 +29,8 @@ from iotas.adapters.wot.worker import ThingWorker
 from iotas.controllers.supervisor import Controllers, Loop
 from iotas.domain import journal as ev
 from iotas.domain import td
-from iotas.domain.errors import InvalidInput, IotasError, NotFound
-from iotas.domain.things import Thing, check_not_quarantined
+from iotas.domain.errors import InvalidInput, IotasError
+from iotas.domain.things import Thing
 from iotas.services.bundle import Services
 from iotas.services.context import Context
 from iotas.services.follow import follow
@@ -43,6 +46,7 @@ WATCH_BATCH = 1000
 # on any node are journaled (and resync at once), this only catches what a failed round missed.
 RESYNC_SECONDS = 10.0
 WATCHED = [
+    ev.INVOCATION_CREATED,
     ev.DESIRED_CHANGED,
     ev.REPORTED_CHANGED,
     ev.THING_CREATED,
@@ -51,7 +55,7 @@ WATCHED = [
     ev.WOT_ADOPTED,
     ev.WOT_RELEASED,
 ]
-WATCHED_KINDS = (ev.THING, ev.WOT_BINDING)
+WATCHED_KINDS = (ev.THING, ev.WOT_BINDING, ev.INVOCATION)
 
 
 def setup(services: Services, controllers: Controllers) -> WotThings:
@@ -154,17 +158,6 @@ class WotThings:
         if worker is not None:
             await worker.stop()
 
-    async def invoke(self, ctx: Context, thing_id: str, name: str, value: Any) -> dict[str, Any]:
-        thing = await self.rt.registry.get(thing_id)  # 404 if there is no such Thing
-        check_not_quarantined(thing, f"invoking {name[:100]!r}")
-        worker = self.workers.get(thing_id) or await self._idle_worker(thing_id)
-        if worker is None:
-            raise InvalidInput(
-                f"the Thing {thing_id!r} is not adopted: actions reach adopted WoT Things "
-                "through their TD (invocations of native Things come with a later release)"
-            )
-        return await worker.invoke(ctx, name, value)
-
     def status(self, thing_id: str) -> dict[str, Any]:
         worker = self.workers.get(thing_id)
         return {} if worker is None else worker.status()
@@ -193,15 +186,6 @@ class WotThings:
             log.warning("wot: cannot manage %s: %s", binding.thing_id, exc)
             return None
         return ThingWorker(self, binding, interactions, secrets)
-
-    async def _idle_worker(self, thing_id: str) -> ThingWorker | None:
-        """A worker that is not started, to invoke an action through on a node that does
-        not lead (None: the Thing is not adopted)."""
-        try:
-            binding = await self.bindings.get(thing_id)
-        except NotFound:
-            return None
-        return await self._worker(binding)
 
     async def _watch_journal(self, after: int) -> None:
         """Wake a Thing's reconciler when its desired or reported state changes (from any
@@ -233,6 +217,11 @@ class WotThings:
         resync = False
         for event in events:
             kind = event["type"]
+            if kind == ev.INVOCATION_CREATED:
+                worker = self.workers.get((event.get("patch") or {}).get("thing", ""))
+                if worker is not None:
+                    worker.wake_actions()
+                continue
             # A Thing's events name it as `thing_id`; a binding's, as its `record_id`.
             thing_id: str = event["thing_id"] if "thing_id" in event else event["record_id"]
             if kind in (ev.WOT_ADOPTED, ev.WOT_RELEASED):

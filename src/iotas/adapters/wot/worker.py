@@ -12,6 +12,7 @@ import random
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
+from iotas.adapters.wot.actions import ActionRunner
 from iotas.adapters.wot.client import ThingSecrets
 from iotas.adapters.wot.errors import ThingUnreachable, WotError
 from iotas.aio import cancel_and_wait
@@ -19,6 +20,7 @@ from iotas.controllers.periodic import Periodic
 from iotas.domain import clock
 from iotas.domain import td_model as ops
 from iotas.domain.errors import InvalidInput, IotasError, NotFound
+from iotas.domain.invocations import Invocation
 from iotas.domain.td_model import Interactions
 from iotas.domain.things import Thing
 from iotas.services.context import Actor, Context
@@ -82,12 +84,22 @@ class ThingWorker:
         self.reachable: bool | None = None
         self.last_error: str | None = None
         self.attempts = 0
+        self.actions = ActionRunner(
+            self.thing_id,
+            interactions,
+            self.rt.invocations,
+            self._invoke,
+            self.ctx,
+            on_unreachable=self._unreachable_now,
+        )
 
     def start(self) -> None:
         name = self.thing_id
         # The first round of writes runs now: whatever is pending is reconciled at once.
         self._tasks.append(asyncio.create_task(self.reads.run(), name=self.reads.name))
         self._tasks.append(asyncio.create_task(self.writes.run(), name=self.writes.name))
+        # What is pending runs now: invocations queued while no node managed the Thing.
+        self._tasks.append(asyncio.create_task(self.actions.rounds.run(), name=f"wot-act {name}"))
         for prop in self.things.properties.values():
             if prop.observable and prop.forms_for(ops.OBSERVE_PROPERTY):
                 self._tasks.append(
@@ -107,11 +119,16 @@ class ThingWorker:
         """Reconcile now (desired or reported state changed)."""
         self.writes.wake()
 
+    def wake_actions(self) -> None:
+        """Run the pending invocations now (one was created)."""
+        self.actions.wake()
+
     def status(self) -> dict[str, Any]:
         return {
             "reachable": self.reachable,
             "last_error": self.last_error,
             "write_attempts": self.attempts,
+            "invocations_run": self.actions.invoked,
         }
 
     # -- reading ----------------------------------------------------------------------------
@@ -182,6 +199,8 @@ class ThingWorker:
             self.reachable = True
 
     async def _set_reachable(self, reachable: bool, why: str | None) -> None:
+        if reachable and self.actions.retrying:
+            self.actions.wake()  # it answers again: what waits for it need not wait longer
         if reachable == self.reachable:
             return
         self.reachable = reachable
@@ -302,23 +321,23 @@ class ThingWorker:
         await self._set_reachable(True, None)
         return True
 
-    async def invoke(self, ctx: Context, name: str, value: Any) -> dict[str, Any]:
-        action = self.things.actions.get(name)
-        if action is None or not action.forms_for(ops.INVOKE_ACTION):
-            raise NotFound(f"the TD of {self.thing_id!r} offers no action {name[:100]!r}")
+    async def _invoke(self, invocation: Invocation) -> Any:
+        """One attempt at an invocation, journaled as an `adapter_attempt` like writes."""
+        name, value = invocation.action, invocation.input
+        cause = f"invocation {invocation.id}"
         try:
             output = await self.owner.exchange(
                 lambda: self.owner.client.invoke_action(self.things, name, value, self.secrets)
             )
         except WotError as exc:
-            await self._journal_attempt(
-                ctx.cause or f"invoke {name}", "invokeaction", name, value, error=str(exc), ctx=ctx
-            )
-            return {"status": "failed", "error": str(exc)}
-        await self._journal_attempt(
-            ctx.cause or f"invoke {name}", "invokeaction", name, value, error=None, ctx=ctx
-        )
-        return {"status": "succeeded", "output": output}
+            await self._journal_attempt(cause, "invokeaction", name, value, error=str(exc))
+            raise
+        await self._journal_attempt(cause, "invokeaction", name, value, error=None)
+        return output
+
+    async def _unreachable_now(self, why: str) -> None:
+        self.last_error = why
+        await self._set_reachable(False, why)
 
     async def _journal_attempt(
         self,

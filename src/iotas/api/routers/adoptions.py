@@ -1,4 +1,5 @@
-"""Adopting third-party Web of Things Things, and invoking their actions."""
+"""Adopting third-party Web of Things Things. (Their actions are invoked like any Thing's,
+through the queue: routers/invocations.py.)"""
 
 from __future__ import annotations
 
@@ -9,9 +10,9 @@ from starlette.responses import Response
 
 from iotas.adapters.wot.things import WotThings
 from iotas.api.bodies import body
-from iotas.api.models import ActionBody, AdoptionBody
+from iotas.api.models import AdoptionBody
 from iotas.api.responses import json_response
-from iotas.api.security import CanAdminister, CanOperate, CanRead
+from iotas.api.security import CanAdminister, CanRead
 from iotas.runtime import Runtime
 from iotas.services.wot import WotBindings
 
@@ -61,17 +62,3 @@ async def get_adoption(thing_id: str, request: Request, ctx: CanRead) -> Respons
 async def release(thing_id: str, request: Request, ctx: CanAdminister) -> Response:
     await _wot(request).release(ctx, thing_id)
     return Response(status_code=204)
-
-
-@router.post("/things/{thing_id}/actions/{name}")
-async def invoke(
-    thing_id: str,
-    name: str,
-    request: Request,
-    ctx: CanOperate,
-    data: Annotated[Any, body(ActionBody, required=False)],
-) -> Response:
-    """Invoke an action of an adopted Thing through its TD (`{"input": ...}`); answers when
-    the Thing does, within the WoT timeout."""
-    action_input = (data or {}).get("input")
-    return json_response(await _wot(request).invoke(ctx, thing_id, name, action_input))
