@@ -14,6 +14,7 @@ from iotas.cli import (
     demo,
     invocations,
     journal,
+    rollouts,
     simulate,
     snapshots,
     things,
@@ -43,6 +44,7 @@ app.add_typer(tokens.app, name="tokens")
 app.add_typer(snapshots.app, name="snapshots")
 app.add_typer(invocations.app, name="invocations")
 app.command("invoke")(invocations.invoke)
+app.add_typer(rollouts.app, name="rollouts")
 app.command("history")(journal.history)
 app.command("watch")(watch.watch)
 app.command("up")(up.up)

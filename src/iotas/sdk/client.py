@@ -26,6 +26,7 @@ import orjson
 from iotas import __version__
 from iotas.sdk._http import cause_header, connection_failed, error_of, json_body, time_param
 from iotas.sdk.events import stream_events
+from iotas.sdk.rollouts import Rollouts
 
 DEFAULT_URL = "http://127.0.0.1:8080"
 API = "/api/v1"
@@ -81,6 +82,11 @@ class Client:
         await self._http.aclose()
 
     # -- health --------------------------------------------------------------------------
+
+    @property
+    def rollouts(self) -> Rollouts:
+        """Rollouts: create, get, list, things, pause, resume, cancel (`iotas.sdk.rollouts`)."""
+        return Rollouts(self._json, self._page)
 
     async def health(self) -> Json:
         return await self._json("GET", "/healthz")
