@@ -18,7 +18,6 @@ from iotas.sdk.device import ActionError, Device
 # The Thing Model every simulated Thing is given as its `description`.
 MODEL: dict[str, Any] = {
     "@context": "https://www.w3.org/2022/wot/td/v1.1",
-    "@type": "tm:ThingModel",
     "title": "iotas simulated device",
     "actions": {
         "ping": {
