@@ -189,17 +189,24 @@ async def invocation(client: httpx.AsyncClient, invocation_id: str, wait: float 
 
 async def every_invocation(client: httpx.AsyncClient, **params: str) -> list[dict[str, Any]]:
     """All invocations matching `params` (thing, status, rollout), page after page."""
+    return await _pages(client, "/api/v1/invocations", params, "after")
+
+
+async def _pages(
+    client: httpx.AsyncClient, path: str, params: dict[str, str], cursor: str
+) -> list[dict[str, Any]]:
+    """Every item of a listing, page after page (`cursor`: the query parameter that takes
+    the previous page's `next`: `after` for invocations, `cursor` for rollouts)."""
     found: list[dict[str, Any]] = []
-    after: str | None = None
+    following: dict[str, str] = {}
     while True:
-        query = {**params, "limit": "1000", **({"after": after} if after else {})}
-        answer = await client.get("/api/v1/invocations", params=query)
+        answer = await client.get(path, params={**params, "limit": "1000", **following})
         assert answer.status_code == 200, answer.text
         page = answer.json()
         found += page["items"]
-        after = page["next"]
-        if after is None:
+        if page["next"] is None:
             return found
+        following = {cursor: page["next"]}
 
 
 async def until(
@@ -286,6 +293,13 @@ class Devices:
         )
 
 
+async def start_rollout(client: httpx.AsyncClient, **spec: Any) -> str:
+    """Create a rollout (201); its id."""
+    created = await client.post("/api/v1/rollouts", json=spec)
+    assert created.status_code == 201, created.text
+    return str(created.json()["id"])
+
+
 async def rollout(client: httpx.AsyncClient, rollout_id: str) -> dict[str, Any]:
     answer = await client.get(f"/api/v1/rollouts/{rollout_id}")
     assert answer.status_code == 200, answer.text
@@ -295,14 +309,4 @@ async def rollout(client: httpx.AsyncClient, rollout_id: str) -> dict[str, Any]:
 
 async def rollout_things(client: httpx.AsyncClient, rollout_id: str) -> list[dict[str, Any]]:
     """The rollout's Things (thing, wave, status, ref...) in rollout order, every page."""
-    found: list[dict[str, Any]] = []
-    cursor: str | None = None
-    while True:
-        query = {"limit": "1000", **({"cursor": cursor} if cursor else {})}
-        answer = await client.get(f"/api/v1/rollouts/{rollout_id}/things", params=query)
-        assert answer.status_code == 200, answer.text
-        page = answer.json()
-        found += page["items"]
-        cursor = page["next"]
-        if cursor is None:
-            return found
+    return await _pages(client, f"/api/v1/rollouts/{rollout_id}/things", {}, "cursor")

@@ -30,6 +30,7 @@ from e2e.commands_support import (
     rollout,
     rollout_things,
     seed,
+    start_rollout,
     until,
 )
 from iotas.sim import actions as sim
@@ -132,17 +133,13 @@ async def test_kill_9_loses_nothing_runs_nothing_twice_and_the_rollout_goes_on(
                 await asyncio.gather(*(queue_some(queued[i::8]) for i in range(8)))
                 assert len(made) == QUEUED_THINGS * QUEUED_EACH == 1000
 
-                created = await client.post(
-                    "/api/v1/rollouts",
-                    json={
-                        "name": "ping the rollout group",
-                        "target": 'attributes.group == "roll"',
-                        "change": {"type": "action", "action": "ping", "ttl": 3600},
-                        "waves": [{"count": WAVE}],  # repeats: three waves of 10
-                    },
+                rollout_id = await start_rollout(
+                    client,
+                    name="ping the rollout group",
+                    target='attributes.group == "roll"',
+                    change={"type": "action", "action": "ping", "ttl": 3600},
+                    waves=[{"count": WAVE}],  # repeats: three waves of 10
                 )
-                assert created.status_code == 201, created.text
-                rollout_id = created.json()["id"]
                 members = await rollout_things(client, rollout_id)
                 waves = [[t["thing"] for t in members if t["wave"] == w] for w in range(3)]
                 assert [len(w) for w in waves] == [WAVE] * 3
@@ -170,13 +167,7 @@ async def test_kill_9_loses_nothing_runs_nothing_twice_and_the_rollout_goes_on(
 
             async with api(server) as client:
                 await devices.connect(queued)
-                after = await until(
-                    lambda: _ended(client, rollout_id),
-                    "the rollout's end",
-                    SETTLE_S,
-                    every=0.5,
-                    state=lambda: rollout(client, rollout_id),
-                )
+                after = await _ended(client, rollout_id)
                 assert after["status"] == "succeeded", after
                 assert after["counts"]["succeeded"] == ROLLOUT_THINGS
                 for n, first in made.items():
@@ -206,9 +197,17 @@ async def _called(devices: Devices, things: list[str]) -> bool:
     return all(devices.calls[t] for t in things)
 
 
-async def _ended(client: Any, rollout_id: str) -> dict[str, Any] | None:
-    found = await rollout(client, rollout_id)
-    return found if found["status"] in ("succeeded", "halted", "cancelled") else None
+async def _ended(client: Any, rollout_id: str) -> dict[str, Any]:
+    """The rollout once it ended (succeeded, halted or cancelled)."""
+
+    async def final() -> dict[str, Any] | None:
+        found = await rollout(client, rollout_id)
+        return found if found["status"] in ("succeeded", "halted", "cancelled") else None
+
+    ended: dict[str, Any] = await until(
+        final, "the rollout's end", SETTLE_S, every=0.5, state=lambda: rollout(client, rollout_id)
+    )
+    return ended
 
 
 # -- a rollout halted by its failure threshold ------------------------------------------------
@@ -231,28 +230,18 @@ async def test_a_rollout_over_1000_devices_halts_in_wave_two_and_never_touches_w
         try:
             await devices.connect(fleet)
             async with api(server) as client:
-                created = await client.post(
-                    "/api/v1/rollouts",
-                    json={
-                        "name": "ping plant 7",
-                        "target": 'attributes.site == "plant-7"',
-                        "change": {"type": "action", "action": "ping", "ttl": 600},
-                        "waves": [{"percent": 10}, {"percent": 30}, {"percent": 60}],
-                        "max_in_flight": 100,
-                        "success_threshold": {"percent": 80},
-                        # Wave one (100 Things) cannot reach it alone.
-                        "failure_threshold": {"percent": 5, "min_executed": 150},
-                    },
+                rollout_id = await start_rollout(
+                    client,
+                    name="ping plant 7",
+                    target='attributes.site == "plant-7"',
+                    change={"type": "action", "action": "ping", "ttl": 600},
+                    waves=[{"percent": 10}, {"percent": 30}, {"percent": 60}],
+                    max_in_flight=100,
+                    success_threshold={"percent": 80},
+                    # Wave one (100 Things) cannot reach it alone.
+                    failure_threshold={"percent": 5, "min_executed": 150},
                 )
-                assert created.status_code == 201, created.text
-                rollout_id = created.json()["id"]
-                halted = await until(
-                    lambda: _ended(client, rollout_id),
-                    "the halt",
-                    SETTLE_S,
-                    every=0.5,
-                    state=lambda: rollout(client, rollout_id),
-                )
+                halted = await _ended(client, rollout_id)
                 assert halted["status"] == "halted" and halted["reason"] == "failure_threshold"
                 # What was in flight when it halted finishes; nothing more starts.
                 settled = await until(
