@@ -59,15 +59,8 @@ class LiveServer:
         return httpx.AsyncClient(base_url=self.url, timeout=10)
 
 
-@asynccontextmanager
-async def live_server(
-    database_url: str, data_dir: Path, **overrides: Any
-) -> AsyncIterator[tuple[LiveServer, Any]]:
-    """The real API over loopback HTTP on `database_url`, with `Settings` overrides; yields the
-    server and its ASGI app (for a test that plays a device through the runtime)."""
-    from iotas.api.app import create_app
-
-    token = "iotas_test_" + secrets.token_urlsafe(24)
+def server_settings(database_url: str, data_dir: Path, token: str, **overrides: Any) -> Settings:
+    """A test server's settings on a free port, with `Settings` overrides."""
     settings = Settings(
         data_dir=data_dir,
         database_url=database_url,
@@ -78,7 +71,33 @@ async def live_server(
         # here (tests/integration/store/test_auth_limits.py tests it).
         auth_failure_burst=1e9,
     )
-    settings = replace(settings, **overrides)
+    return replace(settings, **overrides)
+
+
+async def serving(config: uvicorn.Config) -> tuple[uvicorn.Server, asyncio.Task[None]]:
+    """Start a uvicorn server in this loop; return once it serves (its error if it failed)."""
+    server = uvicorn.Server(config)
+    task = asyncio.create_task(server.serve())
+    for _ in range(1000):
+        if server.started or task.done():
+            break
+        await asyncio.sleep(0.01)
+    if not server.started:
+        task.result()
+        raise RuntimeError("the test server did not start")
+    return server, task
+
+
+@asynccontextmanager
+async def live_server(
+    database_url: str, data_dir: Path, **overrides: Any
+) -> AsyncIterator[tuple[LiveServer, Any]]:
+    """The real API over loopback HTTP on `database_url`, with `Settings` overrides; yields the
+    server and its ASGI app (for a test that plays a device through the runtime)."""
+    from iotas.api.app import create_app
+
+    token = "iotas_test_" + secrets.token_urlsafe(24)
+    settings = server_settings(database_url, data_dir, token, **overrides)
     app = create_app(settings)
     config = uvicorn.Config(
         app,
@@ -87,15 +106,7 @@ async def live_server(
         log_level="warning",
         timeout_graceful_shutdown=5,
     )
-    uv = uvicorn.Server(config)
-    task = asyncio.create_task(uv.serve())
-    for _ in range(1000):
-        if uv.started or task.done():
-            break
-        await asyncio.sleep(0.01)
-    if not uv.started:
-        task.result()
-        raise RuntimeError("the test server did not start")
+    uv, task = await serving(config)
     url = f"http://127.0.0.1:{settings.port}"
     try:
         async with httpx.AsyncClient(
@@ -128,6 +139,21 @@ async def execute_raw(url: str, statement: str) -> list[tuple[Any, ...]]:
         await conn.close()
 
 
+# A Thing Model with two actions, for the tests of invocations.
+LAMP_MODEL: dict[str, Any] = {
+    "actions": {
+        "dim": {
+            "input": {
+                "type": "object",
+                "properties": {"level": {"type": "integer", "minimum": 0, "maximum": 100}},
+                "required": ["level"],
+            }
+        },
+        "reboot": {},
+    }
+}
+
+
 async def in_transaction(url: str, unit: Callable[[Connection], None]) -> None:
     """Run `unit` in one transaction on a synchronous connection to the database at `url`
     (a full iotas URL): what migration tests use to run Alembic below the head."""
@@ -152,27 +178,12 @@ async def https_server(
     from iotas.api.app import create_app
     from iotas.server import https_options
 
-    settings = Settings(
-        data_dir=data_dir,
-        database_url=database_url,
-        port=free_port(),
-        admin_token=token,
-        log_level="warning",
-        auth_failure_burst=1e9,
-    )
-    settings = replace(settings, tls=True, **overrides)
+    settings = server_settings(database_url, data_dir, token, tls=True, **overrides)
     options = https_options(settings)
     config = uvicorn.Config(
         create_app(settings), host="127.0.0.1", port=settings.port, log_level="warning", **options
     )
-    server = uvicorn.Server(config)
-    task = asyncio.create_task(server.serve())
-    for _ in range(500):
-        if server.started or task.done():
-            break
-        await asyncio.sleep(0.01)
-    if not server.started:
-        task.result()
+    server, task = await serving(config)
     try:
         yield f"https://127.0.0.1:{settings.port}", Path(options["ssl_ca_certs"])
     finally:

@@ -13,6 +13,7 @@ from typing import Any
 
 from iotas.domain import cursor as cursors
 from iotas.domain.errors import InvalidInput
+from iotas.domain.journal import THING
 from iotas.runtime import Runtime
 from iotas.services.follow import Read, follow_reads
 
@@ -45,13 +46,14 @@ async def journal_events(
     select: Select | None = None,
     *,
     namespaces: tuple[str, ...] | None,
+    kind: str = THING,
 ) -> AsyncIterator[Event | None]:
-    """Journal events after seq `last` of the `wanted` types (all if None) of Things in
-    `namespaces` (all if None) that `select` keeps, forever; None now and then when nothing
-    was sent for a while (a keepalive)."""
+    """Journal events of the record `kind` (Things by default) after seq `last` of the
+    `wanted` types (all if None) of Things in `namespaces` (all if None) that `select` keeps,
+    forever; None now and then when nothing was sent for a while (a keepalive)."""
     quiet_since = time.monotonic()
     keep = None if wanted is None else (lambda e: e["type"] in wanted)
-    reads = follow_reads(rt.signal, _feed(rt, namespaces), last, keep=keep, batch=BATCH)
+    reads = follow_reads(rt.signal, _feed(rt, namespaces, kind), last, keep=keep, batch=BATCH)
     async for batch in reads:
         chosen = batch
         if select is not None and chosen:
@@ -65,9 +67,9 @@ async def journal_events(
             quiet_since = time.monotonic()
 
 
-def _feed(rt: Runtime, namespaces: tuple[str, ...] | None) -> Read:
+def _feed(rt: Runtime, namespaces: tuple[str, ...] | None, kind: str) -> Read:
     async def read(after: int, limit: int) -> list[Event]:
-        return await rt.journal.feed(after, limit, namespaces=namespaces)
+        return await rt.journal.feed(after, limit, namespaces=namespaces, kinds=(kind,))
 
     return read
 

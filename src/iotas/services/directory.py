@@ -40,6 +40,7 @@ from iotas.domain.merge_patch import JSONObject
 from iotas.domain.things import KIND_RE, Thing
 from iotas.services.changes import change
 from iotas.services.context import Actor, Context
+from iotas.services.invocations import cancel_open_in
 from iotas.services.registry import Registry
 from iotas.store import directory_repo
 from iotas.store.directory_repo import Entry
@@ -304,6 +305,7 @@ def _purge_in(tx: WriteTx, thing_ids: list[str], now_us: int) -> int:
         before = tx.thing(thing_id)
         if registration is None or before is None or not registration.expired(now_us):
             continue  # renewed or deleted since it was found
+        cancel_open_in(tx, _EXPIRY, thing_id, f"the Thing {thing_id} was deleted")
         change(tx, _EXPIRY, before, thing_id, ev.THING_DELETED, before=before.to_dict())
         purged += 1
     return purged

@@ -26,7 +26,7 @@ from iotas.domain import journal as ev
 from iotas.domain.errors import Conflict, InvalidInput, Locked, NotFound, TooManyRequests
 from iotas.domain.ids import check_thing_id
 from iotas.domain.invocations import Invocation, Status
-from iotas.domain.merge_patch import JSON, JSONObject, check_json
+from iotas.domain.merge_patch import JSON, JSONObject, check_json, same
 from iotas.domain.td import action_affordance
 from iotas.domain.things import Thing
 from iotas.services import changes
@@ -93,7 +93,7 @@ class Invocations:
                 since = tx.ts_us - inv.IDEMPOTENCY_S * 1_000_000
                 earlier = repo.by_key(tx.conn, thing_id, key, since)
                 if earlier is not None:
-                    if (earlier.action, earlier.input) != (action, input):
+                    if earlier.action != action or not same(earlier.input, input):
                         raise Conflict(
                             f"the idempotency key {key[:200]!r} was used for another "
                             f"invocation ({earlier.id}: {earlier.action[:200]!r} with another "
@@ -142,7 +142,7 @@ class Invocations:
                 f"the Thing {thing.id!r} has no action {action[:200]!r} (its TD or Thing Model "
                 "declares the actions it has)"
             )
-        _check_input_size(input)
+        _check_size(input, "input")
         inv.check_input(action, affordance, input)
         expires_us = now_us + inv.ttl_us(ttl_s)
         count = repo.open_count(tx.conn, thing.id)
@@ -273,7 +273,7 @@ class Invocations:
         rejected by reason), logged once per reason per interval, and answered None."""
         try:
             parsed = inv.parse_result(result)
-            _check_input_size(parsed.output)
+            _check_size(parsed.output, "output")
         except InvalidInput as exc:
             self._refused("invocation_result_malformed", exc.detail, thing_id)
             return None
@@ -331,6 +331,17 @@ class Invocations:
         self.stats.reject(reason, detail, source=thing_id)
 
 
+def cancel_open_in(tx: WriteTx, ctx: Context, thing_id: str, why: str) -> int:
+    """Inside a unit that deletes or quarantines the Thing: cancel each of its invocations
+    not final (journaled with `why` as the cause), so none reaches it after (nor a later
+    Thing of the same id, nor the device once released). Returns how many."""
+    ctx = replace(ctx, cause=why)
+    found = repo.open_of(tx.conn, thing_id)
+    for invocation in found:
+        _moved(tx, ctx, invocation, replace(invocation, status=Status.CANCELLED))
+    return len(found)
+
+
 def _moved(tx: WriteTx, ctx: Context, before: Invocation, after: Invocation) -> Invocation:
     """Write a move of the invocation and journal it (Conflict if the table refuses it)."""
     inv.check_move(before.id, before.status, after.status)
@@ -341,12 +352,14 @@ def _moved(tx: WriteTx, ctx: Context, before: Invocation, after: Invocation) -> 
     return after
 
 
-def _check_input_size(value: JSON) -> None:
+def _check_size(value: JSON, what: str) -> None:
     """Plain JSON (what both databases and the journal hold) of at most MAX_INPUT_BYTES."""
     try:
-        check_json(value, "the input")
+        check_json(value, f"the {what}")
         size = len(orjson.dumps(value))
     except (ValueError, TypeError) as exc:
-        raise InvalidInput(str(exc), field="/input") from None
+        raise InvalidInput(str(exc), field=f"/{what}") from None
     if size > MAX_INPUT_BYTES:
-        raise InvalidInput(f"an input or output may be at most {MAX_INPUT_BYTES} bytes of JSON")
+        raise InvalidInput(
+            f"the {what} is {size} bytes of JSON; at most {MAX_INPUT_BYTES}", field=f"/{what}"
+        )

@@ -26,6 +26,7 @@ from iotas.services.credentials import (
     revoke_all_in,
     to_dict,
 )
+from iotas.services.invocations import cancel_open_in
 from iotas.services.snapshots import check_reason, take_in
 from iotas.store import things_repo
 from iotas.store.store import Store, WriteTx
@@ -53,6 +54,7 @@ class QuarantineService:
                 )
             snapshot = take_in(tx, ctx, thing_id, f"quarantine: {reason}")
             revoked = revoke_all_in(tx, ctx, before)
+            cancel_open_in(tx, ctx, thing_id, f"the Thing {thing_id} was quarantined: {reason}")
             patch = {"reason": reason, "snapshot": snapshot["sha256"]}
             return changed(tx, ctx, revoked, thing_id, ev.THING_QUARANTINED, patch)
 

@@ -21,6 +21,7 @@ from iotas.domain.things import Thing, check_not_quarantined, validate_patch, va
 from iotas.domain.twin import Side
 from iotas.services.changes import change, changed
 from iotas.services.context import Context
+from iotas.services.invocations import cancel_open_in
 from iotas.store import directory_repo, things_repo
 from iotas.store.query_sql import compile_query
 from iotas.store.store import Store, WriteTx
@@ -148,6 +149,7 @@ class Registry:
 
         def unit(tx: WriteTx) -> None:
             before = tx.existing(thing_id)
+            cancel_open_in(tx, ctx, thing_id, f"the Thing {thing_id} was deleted")
             change(tx, ctx, before, thing_id, ev.THING_DELETED, before=before.to_dict())
 
         await self.store.write(unit)

@@ -234,13 +234,15 @@ invocations = Table(
     Column("id", String(40), primary_key=True),
     Column("thing_id", String(200), nullable=False),
     Column("action", String(200), nullable=False),
-    Column("input", Document, nullable=True),
+    # Any JSON value, as JSON text: SQLite would store a JSON column's scalar `5` as an
+    # integer (the column's numeric affinity), which no longer reads back as JSON.
+    Column("input", Text, nullable=False),
     Column("status", String(16), nullable=False),
     Column("created_us", BigInteger, nullable=False),
     Column("updated_us", BigInteger, nullable=False),
     Column("expires_us", BigInteger, nullable=False),
     Column("delivered_us", BigInteger, nullable=True),
-    Column("output", Document, nullable=True),
+    Column("output", Text, nullable=True),
     Column("error", Document, nullable=True),
     Column("progress", Float, nullable=True),
     Column("idempotency_key", String(200), nullable=True),

@@ -85,3 +85,27 @@ async def test_stream_without_a_start_only_shows_new_events(server: LiveServer) 
     await c.delete("/api/v1/things/acme:a")
     (event,) = await reader
     assert event["type"] == "thing_deleted" and event["seq"] == 2
+
+
+async def test_invocation_events_stream_with_kind(server: LiveServer) -> None:
+    """`?kind=invocation`: each invocation's creation and moves, as they are committed."""
+    c = server.client
+    model: dict[str, Any] = {"actions": {"reboot": {}}}
+    await c.post("/api/v1/things", json={"id": "acme:a", "kind": "pump", "description": model})
+    ready = asyncio.Event()
+    reading = asyncio.create_task(
+        _read(c, 2, params={"kind": "invocation"}, ready=ready, timeout=20)
+    )
+    await asyncio.wait_for(ready.wait(), 10)
+    made = (await c.post("/api/v1/things/acme:a/actions/reboot", json={})).json()
+    await c.post(f"/api/v1/invocations/{made['id']}/cancel")
+    events = await reading
+    assert [(e["kind"], e["record_id"], e["type"]) for e in events] == [
+        ("invocation", made["id"], "invocation_created"),
+        ("invocation", made["id"], "invocation_changed"),
+    ]
+    assert events[1]["patch"] == {"status": "cancelled"}
+    refused = await c.get("/api/v1/events", params={"kind": "invocation", "q": 'kind == "x"'})
+    assert refused.status_code == 400
+    wrong = await c.get("/api/v1/events", params={"kind": "invocation", "types": "thing_created"})
+    assert wrong.status_code == 400 and "invocation_created" in wrong.json()["detail"]

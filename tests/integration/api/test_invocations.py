@@ -4,26 +4,24 @@ cancel; devices fetch their queue and post results over mTLS with their own cert
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
 import httpx
+import pytest
 
 from iotas.domain import clock
-from support import LiveServer, cert_files, eventually, https_server, live_server, tls_client
+from support import (
+    LAMP_MODEL,
+    LiveServer,
+    cert_files,
+    eventually,
+    https_server,
+    live_server,
+    tls_client,
+)
 
-MODEL: dict[str, Any] = {
-    "actions": {
-        "dim": {
-            "input": {
-                "type": "object",
-                "properties": {"level": {"type": "integer", "minimum": 0, "maximum": 100}},
-                "required": ["level"],
-            }
-        },
-        "reboot": {},
-    }
-}
+MODEL = LAMP_MODEL
 LAMP = "/api/v1/things/acme:lamp"
 
 
@@ -127,13 +125,17 @@ async def test_over_the_bound_is_429(database_url: str, tmp_path: Path) -> None:
         assert full.status_code == 429 and "not finished" in full.json()["detail"]
 
 
-async def _device_setup(
-    url: str, ca: Path, token: str, tmp_path: Path
-) -> dict[str, tuple[str, str]]:
-    """Two lamps with their own certificates."""
-    certs: dict[str, tuple[str, str]] = {}
-    async with tls_client(url, ca, None) as admin:
+@pytest.fixture
+async def mtls(database_url: str, tmp_path: Path) -> AsyncIterator[dict[str, httpx.AsyncClient]]:
+    """iotas over HTTPS with two lamps: clients for the admin (token) and for each lamp's
+    device (its own client certificate)."""
+    token = "iotas_test_invocations_0123456789abcdef"
+    async with (
+        https_server(database_url, tmp_path / "d", token) as (url, ca),
+        tls_client(url, ca, None) as admin,
+    ):
         admin.headers["authorization"] = f"Bearer {token}"
+        certs: dict[str, tuple[str, str]] = {}
         for name in ("lamp", "other"):
             await _lamp(admin, f"acme:{name}")
             made = await admin.post(
@@ -143,61 +145,57 @@ async def _device_setup(
             certs[name] = cert_files(
                 tmp_path, name, made.json()["certificate"], made.json()["private_key"]
             )
-    return certs
-
-
-async def test_a_device_fetches_its_queue_and_posts_results_over_mtls(
-    database_url: str, tmp_path: Path
-) -> None:
-    token = "iotas_test_invocations_0123456789abcdef"
-    async with https_server(database_url, tmp_path / "d", token) as (url, ca):
-        certs = await _device_setup(url, ca, token, tmp_path)
         async with (
-            tls_client(url, ca, None) as admin,
             tls_client(url, ca, certs["lamp"]) as lamp,
             tls_client(url, ca, certs["other"]) as other,
         ):
-            admin.headers["authorization"] = f"Bearer {token}"
-            first = (await admin.post(f"{LAMP}/actions/dim", json={"input": {"level": 1}})).json()
-            second = (await admin.post(f"{LAMP}/actions/reboot", json={})).json()
-            theirs = await admin.post("/api/v1/things/acme:other/actions/reboot", json={})
+            yield {"admin": admin, "lamp": lamp, "other": other}
 
-            # Fetching hands out the queue in creation order and marks it delivered.
-            fetched = await lamp.get(f"{LAMP}/invocations")
-            assert fetched.status_code == 200, fetched.text
-            items = fetched.json()["items"]
-            assert [i["id"] for i in items] == [first["id"], second["id"]]
-            assert {(i["status"], i["attempts"]) for i in items} == {("delivered", 1)}
-            # Until it answers, it gets them again (at least once).
-            again = (await lamp.get(f"{LAMP}/invocations")).json()["items"]
-            assert [i["attempts"] for i in again] == [2, 2]
 
-            result = f"{LAMP}/invocations/{first['id']}/result"
-            running = await lamp.post(result, json={"status": "running", "progress": 50})
-            assert running.status_code == 200 and running.json()["progress"] == 50
-            done = await lamp.post(result, json={"status": "succeeded", "output": {"level": 1}})
-            assert done.status_code == 200 and done.json()["status"] == "succeeded"
-            assert (await lamp.post(result, json={"status": "failed"})).status_code == 409
-            assert (await lamp.post(result, json={"status": "queued"})).status_code == 400
-            left = (await lamp.get(f"{LAMP}/invocations")).json()["items"]
-            assert [i["id"] for i in left] == [second["id"]]
+async def test_a_device_fetches_its_queue_and_posts_results_over_mtls(
+    mtls: dict[str, httpx.AsyncClient],
+) -> None:
+    admin, lamp, other = mtls["admin"], mtls["lamp"], mtls["other"]
+    first = (await admin.post(f"{LAMP}/actions/dim", json={"input": {"level": 1}})).json()
+    second = (await admin.post(f"{LAMP}/actions/reboot", json={})).json()
+    theirs = await admin.post("/api/v1/things/acme:other/actions/reboot", json={})
 
-            # Hostile: another device cannot answer for the lamp, by either path.
-            theirs_id = theirs.json()["id"]
-            foreign = f"/api/v1/things/acme:other/invocations/{second['id']}/result"
-            assert (await other.post(foreign, json={"status": "succeeded"})).status_code == 404
-            on_lamp = f"{LAMP}/invocations/{second['id']}/result"
-            assert (await other.post(on_lamp, json={"status": "succeeded"})).status_code == 403
-            mine_on_lamp = f"{LAMP}/invocations/{theirs_id}/result"
-            assert (await lamp.post(mine_on_lamp, json={"status": "failed"})).status_code == 404
-            current = (await admin.get(f"/api/v1/invocations/{second['id']}")).json()
-            assert current["status"] == "delivered"
-            # And a device neither invokes nor reads other routes.
-            assert (await lamp.post(f"{LAMP}/actions/reboot", json={})).status_code == 403
-            assert (await lamp.get(f"/api/v1/invocations/{second['id']}")).status_code == 403
-            assert (await lamp.get("/api/v1/things/acme:other/invocations")).status_code == 403
-            stats = (await admin.get("/api/v1/stats")).json()
-            assert stats["ingest"]["rejected"]["invocation_other_thing"] == 2, stats
+    # Fetching hands out the queue in creation order and marks it delivered.
+    fetched = await lamp.get(f"{LAMP}/invocations")
+    assert fetched.status_code == 200, fetched.text
+    items = fetched.json()["items"]
+    assert [i["id"] for i in items] == [first["id"], second["id"]]
+    assert {(i["status"], i["attempts"]) for i in items} == {("delivered", 1)}
+    # Until it answers, it gets them again (at least once).
+    again = (await lamp.get(f"{LAMP}/invocations")).json()["items"]
+    assert [i["attempts"] for i in again] == [2, 2]
+
+    result = f"{LAMP}/invocations/{first['id']}/result"
+    running = await lamp.post(result, json={"status": "running", "progress": 50})
+    assert running.status_code == 200 and running.json()["progress"] == 50
+    done = await lamp.post(result, json={"status": "succeeded", "output": {"level": 1}})
+    assert done.status_code == 200 and done.json()["status"] == "succeeded"
+    assert (await lamp.post(result, json={"status": "failed"})).status_code == 409
+    assert (await lamp.post(result, json={"status": "queued"})).status_code == 400
+    left = (await lamp.get(f"{LAMP}/invocations")).json()["items"]
+    assert [i["id"] for i in left] == [second["id"]]
+
+    # Hostile: another device cannot answer for the lamp, by either path.
+    theirs_id = theirs.json()["id"]
+    foreign = f"/api/v1/things/acme:other/invocations/{second['id']}/result"
+    assert (await other.post(foreign, json={"status": "succeeded"})).status_code == 404
+    on_lamp = f"{LAMP}/invocations/{second['id']}/result"
+    assert (await other.post(on_lamp, json={"status": "succeeded"})).status_code == 403
+    mine_on_lamp = f"{LAMP}/invocations/{theirs_id}/result"
+    assert (await lamp.post(mine_on_lamp, json={"status": "failed"})).status_code == 404
+    current = (await admin.get(f"/api/v1/invocations/{second['id']}")).json()
+    assert current["status"] == "delivered"
+    # And a device neither invokes nor reads other routes.
+    assert (await lamp.post(f"{LAMP}/actions/reboot", json={})).status_code == 403
+    assert (await lamp.get(f"/api/v1/invocations/{second['id']}")).status_code == 403
+    assert (await lamp.get("/api/v1/things/acme:other/invocations")).status_code == 403
+    stats = (await admin.get("/api/v1/stats")).json()
+    assert stats["ingest"]["rejected"]["invocation_other_thing"] == 2, stats
 
 
 async def test_wait_returns_at_the_final_status(server: LiveServer) -> None:
@@ -219,26 +217,20 @@ async def test_wait_returns_at_the_final_status(server: LiveServer) -> None:
 
 
 async def test_an_expired_invocation_is_never_handed_to_the_device(
-    database_url: str, tmp_path: Path
+    mtls: dict[str, httpx.AsyncClient],
 ) -> None:
-    token = "iotas_test_invocations_0123456789abcdef"
-    async with https_server(database_url, tmp_path / "d", token) as (url, ca):
-        certs = await _device_setup(url, ca, token, tmp_path)
-        async with tls_client(url, ca, None) as admin, tls_client(url, ca, certs["lamp"]) as lamp:
-            admin.headers["authorization"] = f"Bearer {token}"
-            short = (await admin.post(f"{LAMP}/actions/reboot", json={"ttl": 1})).json()
-            expires = clock.parse_rfc3339(short["expires"])
-            await eventually(lambda: clock.now_us() > expires, timeout=5)
-            # Whether or not the sweep has run yet, the device never gets it.
-            assert (await lamp.get(f"{LAMP}/invocations")).json()["items"] == []
+    admin, lamp = mtls["admin"], mtls["lamp"]
+    short = (await admin.post(f"{LAMP}/actions/reboot", json={"ttl": 1})).json()
+    expires = clock.parse_rfc3339(short["expires"])
+    await eventually(lambda: clock.now_us() > expires, timeout=5)
+    # Whether or not the sweep has run yet, the device never gets it.
+    assert (await lamp.get(f"{LAMP}/invocations")).json()["items"] == []
 
-            async def expired() -> bool:
-                found = (await admin.get(f"/api/v1/invocations/{short['id']}")).json()
-                return bool(found["status"] == "expired")
+    async def expired() -> bool:
+        found = (await admin.get(f"/api/v1/invocations/{short['id']}")).json()
+        return bool(found["status"] == "expired")
 
-            await eventually(expired, timeout=10)  # the cluster-wide sweep, every 2 s
-            late = await lamp.post(
-                f"{LAMP}/invocations/{short['id']}/result", json={"status": "succeeded"}
-            )
-            assert late.status_code == 409
-            assert (await lamp.get(f"{LAMP}/invocations")).json()["items"] == []
+    await eventually(expired, timeout=10)  # the cluster-wide sweep, every 2 s
+    late = await lamp.post(f"{LAMP}/invocations/{short['id']}/result", json={"status": "succeeded"})
+    assert late.status_code == 409
+    assert (await lamp.get(f"{LAMP}/invocations")).json()["items"] == []

@@ -16,21 +16,11 @@ from iotas.domain.invocations import Status
 from iotas.runtime import Runtime
 from iotas.services.context import Actor, Context
 from iotas.services.invocations import Invocations
+from support import LAMP_MODEL
 
 CTX = Context(Actor("ops"), "test")
 DEVICE = Context(Actor("acme:lamp", role="device"), "result")
-MODEL: dict[str, Any] = {
-    "actions": {
-        "dim": {
-            "input": {
-                "type": "object",
-                "properties": {"level": {"type": "integer", "minimum": 0, "maximum": 100}},
-                "required": ["level"],
-            }
-        },
-        "reboot": {},
-    }
-}
+MODEL = LAMP_MODEL
 
 
 async def _lamp(rt: Runtime, thing_id: str = "acme:lamp") -> None:
@@ -71,9 +61,12 @@ async def test_the_same_idempotency_key_returns_the_same_invocation(rt: Runtime)
     assert again.id == first.id
     with pytest.raises(Conflict):
         await rt.invocations.create(CTX, "acme:lamp", "dim", {"level": 2}, idempotency_key="k")
+    await rt.invocations.create(CTX, "acme:lamp", "reboot", 1, idempotency_key="b")
+    with pytest.raises(Conflict):  # JSON equality: true is not 1
+        await rt.invocations.create(CTX, "acme:lamp", "reboot", True, idempotency_key="b")
     other = await rt.invocations.create(CTX, "acme:lamp", "dim", {"level": 2}, idempotency_key="j")
     assert other.id != first.id
-    assert len(await rt.invocations.list(thing_id="acme:lamp")) == 2
+    assert len(await rt.invocations.list(thing_id="acme:lamp")) == 3
 
 
 async def test_the_queue_per_thing_is_bounded(rt: Runtime) -> None:
@@ -211,3 +204,59 @@ async def test_cancel_and_listing_by_status_rollout_and_namespace(rt: Runtime) -
 
     rolled = await rt.store.write(unit)
     assert [i.id for i in await rt.invocations.list(rollout_id="ro-1")] == [rolled]
+
+
+async def test_quarantine_and_deletion_cancel_what_is_open(rt: Runtime) -> None:
+    """Nothing queued before reaches the Thing once released, nor a later Thing of its id."""
+    await _lamp(rt)
+    queued = await rt.invocations.create(CTX, "acme:lamp", "reboot", None)
+    running = await rt.invocations.create(CTX, "acme:lamp", "reboot", None)
+    await rt.invocations.report(DEVICE, "acme:lamp", running.id, {"status": "running"})
+    done = await rt.invocations.create(CTX, "acme:lamp", "reboot", None)
+    await rt.invocations.report(DEVICE, "acme:lamp", done.id, {"status": "succeeded"})
+    await rt.quarantine.quarantine(CTX, "acme:lamp", {"reason": "odd traffic"})
+    got = await rt.invocations.many([queued.id, running.id, done.id])
+    assert [got[i.id].status for i in (queued, running, done)] == [
+        Status.CANCELLED,
+        Status.CANCELLED,
+        Status.SUCCEEDED,
+    ]
+    events = await rt.journal.feed(0, 100, kinds=["invocation"])
+    assert events[-1]["cause"] == "the Thing acme:lamp was quarantined: odd traffic"
+
+    await _lamp(rt, "acme:gone")
+    doomed = await rt.invocations.create(CTX, "acme:gone", "reboot", None)
+    await rt.registry.delete(CTX, "acme:gone")
+    await _lamp(rt, "acme:gone")
+    assert await rt.invocations.pending("acme:gone") == []
+    assert (await rt.invocations.get(doomed.id)).status is Status.CANCELLED
+    assert (await rt.journal.verify()).ok
+
+
+async def test_inputs_and_outputs_are_bounded(rt: Runtime) -> None:
+    await _lamp(rt)
+    big = {"blob": "x" * (64 * 1024)}
+    with pytest.raises(InvalidInput) as caught:
+        await rt.invocations.create(CTX, "acme:lamp", "reboot", big)
+    assert caught.value.extra["field"] == "/input"
+    made = await rt.invocations.create(CTX, "acme:lamp", "reboot", {"blob": "x"})
+    refused = await rt.invocations.report(
+        DEVICE, "acme:lamp", made.id, {"status": "succeeded", "output": big}
+    )
+    assert refused is None and rt.stats.rejected["invocation_result_malformed"] == 1
+    assert (await rt.invocations.get(made.id)).status is Status.QUEUED
+
+
+async def test_any_json_value_is_an_input_or_an_output(rt: Runtime) -> None:
+    """Scalars too (a JSON column on SQLite would store `5` as an integer and fail to read
+    it back as JSON)."""
+    await _lamp(rt)
+    for value in (5, 1.5, "on", True, None, [1, "a"], {"k": [None]}):
+        made = await rt.invocations.create(CTX, "acme:lamp", "reboot", value)
+        assert (await rt.invocations.get(made.id)).input == value
+        await rt.invocations.delivered(CTX, [made.id])
+        done = await rt.invocations.report(
+            DEVICE, "acme:lamp", made.id, {"status": "succeeded", "output": value}
+        )
+        assert done is not None
+        assert (await rt.invocations.many([made.id]))[made.id].output == value

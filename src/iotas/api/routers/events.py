@@ -9,17 +9,20 @@ import orjson
 from fastapi import APIRouter, Header, Query
 from starlette.responses import StreamingResponse
 
+from iotas.api.routers.journal import Kind
 from iotas.api.security import CanRead, Rt
 from iotas.api.sse import KEEPALIVE, PREAMBLE, frame, journal_events, resume_point
 from iotas.domain import clock
 from iotas.domain import cursor as cursors
 from iotas.domain.errors import InvalidInput
-from iotas.domain.journal import EVENT_TYPES, THING_DELETED
+from iotas.domain.journal import KINDS, THING, THING_DELETED
 from iotas.domain.query import Node, matches, parse, transitive
 from iotas.runtime import Runtime
 
 router = APIRouter(prefix="/api/v1", tags=["events"])
-_TYPE = "(" + "|".join(EVENT_TYPES) + ")"
+# Every event type of every kind (`_types` checks them against the kind asked for).
+_ALL_TYPES = sorted(set().union(*KINDS.values()))
+_TYPE = "(" + "|".join(_ALL_TYPES) + ")"
 _TYPES_PATTERN = f"^{_TYPE}(,{_TYPE})*$"
 
 
@@ -46,9 +49,16 @@ async def events(
         int | None, Query(ge=0, le=cursors.MAX_POSITION, description="Start after this seq")
     ] = None,
     last_event_id: Annotated[str | None, Header(description="Resume after this seq")] = None,
+    kind: Annotated[
+        Kind | None,
+        Query(description="Events of this kind of record (Things if absent): `invocation`, ..."),
+    ] = None,
 ) -> StreamingResponse:
     # (A long-lived stream: declaring the header costs nothing that matters here.)
-    wanted = _types(types)
+    record_kind = THING if kind is None else kind.value
+    wanted = _types(types, record_kind)
+    if q and record_kind != THING:
+        raise InvalidInput(f"q filters Things' events; it cannot filter {record_kind} events")
     node = parse(q) if q else None
     if node is not None and transitive(node):
         raise InvalidInput(
@@ -59,20 +69,21 @@ async def events(
     if start is None:
         start = await rt.journal.head_seq()
     return StreamingResponse(
-        _stream(rt, start, wanted, node, ctx.actor.namespaces),
+        _stream(rt, start, wanted, node, ctx.actor.namespaces, record_kind),
         media_type="text/event-stream",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )
 
 
-def _types(types: str | None) -> list[str] | None:
+def _types(types: str | None, kind: str) -> list[str] | None:
     if not types:
         return None
     wanted = [t.strip() for t in types.split(",") if t.strip()]
-    unknown = [t for t in wanted if t not in EVENT_TYPES]
+    known = sorted(KINDS[kind])
+    unknown = [t for t in wanted if t not in KINDS[kind]]
     if unknown:
         raise InvalidInput(
-            f"unknown event type(s) {', '.join(unknown)}; known: {', '.join(EVENT_TYPES)}"
+            f"unknown {kind} event type(s) {', '.join(unknown)}; known: {', '.join(known)}"
         )
     return wanted
 
@@ -83,13 +94,14 @@ async def _stream(
     wanted: list[str] | None,
     node: Node | None,
     namespaces: tuple[str, ...] | None,
+    kind: str,
 ) -> AsyncIterator[bytes]:
     yield PREAMBLE
 
     async def select(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
         return events if node is None else await _matching(rt, node, events)
 
-    async for event in journal_events(rt, last, wanted, select, namespaces=namespaces):
+    async for event in journal_events(rt, last, wanted, select, namespaces=namespaces, kind=kind):
         if event is None:
             yield KEEPALIVE
         else:
