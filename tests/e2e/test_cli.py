@@ -433,7 +433,7 @@ def test_things_adopt_td_and_invoke(
         "security": "nosec_sc",
         "base": base,
         "properties": {"level": {"type": "integer", "forms": [{"href": "/level"}]}},
-        "actions": {"blink": {"forms": [{"href": "/blink"}]}},
+        "actions": {"blink": {"input": {"type": "integer"}, "forms": [{"href": "/blink"}]}},
     }
     file = tmp_path / "lamp.td.json"
     file.write_text(json.dumps(td))
@@ -450,8 +450,16 @@ def test_things_adopt_td_and_invoke(
         time.sleep(0.1)
     assert values["level"] == 7
 
-    result = ok_json(iotas(live, "things", "invoke", thing_id, "blink", "2", "--json"))
-    assert result == {"status": "succeeded", "output": {"blinked": 2}}
+    result = ok_json(iotas(live, "invoke", thing_id, "blink", "--input", "2", "--wait", "--json"))
+    assert (result["status"], result["output"]) == ("succeeded", {"blinked": 2}), result
+    listed = ok_json(iotas(live, "invocations", "ls", "--thing", thing_id, "--json"))
+    assert [i["id"] for i in listed["items"]] == [result["id"]]
+    again = ok_json(iotas(live, "invocations", "get", result["id"], "--json"))
+    assert again["status"] == "succeeded"
+    done = iotas(live, "invocations", "cancel", result["id"], "--json")
+    assert done.exit_code == 4  # it has ended: 409
+    moved = iotas(live, "things", "invoke", thing_id, "blink")
+    assert moved.exit_code == 2 and "iotas invoke" in moved.output
     refused = iotas(live, "things", "adopt", str(tmp_path / "missing.json"))
     assert refused.exit_code != 0
     no_password = iotas(live, "things", "adopt", str(file), "--username", "u")

@@ -258,16 +258,17 @@ class Client:
         status: Sequence[str] | str | None = None,
         rollout: str | None = None,
         limit: int | None = None,
-        cursor: str | None = None,
+        after: str | None = None,
     ) -> Page:
-        """Invocations, oldest first; `status` one or several (`["queued", "delivered"]`)."""
+        """Invocations, oldest first; `status` one or several (`["queued", "delivered"]`);
+        the next page is `after=page.next`."""
         states = status if status is None or isinstance(status, str) else ",".join(status)
         params = {
             "thing": thing,
             "status": states,
             "rollout": rollout,
             "limit": limit,
-            "cursor": cursor,
+            "after": after,
         }
         return await self._page(f"{API}/invocations", params)
 

@@ -45,11 +45,19 @@ def database_url(url: str | None, data_dir: Path) -> str:
     return parsed.render_as_string(hide_password=False)
 
 
+def _sqlite_loads(value: Any) -> Any:
+    """SQLite gives a column declared JSON numeric affinity: a document that is a bare number
+    (an invocation's input `3`) is stored, and read back, as that number, not as text."""
+    if isinstance(value, int | float):
+        return value
+    return orjson.loads(value)
+
+
 def sqlite_engine(url: str) -> Engine:
     engine = create_sync_engine(
         url,
         json_serializer=_dumps,
-        json_deserializer=orjson.loads,
+        json_deserializer=_sqlite_loads,
         pool_size=8,
         max_overflow=8,
     )

@@ -207,11 +207,12 @@ async def test_adopt_read_reconcile_drift_and_act(
     await eventually(put_back)
     assert thermostat.values["setpoint"] == 22.5
 
-    # An action, checked against the TD and queued (c15-delivery: the WoT worker runs it
-    # from the queue; assert {"status": "succeeded", "output": 21.0} at Location?wait=).
+    # An action, checked against the TD and queued; the WoT worker runs it from the queue.
     result = await c.post(f"{thing}/actions/boost", json={"input": 1.5})
     assert result.status_code == 202, result.text
     assert result.json()["status"] == "queued" and result.json()["input"] == 1.5
+    ended = (await c.get(result.headers["Location"], params={"wait": 20})).json()
+    assert (ended["status"], ended["output"]) == ("succeeded", 21.0), ended
     assert (await c.post(f"{thing}/actions/boost", json={"input": "x"})).status_code == 400
 
     # An event from the Thing lands in the journal.
@@ -237,8 +238,7 @@ async def test_adopt_read_reconcile_drift_and_act(
         "value": 22.5,
     }
     assert attempts[0]["outcome"] == "succeeded"
-    # (c15-delivery: once the WoT worker runs queued invocations, an `invokeaction` attempt
-    # that succeeded is here too.)
+    assert any(a["op"] == "invokeaction" and a["outcome"] == "succeeded" for a in attempts)
     event = next(e for e in items if e["type"] == "thing_event")
     assert event["patch"] == {"name": "alarm", "data": "too hot"}
     # The password is in no journal event.

@@ -18,7 +18,9 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import paho.mqtt.client as paho
 import pytest
+from paho.mqtt.enums import CallbackAPIVersion
 
 from integration.mqtt.mqtt_support import MOSQUITTO, eventually, require_mosquitto
 from integration.mqtt.mqtt_support import Device as Paho
@@ -84,7 +86,7 @@ class Node:
         return dict(stats)
 
 
-@pytest.fixture(params=["embedded", "mosquitto"])
+@pytest.fixture(params=["embedded", pytest.param("mosquitto", marks=pytest.mark.mosquitto)])
 async def node(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Node]:
     transport = str(request.param)
     if transport == "embedded":
@@ -181,7 +183,7 @@ async def test_many_devices_each_get_only_their_own_and_a_hostile_one_nothing(
     node: Node,
 ) -> None:
     space = ns()
-    count = 60
+    count = 200
     ids = [f"{space}:dev-{n}" for n in range(count)]
     secrets_ = await asyncio.gather(*(node.thing(t) for t in ids))
     hostile_id = f"{space}:hostile"
@@ -285,3 +287,35 @@ async def _all_connected(node: Node, ids: list[str]) -> bool:
 
 async def _rejected_more(node: Node, reason: str, before: int) -> bool:
     return (await node.rejected()).get(reason, 0) > before
+
+
+@pytest.mark.parametrize(
+    "node", [pytest.param("mosquitto", marks=pytest.mark.mosquitto)], indirect=True
+)  # the embedded broker speaks MQTT 3.1.1 only
+async def test_an_mqtt5_device_answers_to_the_response_topic(node: Node) -> None:
+    thing_id = f"{ns()}:dev-5"
+    await node.thing(thing_id)
+    got: list[paho.MQTTMessage] = []
+    device = paho.Client(CallbackAPIVersion.VERSION2, client_id=thing_id, protocol=paho.MQTTv5)
+    device.on_message = lambda _c, _u, m: got.append(m)
+    device.connect(*node.address, keepalive=30)
+    device.loop_start()
+    try:
+        device.subscribe(f"things/{thing_id}/actions/+/+", qos=1)
+        online = device.publish(f"things/{thing_id}/presence", b"online", qos=1, retain=True)
+        await _sent(online)
+        made = await node.invoke(thing_id, "hold")
+        await eventually(lambda: got)
+        props: Any = got[0].properties  # paho sets its MQTT 5 properties as attributes
+        assert props is not None
+        assert props.ResponseTopic == f"things/{thing_id}/actions/hold/{made.id}/result"
+        assert props.CorrelationData == made.id.encode()
+        answer = device.publish(props.ResponseTopic, b'{"status": "succeeded", "output": 5}', qos=1)
+        await _sent(answer)
+        ended = await node.ended(made.id)
+        assert (ended.status, ended.output) == (Status.SUCCEEDED, 5)
+    finally:
+        cleared = device.publish(f"things/{thing_id}/presence", b"", qos=1, retain=True)
+        await _sent(cleared)
+        device.disconnect()
+        device.loop_stop()

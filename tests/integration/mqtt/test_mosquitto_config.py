@@ -232,6 +232,39 @@ def _check_isolation(port: int, secrets: dict[str, str], service: str) -> None:
         worker.close()
 
 
+def _check_actions(port: int, secrets: dict[str, str], service: str) -> None:
+    """The actions convention under the generated roles: a device subscribes to its own
+    invocations and answers them; another's it can neither receive nor answer."""
+    iotas = Mqtt(port, "iotas", service, "iotas-test")
+    a = Mqtt(port, A, secrets[A], A)
+    b = Mqtt(port, B, secrets[B], B)
+    try:
+        assert iotas.connect() and a.connect() and b.connect()
+        assert iotas.subscribe("things/+/actions/+/+/result")
+        assert a.subscribe(f"things/{A}/actions/+/+") and b.subscribe(f"things/{B}/actions/+/+")
+        assert not a.subscribe(f"things/{B}/actions/+/+")
+        assert not a.subscribe("things/+/actions/#")
+
+        iotas.publish(f"things/{B}/actions/reboot/inv-1", b"{}")
+        assert b.next_message() == (f"things/{B}/actions/reboot/inv-1", b"{}")
+        # A answers B's invocation: refused; its own answer, sent after, is what iotas gets.
+        a.publish(f"things/{B}/actions/reboot/inv-1/result", b'{"status": "failed"}')
+        a.publish(f"things/{A}/actions/ping/inv-2/result", b'{"status": "succeeded"}')
+        assert iotas.next_message() == (
+            f"things/{A}/actions/ping/inv-2/result",
+            b'{"status": "succeeded"}',
+        )
+        b.publish(f"things/{B}/actions/reboot/inv-1/result", b'{"status": "succeeded"}')
+        assert iotas.next_message()[0] == f"things/{B}/actions/reboot/inv-1/result"
+        # A got nothing of B's: iotas' next invocation to A is the first thing it receives.
+        iotas.publish(f"things/{A}/actions/ping/inv-3", b"null")
+        assert a.next_message() == (f"things/{A}/actions/ping/inv-3", b"null")
+        assert a.messages.empty()
+    finally:
+        for client in (iotas, a, b):
+            client.close()
+
+
 async def test_generated_config_authenticates_and_isolates_things(
     server: LiveServer, out_dir: Path
 ) -> None:
@@ -269,6 +302,7 @@ async def test_generated_config_authenticates_and_isolates_things(
         # The client id is bound to the Thing: A cannot take over B's session.
         assert not await asyncio.to_thread(attempt, port, A, secrets[A], B)
         await asyncio.to_thread(_check_isolation, port, secrets, service)
+        await asyncio.to_thread(_check_actions, port, secrets, service)
 
         # Revoke A's credential, regenerate, restart: A is refused, B and iotas are not.
         assert (await c.delete(f"/api/v1/things/{A}/credentials/{ids[A]}")).status_code == 204

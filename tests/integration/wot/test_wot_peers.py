@@ -69,11 +69,12 @@ async def _exercise(server: LiveServer, peer: Peer, thing_id: str) -> None:
 
     await eventually(status)
 
-    # An action through the TD, queued (c15-delivery: the WoT worker runs it from the queue;
-    # node-wot and wotpy both answer the new value of `on`: assert
-    # {"status": "succeeded", "output": False} at Location?wait= and the invokeaction attempt).
+    # An action through the TD, queued and run by the WoT worker (node-wot and wotpy both
+    # answer the new value of `on`).
     result = await c.post(f"{thing}/actions/toggle", json={})
     assert result.status_code == 202 and result.json()["status"] == "queued", result.text
+    ended = (await c.get(result.headers["Location"], params={"wait": 20})).json()
+    assert (ended["status"], ended["output"]) == ("succeeded", False), ended
 
     items = (await c.get(f"{thing}/history", params={"limit": 1000})).json()["items"]
     patches = [(e["type"], e["patch"]) for e in items]
@@ -82,6 +83,7 @@ async def _exercise(server: LiveServer, peer: Peer, thing_id: str) -> None:
     writes = [p for t, p in patches if t == "adapter_attempt" and p["op"] == "writeproperty"]
     assert {(w["name"], w["value"]) for w in writes} >= {("brightness", 80), ("on", True)}
     assert all(w["outcome"] == "succeeded" for w in writes)
+    assert any(t == "adapter_attempt" and p["op"] == "invokeaction" for t, p in patches)
     assert (await c.get("/api/v1/journal/verify")).json()["ok"] is True
 
 

@@ -67,12 +67,17 @@ class Dispatcher:
         *,
         reachable: Reachable | None = None,
         at_once: int = AT_ONCE,
+        on_presence: bool = True,
     ) -> None:
         self.queue = queue
         self.journal = journal
         self.signal = signal
         self.deliver = deliver
         self.reachable = reachable
+        # Whether a Thing's `thing_connected` starts a new connection's round (an external
+        # broker); the embedded broker says so itself when the device subscribes, which
+        # comes after, so there the event would only send the same things again.
+        self.on_presence = on_presence
         self.ctx = Context(ACTOR, "sent over MQTT")
         self.sent = 0
         # Per Thing, what this connection of it has been sent (not sent again until it
@@ -121,7 +126,7 @@ class Dispatcher:
                 thing_id = (event.get("patch") or {}).get("thing")
                 if isinstance(thing_id, str):
                     self.wake(thing_id)
-            elif kind == ev.THING_CONNECTED:
+            elif kind == ev.THING_CONNECTED and self.on_presence:
                 self.wake(event["thing_id"], connected=True)
             elif kind == ev.THING_DISCONNECTED:
                 self._sent.pop(event["thing_id"], None)

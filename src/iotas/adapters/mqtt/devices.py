@@ -141,7 +141,14 @@ class MqttDevices:
         """Start sending invocations: on an external broker from one node of the cluster
         (two would both send), on embedded brokers from each node to its own devices."""
         rt = self.rt
-        dispatcher = Dispatcher(rt.invocations, rt.journal, rt.signal, deliver, reachable=reachable)
+        dispatcher = Dispatcher(
+            rt.invocations,
+            rt.journal,
+            rt.signal,
+            deliver,
+            reachable=reachable,
+            on_presence=reachable is not None,  # the embedded broker tells of subscriptions
+        )
         self.dispatcher = dispatcher
         await self.controllers.start(Loop(DISPATCHER, dispatcher.run, cluster_wide=cluster))
         self._controllers.append(DISPATCHER)
