@@ -167,3 +167,43 @@ async def answer(rt: Runtime, rollout_id: str, failing: set[str]) -> int:
         )
     )
     return len(waiting)
+
+
+# The issue's judged scenario: 10 % of the Things fail the action, and the rollout halts at
+# its failure threshold in its second wave without touching the third. With waves of 10 %,
+# 30 % and 60 %, a success threshold of 80 % and a failure threshold of 9 % of at least 40 %
+# of the first two waves' Things, 10 % failing cannot halt the first wave (too few have
+# finished) and does halt the second.
+def halting_spec(target: str, change: dict[str, Any], things: int) -> dict[str, Any]:
+    return {
+        "name": "halts in its second wave",
+        "target": target,
+        "change": change,
+        "waves": [{"percent": 10}, {"percent": 30}, {"percent": 60}],
+        "success_threshold": {"percent": 80},
+        "failure_threshold": {"percent": 9, "min_executed": max(things // 5, 1)},
+    }
+
+
+def failing_per_wave(members: list[dict[str, Any]], fraction: float = 0.1) -> set[str]:
+    """`fraction` of each wave's Things (its first ones in rollout order), from the rollout's
+    `things` list: the Things a test makes fail."""
+    failing: set[str] = set()
+    for wave in {t["wave"] for t in members}:
+        of_wave = [t["thing"] for t in members if t["wave"] == wave]
+        failing |= set(of_wave[: int(len(of_wave) * fraction)])
+    return failing
+
+
+def check_halted_in_wave_two(
+    rollout: dict[str, Any], members: list[dict[str, Any]], invoked: set[str]
+) -> None:
+    """The rollout halted at its failure threshold in its second wave, and none of the third
+    wave's Things (of `members`, its `things` list) is among the Things `invoked`."""
+    assert rollout["status"] == "halted", rollout
+    assert rollout["reason"] == "failure_threshold", rollout
+    first, second, third = rollout["waves"][:3]
+    assert first["counts"]["pending"] == 0 and first["counts"]["in_flight"] == 0
+    assert second["opens"] is not None and second["counts"]["failed"] > 0
+    assert third["opens"] is None and third["counts"]["pending"] == third["size"]
+    assert not {t["thing"] for t in members if t["wave"] == 2} & invoked

@@ -21,6 +21,7 @@ from support import free_port
 
 CLUSTER_WIDE = [
     "invocation-expiry",
+    "rollouts",
     "tdd-expiry",
     "telemetry-compaction",
     "telemetry-retention",

@@ -416,6 +416,9 @@ class Snapshot:
     waves: Sequence[WaveCounts]
     opens: Sequence[int | None]
     started_last_minute: int = 0
+    # Whether its target was fixed (it started); a rollout paused before it started goes
+    # back to scheduled when resumed.
+    started: bool = True
 
     def total(self, status: ThingStatus) -> int:
         return sum(wave.of(status) for wave in self.waves)
@@ -534,6 +537,10 @@ def _due(snap: Snapshot) -> bool:
     return snap.spec.start_at_us is None or snap.spec.start_at_us <= snap.now_us
 
 
+def _unstarted(snap: Snapshot) -> bool:
+    return not snap.started
+
+
 def _always(_snap: Snapshot) -> bool:
     return True
 
@@ -545,6 +552,7 @@ _ACTIVE = frozenset({Status.SCHEDULED, Status.RUNNING, Status.PAUSED})
 RULES: Final[tuple[Rule, ...]] = (
     Rule("cancel", _ACTIVE, Status.CANCELLED, _always, command="cancel"),
     Rule("pause", frozenset({Status.SCHEDULED, Status.RUNNING}), Status.PAUSED, _always, "pause"),
+    Rule("resume", frozenset({Status.PAUSED}), Status.SCHEDULED, _unstarted, command="resume"),
     Rule("resume", frozenset({Status.PAUSED}), Status.RUNNING, _always, command="resume"),
     Rule("failure_threshold", frozenset({Status.RUNNING, Status.PAUSED}), Status.HALTED,
          failure_reached),

@@ -20,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import partial
 from typing import Any, Final
 
@@ -48,8 +48,12 @@ log = logging.getLogger("iotas.rollouts")
 NAME: Final = "rollouts"
 TICK_S: Final = 1.0
 SWEEP_S: Final = 5.0
-# Things started in one unit of work (and so one transaction).
-BATCH: Final = 500
+# Things started in one unit of work (one transaction; on SQLite the writer runs on the event
+# loop, so a unit is kept short: 250 starts of the action kind are about a tenth of a second).
+BATCH: Final = 250
+# Refs asked of a change kind (and looked up) at once: well under the databases' limits on
+# the parameters of one statement.
+OBSERVE_CHUNK: Final = 2000
 # How often a continuous rollout looks for Things that joined its target.
 ENROLL_EVERY_S: Final = 2.0
 
@@ -124,15 +128,18 @@ class RolloutEngine:
             flying = await self.store.read(lambda conn: repo.in_flight(conn, row.id))
         else:
             refs = sorted(moved)
-            flying = [
-                t
-                for t in await self.store.read(lambda conn: repo.by_refs(conn, refs))
-                if t.rollout_id == row.id
-            ]
+            flying = []
+            for start in range(0, len(refs), OBSERVE_CHUNK):
+                chunk = refs[start : start + OBSERVE_CHUNK]
+                found = await self.store.read(partial(repo.by_refs, refs=chunk))
+                flying += [t for t in found if t.rollout_id == row.id]
         things = {t.ref: t.thing_id for t in flying if t.ref is not None}
         if not things:
             return {}
-        seen = await kind.observe(list(things))
+        refs = list(things)
+        seen: dict[str, Outcome] = {}
+        for start in range(0, len(refs), OBSERVE_CHUNK):
+            seen |= await kind.observe(refs[start : start + OBSERVE_CHUNK])
         return {
             things[ref]: outcome
             for ref, outcome in seen.items()
@@ -154,17 +161,20 @@ class RolloutEngine:
         if row is None or not row.active:
             return step
         step.changed += self._record(tx, row, outcomes, now_us, step)
-        if row.status == Status.SCHEDULED:
-            snap = snapshot(tx.conn, row, now_us)
-            if ro.decide(snap) is not None:  # the start rule: due
-                row = start_in(tx, ctx, row, self.store, now_us)
+        scheduled = row.status == Status.SCHEDULED
+        if scheduled and ro.decide(snapshot(tx.conn, row, now_us)) is not None:  # due
+            row = start_in(tx, ctx, row, self.store, now_us)
         if row.status == Status.RUNNING and row.spec.get("continuous"):
             row = self._enroll(tx, row, now_us)
+        # The counts are read once per unit; a status change alters them only by a cancel.
         snap = snapshot(tx.conn, row, now_us)
         rule = ro.decide(snap)
         if rule is not None and rule.name != "start":
             row = transition(tx, ctx, row, rule, now_us)
-            snap = snapshot(tx.conn, row, now_us)
+            if rule.target is Status.CANCELLED:
+                snap = snapshot(tx.conn, row, now_us)
+            else:
+                snap = replace(snap, status=rule.target)
         row, snap = self._open_waves(tx, ctx, row, snap)
         step.changed += self._start(tx, ctx, row, snap, kind, now_us, step)
         if Status(row.status) in ro.FINAL and not repo.any_in_flight(tx.conn, row.id):
@@ -231,7 +241,7 @@ class RolloutEngine:
         repo.update_rollout(tx.conn, row.id, progress=progress)
         after = repo.get(tx.conn, row.id)
         assert after is not None
-        return after, snapshot(tx.conn, after, snap.now_us)
+        return after, replace(snap, opens=opens)
 
     def _start(
         self,

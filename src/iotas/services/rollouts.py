@@ -61,6 +61,7 @@ def snapshot(conn: Connection, row: RolloutRow, now_us: int) -> Snapshot:
         waves=waves,
         opens=list(row.progress.get("opens", [])),
         started_last_minute=started,
+        started=row.started_us is not None,
     )
 
 

@@ -5,13 +5,16 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
-from sqlalchemy import Connection, bindparam, func, insert, select, update
+from sqlalchemy import Connection, bindparam, case, func, insert, literal, select, update
 from sqlalchemy.sql.elements import ColumnElement
 
 from iotas.domain.rollouts import ThingStatus
+from iotas.store import dialects
 from iotas.store.schema import rollout_things, rollouts, things
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -239,9 +242,23 @@ def by_refs(conn: Connection, refs: Sequence[str]) -> list[ThingRow]:
     return [_thing(row) for row in conn.execute(query)]
 
 
+# Where an executemany costs a round trip per row (PostgreSQL), statements over many Things
+# set each one's values with a CASE on its id, one statement per `CHUNK`; elsewhere (SQLite,
+# in process) the executemany of one cached statement is cheaper than compiling the CASE.
+CHUNK = 500
 _WHERE_THING = (rollout_things.c.rollout_id == bindparam("r_id")) & (
     rollout_things.c.thing_id == bindparam("t_id")
 )
+
+
+def _chunks(rows: Sequence[T], size: int = CHUNK) -> Iterable[Sequence[T]]:
+    return (rows[start : start + size] for start in range(0, len(rows), size))
+
+
+def _by_id(values: dict[str, Any], type_: Any = None) -> Any:
+    """A CASE giving each Thing of `values` its value."""
+    whens = {k: v if type_ is None else literal(v, type_=type_) for k, v in values.items()}
+    return case(whens, value=rollout_things.c.thing_id)
 
 
 def mark_started(
@@ -250,12 +267,25 @@ def mark_started(
     """These pending Things (thing_id, ref) are in flight from now."""
     if not started:
         return
-    conn.execute(
-        update(rollout_things)
-        .where(_WHERE_THING)
-        .values(status=ThingStatus.IN_FLIGHT.value, ref=bindparam("ref"), started_us=now_us),
-        [{"r_id": rollout_id, "t_id": thing_id, "ref": ref} for thing_id, ref in started],
-    )
+    in_flight = ThingStatus.IN_FLIGHT.value
+    if not dialects.of(conn).round_trips:
+        conn.execute(
+            update(rollout_things)
+            .where(_WHERE_THING)
+            .values(status=in_flight, ref=bindparam("ref"), started_us=now_us),
+            [{"r_id": rollout_id, "t_id": thing_id, "ref": ref} for thing_id, ref in started],
+        )
+        return
+    for chunk in _chunks(started):
+        refs = dict(chunk)
+        conn.execute(
+            update(rollout_things)
+            .where(
+                rollout_things.c.rollout_id == rollout_id,
+                rollout_things.c.thing_id.in_(list(refs)),
+            )
+            .values(status=in_flight, ref=_by_id(refs), started_us=now_us)
+        )
 
 
 def finish(
@@ -269,15 +299,33 @@ def finish(
     """Move Things (thing_id, status, outcome) that are still `from_status` to their end."""
     if not done:
         return
-    conn.execute(
-        update(rollout_things)
-        .where(_WHERE_THING & (rollout_things.c.status == from_status))
-        .values(status=bindparam("st"), outcome=bindparam("out"), finished_us=now_us),
-        [
-            {"r_id": rollout_id, "t_id": thing_id, "st": status, "out": outcome}
-            for thing_id, status, outcome in done
-        ],
-    )
+    if not dialects.of(conn).round_trips:
+        conn.execute(
+            update(rollout_things)
+            .where(_WHERE_THING & (rollout_things.c.status == from_status))
+            .values(status=bindparam("st"), outcome=bindparam("out"), finished_us=now_us),
+            [
+                {"r_id": rollout_id, "t_id": thing_id, "st": status, "out": outcome}
+                for thing_id, status, outcome in done
+            ],
+        )
+        return
+    for chunk in _chunks(done):
+        conn.execute(
+            update(rollout_things)
+            .where(
+                rollout_things.c.rollout_id == rollout_id,
+                rollout_things.c.thing_id.in_([thing_id for thing_id, _s, _o in chunk]),
+                rollout_things.c.status == from_status,
+            )
+            .values(
+                status=_by_id({thing_id: status for thing_id, status, _o in chunk}),
+                outcome=_by_id(
+                    {thing_id: out for thing_id, _s, out in chunk}, rollout_things.c.outcome.type
+                ),
+                finished_us=now_us,
+            )
+        )
 
 
 def cancel_pending(conn: Connection, rollout_id: str, now_us: int) -> int:

@@ -97,6 +97,10 @@ async def test_cancel_and_a_scheduled_rollout(served: tuple[LiveServer, Runtime]
     await fleet(rt, 4)
     later = await server.client.post("/api/v1/rollouts", json=spec(start_at="2099-01-01T00:00:00Z"))
     assert later.json()["status"] == "scheduled" and later.json()["total"] == 0
+    paused = await server.client.post(f"/api/v1/rollouts/{later.json()['id']}/pause")
+    assert paused.json()["status"] == "paused"
+    resumed = await server.client.post(f"/api/v1/rollouts/{later.json()['id']}/resume")
+    assert resumed.json()["status"] == "scheduled" and resumed.json()["total"] == 0
     cancelled = await server.client.post(f"/api/v1/rollouts/{later.json()['id']}/cancel")
     assert cancelled.json()["status"] == "cancelled"
 

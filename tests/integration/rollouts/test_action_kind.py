@@ -18,7 +18,16 @@ from iotas.domain.invocations import Status
 from iotas.runtime import Runtime, open_runtime
 from iotas.services.rollout_engine import RolloutEngine
 from iotas.settings import Settings
-from rollout_support import ADMIN, answer, fleet, wait_for, wait_status
+from rollout_support import (
+    ADMIN,
+    answer,
+    check_halted_in_wave_two,
+    failing_per_wave,
+    fleet,
+    halting_spec,
+    wait_for,
+    wait_status,
+)
 
 TARGET = 'attributes.site == "plant-7"'
 REBOOT = {"type": "action", "action": "reboot", "ttl": 600}
@@ -57,34 +66,18 @@ async def test_results_advance_the_rollout_and_failures_halt_it_in_wave_two(
     rt: Runtime,
 ) -> None:
     await fleet(rt, 200)
-    made = await rt.rollouts.create(
-        ADMIN,
-        spec(
-            waves=[{"percent": 10}, {"percent": 30}, {"percent": 60}],
-            success_threshold={"percent": 80},
-            failure_threshold={"percent": 9, "min_executed": 40},
-        ),
-    )
+    made = await rt.rollouts.create(ADMIN, halting_spec(TARGET, REBOOT, 200))
     rollout_id = made["id"]
     members = await rt.rollouts.things(rollout_id, limit=1000)
-    failing: set[str] = set()
-    for wave in range(3):  # 10 % of each wave, the first of it in rollout order
-        of_wave = [t["thing"] for t in members if t["wave"] == wave]
-        failing |= set(of_wave[: len(of_wave) // 10])
+    failing = failing_per_wave(members)
 
     async def play() -> dict[str, Any]:
         await answer(rt, rollout_id, failing)
         return await rt.rollouts.get(rollout_id)
 
     done = await wait_for(play, lambda r: r["status"] in ("halted", "succeeded"), timeout=60)
-    assert done["status"] == "halted", done
-    assert done["waves"][0]["counts"] | {"in_flight": 0} == done["waves"][0]["counts"]
-    assert done["waves"][1]["counts"]["failed"] > 0
-    assert done["reason"] == "failure_threshold"
-    assert done["waves"][2]["counts"]["pending"] == done["waves"][2]["size"]
     invoked = await rt.invocations.list(rollout_id=rollout_id, limit=1000)
-    third = {t["thing"] for t in await rt.rollouts.things(rollout_id, limit=1000) if t["wave"] == 2}
-    assert not third & {i.thing_id for i in invoked}
+    check_halted_in_wave_two(done, members, {i.thing_id for i in invoked})
     assert all(i.rollout_id == rollout_id for i in invoked)
 
 

@@ -116,7 +116,9 @@ def test_a_things_body_keeps_its_form_and_other_kinds_name_theirs() -> None:
 
 
 def test_every_kind_has_one_table_and_every_type_applies() -> None:
-    assert set(ev.KINDS) == {ev.THING, ev.TOKEN, ev.CLAIM, ev.WOT_BINDING, ev.INVOCATION}
+    assert set(ev.KINDS) == {
+        ev.THING, ev.TOKEN, ev.CLAIM, ev.WOT_BINDING, ev.INVOCATION, ev.ROLLOUT
+    }  # fmt: skip
     assert ev.KINDS[ev.THING] == set(ev.EVENT_TYPES)
     types = [t for kind in ev.KINDS.values() for t in kind]
     assert len(types) == len(set(types)), "an event type belongs to one kind"

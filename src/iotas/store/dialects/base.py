@@ -76,6 +76,9 @@ class Dialect:
     get_thing: Callable[[Connection, str], Thing | None] | None = None
     # Write the twin-only columns of a row from `things_repo` (a twin change).
     update_twin: Callable[[Connection, Mapping[str, Any]], None] | None = None
+    # Each row of an executemany is a round trip to a server: many rows are better written
+    # by one statement (a CASE on their keys) although SQLAlchemy compiles it every time.
+    round_trips: bool = False
 
 
 def two_valued(expr: ColumnElement[bool]) -> ColumnElement[bool]:

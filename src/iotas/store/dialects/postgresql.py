@@ -253,4 +253,5 @@ DIALECT = Dialect(
     existing_things=_existing_things,
     touch_things=_touch_things,
     delete_oldest=_DELETE_OLDEST,
+    round_trips=True,
 )
