@@ -261,21 +261,19 @@ def completed(
 async def outage(
     devices: list[BenchDevice],
     share: float,
-    spread_s: float,
     rng: random.Random,
-    invoke_each: bool,
-    client: httpx.AsyncClient,
-    made: list[str],
-) -> set[str]:
-    """Cut `share` of the devices off; once each is disconnected (and, with `invoke_each`,
-    has been given an invocation while away), let them back spread over `spread_s`."""
+    client: httpx.AsyncClient | None = None,
+    made: list[str] | None = None,
+) -> list[BenchDevice]:
+    """Cut `share` of the devices off and wait until each is disconnected; with `client`,
+    give each an invocation while it is away (its id into `made`)."""
     away = rng.sample(devices, round(share * len(devices)))
     for device in away:
         device.go_offline()
     deadline = time.monotonic() + 30.0
     while any(d.connected for d in away) and time.monotonic() < deadline:
         await asyncio.sleep(0.05)
-    if invoke_each:
+    if client is not None and made is not None:
         limit = asyncio.Semaphore(8)
 
         async def one(device: BenchDevice) -> None:
@@ -285,9 +283,14 @@ async def outage(
                     made.append(made_id)
 
         await asyncio.gather(*(one(d) for d in away))
+    return away
+
+
+def back(away: list[BenchDevice], spread_s: float, rng: random.Random) -> set[str]:
+    """Let the devices cut off come back, spread over `spread_s`; their ids."""
     now = time.monotonic()
     for device in away:
-        device.offline_until = now + rng.uniform(0.5, spread_s)
+        device.offline_until = now + rng.uniform(0.1, spread_s)
     return {d.thing_id for d in away}
 
 
@@ -318,7 +321,8 @@ async def singles(
 
     async def chaos() -> None:
         await asyncio.sleep(min(1.0, args.seconds / 4))
-        away.update(await outage(devices, args.offline, args.offline_s, rng, True, client, made))
+        cut = await outage(devices, args.offline, rng, client, made)
+        away.update(back(cut, args.offline_s, rng))
 
     started = time.monotonic()
     await asyncio.gather(chaos(), *(worker(k) for k in range(args.clients)))
@@ -340,7 +344,7 @@ async def rollout(
     client: httpx.AsyncClient, devices: list[BenchDevice], args: argparse.Namespace
 ) -> dict[str, Any]:
     rng = random.Random(2)
-    away = await outage(devices, args.offline, args.offline_s, rng, False, client, [])
+    cut = await outage(devices, args.offline, rng)
     answer = await client.post(
         "/api/v1/rollouts",
         json={
@@ -354,10 +358,13 @@ async def rollout(
     rollout_id = made["id"]
     deadline = time.monotonic() + args.settle_timeout
     state = made
+    away: set[str] = set()
     while state["status"] not in ("succeeded", "halted", "cancelled"):
+        if not away and state["counts"]["pending"] == 0:
+            away = back(cut, args.offline_s, rng)  # once every invocation was made
         if time.monotonic() > deadline:
             break
-        await asyncio.sleep(0.5)
+        await asyncio.sleep(0.2)
         got = await client.get(f"/api/v1/rollouts/{rollout_id}")
         got.raise_for_status()
         state = got.json()
@@ -450,12 +457,19 @@ async def run_broker(kind: str, args: argparse.Namespace) -> dict[str, Any]:
         async with httpx.AsyncClient(
             base_url=server.base_url, headers=server.headers, limits=limits, timeout=60
         ) as client:
-            cpu0 = cpu_seconds(server.process.pid)
+            cpu0, own0, wall0 = (
+                cpu_seconds(server.process.pid),
+                time.process_time(),
+                time.monotonic(),
+            )
             out["singles"] = await singles(client, devices, args)
             print(f"[{kind}] singles: {_brief(out['singles'])}", flush=True)
             out["rollout"] = await rollout(client, devices, args)
             print(f"[{kind}] rollout: {_brief(out['rollout'])}", flush=True)
+            # Where the cores went while iotas worked (the devices live in this process).
+            out["phases_wall_s"] = round(time.monotonic() - wall0, 1)
             out["iotas_cpu_s"] = round(cpu_seconds(server.process.pid) - cpu0, 1)
+            out["bench_process_cpu_s"] = round(time.process_time() - own0, 1)
         accepted = out["singles"].pop("ids") | out["rollout"].pop("ids")
         out["reconnect_to_delivery"] = latency_summary_ms(record.reconnect_s)
         out["reconnects_expected"] = out["singles"]["went_offline"] + out["rollout"]["went_offline"]
