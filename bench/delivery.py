@@ -210,6 +210,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         "reconnect_to_first_delivery": latency_summary_ms(reconnect),
         "offline_devices": len(away),
         "lost": lost,
+        "statuses": dict(Counter(i["status"] for i in [*items, *later])),
         "executed_twice": fleet.executed_twice(),
         "repeats_dropped_by_the_sdk": fleet.repeats_dropped(),
     }

@@ -61,6 +61,8 @@ class DeviceMessages:
         self.max_payload = max_payload
         self._batcher = TelemetryBatcher(self._ingest)
         self._seen: set[str] = set()
+        # Per Thing, its latest message other than telemetry: each waits for the one before.
+        self._last: dict[str, asyncio.Future[None]] = {}
 
     async def handle(self, topic: str, payload: bytes, *, sender: str | None = None) -> None:
         """Take one message. `sender` is the authenticated client (None: trusted transport)."""
@@ -72,7 +74,7 @@ class DeviceMessages:
             if batch is not None:
                 await asyncio.shield(batch)
         else:
-            await self._counted(route, payload)
+            await self._in_order(route, payload)
 
     async def _counted(self, route: topics.Route, payload: bytes) -> None:
         try:
@@ -93,8 +95,31 @@ class DeviceMessages:
         if route is None:
             return None
         if route.channel != "telemetry":
-            return asyncio.ensure_future(self._counted(route, payload))
+            return self._in_order(route, payload)
         return self._join_batch(route, payload)
+
+    def _in_order(self, route: topics.Route, payload: bytes) -> asyncio.Future[None]:
+        """Take a message after the Thing's previous one (other than telemetry) is done: a
+        device's "offline" then "online", its reports, an invocation's "running" then
+        "succeeded" are applied in the order it sent them, never the other way round (each
+        commits on its own, so two taken at once could commit in either order)."""
+        thing_id = route.thing_id
+        previous = self._last.get(thing_id)
+        task = asyncio.ensure_future(self._after(previous, route, payload))
+        self._last[thing_id] = task
+        task.add_done_callback(lambda done: self._forget(thing_id, done))
+        return task
+
+    async def _after(
+        self, previous: asyncio.Future[None] | None, route: topics.Route, payload: bytes
+    ) -> None:
+        if previous is not None and not previous.done():
+            await asyncio.wait([previous])
+        await self._counted(route, payload)
+
+    def _forget(self, thing_id: str, done: asyncio.Future[None]) -> None:
+        if self._last.get(thing_id) is done:
+            del self._last[thing_id]
 
     def _join_batch(
         self, route: topics.Route, payload: bytes
