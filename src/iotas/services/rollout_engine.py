@@ -165,7 +165,7 @@ class RolloutEngine:
         if scheduled and ro.decide(snapshot(tx.conn, row, now_us)) is not None:  # due
             row = start_in(tx, ctx, row, self.store, now_us)
         if row.status == Status.RUNNING and row.spec.get("continuous"):
-            row = self._enroll(tx, row, now_us)
+            row = self._enroll(tx, ctx, row, now_us)
         # The counts are read once per unit; a status change alters them only by a cancel.
         snap = snapshot(tx.conn, row, now_us)
         rule = ro.decide(snap)
@@ -202,7 +202,7 @@ class RolloutEngine:
         repo.finish(tx.conn, row.id, done, now_us)
         return len(done)
 
-    def _enroll(self, tx: WriteTx, row: RolloutRow, now_us: int) -> RolloutRow:
+    def _enroll(self, tx: WriteTx, ctx: Context, row: RolloutRow, now_us: int) -> RolloutRow:
         """Things that joined a continuous rollout's target join its last wave."""
         progress = dict(row.progress)
         if now_us - int(progress.get("enrolled_us", 0)) < ENROLL_EVERY_S * 1e6:
@@ -212,6 +212,7 @@ class RolloutEngine:
         joined = repo.matching_ids(tx.conn, where, outside=row.id)
         progress["enrolled_us"] = now_us
         if joined:
+            first_wave = not progress.get("sizes")  # the target was empty when it started
             sizes = list(progress.get("sizes", [])) or [0]
             opens = list(progress.get("opens", [])) or [now_us]
             wave = len(sizes) - 1
@@ -220,6 +221,8 @@ class RolloutEngine:
             repo.enroll(tx.conn, row.id, ((t, wave, first + i) for i, t in enumerate(members)))
             sizes[wave] += len(members)
             progress.update(sizes=sizes, opens=opens)
+            if first_wave:
+                wave_started(tx, ctx, row, 0, len(members), now_us)
         repo.update_rollout(tx.conn, row.id, progress=progress)
         after = repo.get(tx.conn, row.id)
         assert after is not None

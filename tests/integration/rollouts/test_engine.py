@@ -228,3 +228,25 @@ async def test_a_new_engine_after_a_stop_mid_wave_neither_repeats_nor_skips(
         assert len(started) == 50 and set(started.values()) == {1}
     finally:
         await second.store.dispose()
+
+
+async def test_a_continuous_rollout_over_no_thing_yet_opens_its_wave_when_one_joins(
+    rt: Runtime,
+) -> None:
+    rt.rollouts.kinds.register(ScriptedKind())
+    later = Later()
+    eng = RolloutEngine(rt.rollouts, rt.journal, rt.signal, clock=later)
+    made = await rt.rollouts.create(ADMIN, spec(continuous=True))
+    assert made["total"] == 0 and made["waves"] == []
+    await eng.run_once(later.now_us())
+    assert (await rt.rollouts.get(made["id"]))["status"] == "running"
+    await fleet(rt, 2)
+    later.offset_s = ENROLL_EVERY_S
+    for _ in range(3):
+        await eng.run_once(later.now_us())
+    got = await rt.rollouts.get(made["id"])
+    assert got["counts"]["succeeded"] == 2 and got["waves"][0]["size"] == 2
+    events = await rt.journal.feed(0, 1000, None, None, ["rollout"])
+    assert [e["type"] for e in events] == [
+        "rollout_created", "rollout_status_changed", "rollout_wave_started"
+    ]  # fmt: skip
