@@ -170,9 +170,11 @@ async def seed(data_dir: Path, ids: list[str], passwords: bool) -> dict[str, str
     return secrets
 
 
-async def connect_all(devices: list[BenchDevice], timeout: float) -> dict[str, Any]:
+async def connect_all(devices: list[BenchDevice], timeout: float, at_once: int) -> dict[str, Any]:
+    """Connect every device, `at_once` handshakes at a time: more, and a busy broker answers
+    them slower than they time out (10 s), they are retried, and none gets through."""
     started = time.monotonic()
-    limit = asyncio.Semaphore(200)
+    limit = asyncio.Semaphore(at_once)
 
     async def one(device: BenchDevice) -> bool:
         async with limit:
@@ -447,11 +449,12 @@ async def run_broker(kind: str, args: argparse.Namespace) -> dict[str, Any]:
             env = {"IOTAS_MQTT_URL": "", "IOTAS_MQTT_PORT": str(port)}
         with environment(**env, **IOTAS_SETTINGS):
             server = Server(data_dir=data_dir, database_url=None)
+            _CHILDREN.append(server.stop)  # the watchdog stops it too
             server.start()
         assert server.process is not None
         url = f"mqtt://{HOST}:{port}"
         devices = [BenchDevice(t, secrets.get(t), url, record) for t in ids]
-        out["devices"] = await connect_all(devices, args.connect_timeout)
+        out["devices"] = await connect_all(devices, args.connect_timeout, args.connecting)
         print(f"[{kind}] {out['devices']}", flush=True)
         limits = httpx.Limits(max_connections=args.clients + 8)
         async with httpx.AsyncClient(
@@ -482,6 +485,8 @@ async def run_broker(kind: str, args: argparse.Namespace) -> dict[str, Any]:
         await asyncio.gather(*(d.close(grace=1.0) for d in devices), return_exceptions=True)
         if server is not None:
             server.stop()
+            with contextlib.suppress(ValueError):
+                _CHILDREN.remove(server.stop)
         if mosquitto is not None:
             mosquitto.stop()
         shutil.rmtree(data_dir, ignore_errors=True)
@@ -564,6 +569,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--offline-s", type=float, default=5.0, help="back spread over (s)")
     parser.add_argument("--settle-timeout", type=float, default=600.0, help="bound (s)")
     parser.add_argument("--connect-timeout", type=float, default=600.0, help="bound (s)")
+    parser.add_argument("--connecting", type=int, default=50, help="handshakes at a time")
     parser.add_argument(
         "--procs", type=int, default=max(2, os.cpu_count() or 2), help="raw generator processes"
     )
