@@ -36,6 +36,7 @@ import tempfile
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -432,6 +433,7 @@ async def run_broker(kind: str, args: argparse.Namespace) -> dict[str, Any]:
     data_dir = Path(tempfile.mkdtemp(prefix="iotas-bench-commands-"))
     mosquitto: Mosquitto | None = None
     server: Server | None = None
+    stopping: Callable[[], None] | None = None
     devices: list[BenchDevice] = []
     record = Record()
     out: dict[str, Any] = {"broker": kind}
@@ -449,7 +451,8 @@ async def run_broker(kind: str, args: argparse.Namespace) -> dict[str, Any]:
             env = {"IOTAS_MQTT_URL": "", "IOTAS_MQTT_PORT": str(port)}
         with environment(**env, **IOTAS_SETTINGS):
             server = Server(data_dir=data_dir, database_url=None)
-            _CHILDREN.append(server.stop)  # the watchdog stops it too
+            stopping = _stopper(server)
+            _CHILDREN.append(stopping)  # the watchdog stops it too
             server.start()
         assert server.process is not None
         url = f"mqtt://{HOST}:{port}"
@@ -485,8 +488,8 @@ async def run_broker(kind: str, args: argparse.Namespace) -> dict[str, Any]:
         await asyncio.gather(*(d.close(grace=1.0) for d in devices), return_exceptions=True)
         if server is not None:
             server.stop()
-            with contextlib.suppress(ValueError):
-                _CHILDREN.remove(server.stop)
+            if stopping is not None:
+                _CHILDREN.remove(stopping)
         if mosquitto is not None:
             mosquitto.stop()
         shutil.rmtree(data_dir, ignore_errors=True)
@@ -507,6 +510,13 @@ async def run_broker(kind: str, args: argparse.Namespace) -> dict[str, Any]:
             out["rollout"]["rate_per_s"] >= TARGET_ROLLOUT_PER_S
         )
     return out
+
+
+def _stopper(server: Server) -> Callable[[], None]:
+    def stop() -> None:
+        server.stop()
+
+    return stop
 
 
 def _brief(phase: dict[str, Any]) -> str:
