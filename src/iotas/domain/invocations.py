@@ -143,13 +143,9 @@ class Invocation:
     def journaled(self) -> JSONObject:
         """What `invocation_created` carries: the command itself (its input included: inputs
         are not secrets) and where it goes."""
+        shown = self.as_json()
         return {
-            "id": self.id,
-            "thing": self.thing_id,
-            "action": self.action,
-            "input": self.input,
-            "status": self.status.value,
-            "expires": clock.to_rfc3339(self.expires_us),
+            **{k: shown[k] for k in ("id", "thing", "action", "input", "status", "expires")},
             "rollout": self.rollout_id,
             "idempotency_key": self.idempotency_key,
         }
