@@ -420,7 +420,6 @@ def lamp_thing() -> Iterator[tuple[str, dict[str, Any]]]:
     thread.join(10)
 
 
-@pytest.mark.skip(reason="c15-delivery: WoT execution from the queue")
 def test_things_adopt_td_and_invoke(
     live: ServerProcess, tmp_path: Path, lamp_thing: tuple[str, dict[str, Any]]
 ) -> None:

@@ -15,9 +15,9 @@ from typing import Any
 
 from iotas.sdk.device import ActionError, Device
 
-# The Thing Model every simulated Thing is given as its `description`.
+# What every simulated Thing is given as its `description`: the model of its actions (not a
+# whole TD, which the registry would check as one).
 MODEL: dict[str, Any] = {
-    "@context": "https://www.w3.org/2022/wot/td/v1.1",
     "title": "iotas simulated device",
     "actions": {
         "ping": {

@@ -11,6 +11,7 @@ process (the real API over loopback), devices on the device SDK or paho.
 from __future__ import annotations
 
 import asyncio
+import random
 import secrets
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -30,6 +31,8 @@ from iotas.domain.invocations import FINAL, Invocation, Status
 from iotas.runtime.node import Runtime
 from iotas.sdk import Device
 from iotas.services.context import Actor, Context
+from iotas.sim.actions import MODEL as SIM_MODEL
+from iotas.sim.actions import ActionBehaviour, answer_actions
 from support import free_port, live_server
 
 MODEL: dict[str, Any] = {
@@ -319,3 +322,26 @@ async def test_an_mqtt5_device_answers_to_the_response_topic(node: Node) -> None
         await _sent(cleared)
         device.disconnect()
         device.loop_stop()
+
+
+async def test_a_simulated_device_answers_the_actions_of_its_model(node: Node) -> None:
+    thing_id = f"{ns()}:sim-1"
+    made = await node.api.post(
+        "/api/v1/things", json={"id": thing_id, "kind": "pump", "description": SIM_MODEL}
+    )
+    assert made.status_code == 201, made.text  # the model is a description the registry takes
+    secret = None
+    if node.embedded:
+        cred = await node.api.post(
+            f"/api/v1/things/{thing_id}/credentials", json={"type": "password"}
+        )
+        secret = cred.json()["secret"]
+    refused = await node.api.post(f"/api/v1/things/{thing_id}/actions/blink", json={"input": {}})
+    assert refused.status_code == 400  # `times` is required by the model
+    device = Device(thing_id, secret, url=node.mqtt_url, **FAST)
+    answer_actions(device, ActionBehaviour(failure_rate=0.0, delay=0.01), random.Random(1))
+    async with device:
+        blink = await node.invoke(thing_id, "blink", {"times": 2})
+        ping = await node.invoke(thing_id, "ping")
+        assert (await node.ended(blink.id)).output == {"blinked": 2}
+        assert (await node.ended(ping.id)).output == {"pong": True}

@@ -34,6 +34,8 @@ DISPATCHER = "mqtt-actions"
 ACTOR = Actor("mqtt-dispatcher", role="system")
 # Things being sent to at once (each a read of its queue, then its publishes).
 AT_ONCE = 64
+# How soon a round whose sends failed (the broker connection, say) is tried again.
+RETRY_S = 1.0
 WATCHED = [ev.INVOCATION_CREATED, ev.THING_CONNECTED, ev.THING_DISCONNECTED]
 
 
@@ -189,6 +191,8 @@ class Dispatcher:
             failed = [o for o in outcomes if isinstance(o, BaseException)]
             if failed:
                 log.warning("actions: %d not sent to %s: %s", len(failed), thing_id, failed[0])
+                # The transport failed (not the Thing's absence): try again in a while.
+                asyncio.get_running_loop().call_later(RETRY_S, self.wake, thing_id)
             if done:
                 sent.update(done)
                 self.sent += len(done)

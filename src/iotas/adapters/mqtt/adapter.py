@@ -42,6 +42,8 @@ log = logging.getLogger("iotas.mqtt")
 SESSION_EXPIRY = 7 * 24 * 3600  # how long the broker keeps iotas' queue while it is away
 # How long an invocation's publish waits for the broker's PUBACK.
 ACK_WAIT = 10.0
+# Invocations in flight to the broker at once, at most.
+MAX_INFLIGHT = 1000
 # MQTT 5 PUBACK reason codes: 0x10, the broker had no subscriber for it; from 0x80, errors.
 NO_MATCHING_SUBSCRIBERS = 0x10
 NOT_SENT = 0x80
@@ -221,6 +223,10 @@ class MqttAdapter:
         self._acks: dict[int, asyncio.Future[int]] = {}
         # Told when the connection to the broker is (re)made (the dispatcher sends again).
         self.on_connected: Callable[[], None] | None = None
+        # Invocations awaiting the broker's PUBACK at once: at most half of what the broker
+        # lets iotas have in flight (its MQTT 5 Receive Maximum; Mosquitto's
+        # max_inflight_messages), the other half left to desired state and answers.
+        self._inflight = asyncio.Semaphore(1)
 
     @property
     def connected(self) -> bool:
@@ -246,6 +252,8 @@ class MqttAdapter:
             self.broker.host, self.broker.port, ssl=self.broker.tls, version=MQTTv50, keepalive=30
         )
         await asyncio.wait_for(self._connected.wait(), 10)
+        allowed = int(client._package_handler.id_generator._max)
+        self._inflight = asyncio.Semaphore(max(1, min(MAX_INFLIGHT, (allowed - 1) // 2)))
         self._tasks = [
             asyncio.create_task(
                 mirror_desired(
@@ -276,6 +284,12 @@ class MqttAdapter:
         """Publish an invocation (QoS 1, not retained; MQTT 5 response topic and correlation
         data set) and wait for the broker's PUBACK: True when it took it for a subscriber
         (not reason 0x10, no matching subscribers, nor an error)."""
+        async with self._inflight:
+            return await self._deliver(topic, payload, response_topic, correlation)
+
+    async def _deliver(
+        self, topic: str, payload: bytes, response_topic: str, correlation: bytes
+    ) -> bool:
         client = self._client
         connection = client._connection if client is not None else None
         if connection is None or not self.connected:
