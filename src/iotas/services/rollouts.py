@@ -176,10 +176,13 @@ class Rollouts:
                     f"status must be one of {', '.join(Status)}; got {status[:40]!r}",
                     field="status",
                 )
-        rows = await self.store.read(
-            lambda conn: repo.page(conn, statuses, after, min(max(limit, 1), MAX_PAGE))
-        )
-        return [await self._view(row) for row in rows]
+
+        def read(conn: Connection) -> builtins.list[dict[str, Any]]:
+            rows = repo.page(conn, statuses, after, min(max(limit, 1), MAX_PAGE))
+            counts = repo.counts_of(conn, [row.id for row in rows])
+            return [view(row, counts[row.id]) for row in rows]
+
+        return await self.store.read(read)
 
     async def things(
         self,

@@ -169,6 +169,28 @@ def counts(conn: Connection, rollout_id: str) -> dict[tuple[int, str], int]:
     return {(int(wave), status): int(n) for wave, status, n in conn.execute(query)}
 
 
+def counts_of(
+    conn: Connection, rollout_ids: Sequence[str]
+) -> dict[str, dict[tuple[int, str], int]]:
+    """`counts` of several rollouts in one statement."""
+    found: dict[str, dict[tuple[int, str], int]] = {rollout_id: {} for rollout_id in rollout_ids}
+    if not rollout_ids:
+        return found
+    query = (
+        select(
+            rollout_things.c.rollout_id,
+            rollout_things.c.wave,
+            rollout_things.c.status,
+            func.count(),
+        )
+        .where(rollout_things.c.rollout_id.in_(list(rollout_ids)))
+        .group_by(rollout_things.c.rollout_id, rollout_things.c.wave, rollout_things.c.status)
+    )
+    for rollout_id, wave, status, n in conn.execute(query):
+        found[rollout_id][(int(wave), status)] = int(n)
+    return found
+
+
 def started_since(conn: Connection, rollout_id: str, since_us: int) -> int:
     query = select(func.count()).where(
         rollout_things.c.rollout_id == rollout_id, rollout_things.c.started_us > since_us
