@@ -576,7 +576,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--seconds", type=float, default=20.0, help="singles: invoking for (s)")
     parser.add_argument("--clients", type=int, default=8, help="HTTP clients invoking")
     parser.add_argument("--offline", type=float, default=0.2, help="share going offline")
-    parser.add_argument("--offline-s", type=float, default=5.0, help="back spread over (s)")
+    parser.add_argument("--offline-s", type=float, default=1.0, help="back spread over (s)")
     parser.add_argument("--settle-timeout", type=float, default=600.0, help="bound (s)")
     parser.add_argument("--connect-timeout", type=float, default=600.0, help="bound (s)")
     parser.add_argument("--connecting", type=int, default=50, help="handshakes at a time")
@@ -593,7 +593,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     args = parser.parse_args(argv)
     if args.quick:
-        args.devices, args.seconds, args.offline_s = 200, 5.0, 2.0
+        args.devices, args.seconds, args.offline_s = 200, 5.0, 1.0
         args.settle_timeout, args.connect_timeout = 120.0, 120.0
         args.timeout = min(args.timeout, 600.0)
     if args.devices < 5 or args.clients < 1 or not 0 <= args.offline <= 1:
