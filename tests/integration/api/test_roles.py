@@ -47,6 +47,10 @@ OPERATOR_CHANGES = {
     ("POST", "/api/v1/things/{thing_id}/actions/{name}/invoke"),
     ("POST", "/api/v1/invocations/{invocation_id}/cancel"),
     ("POST", "/api/v1/things/{thing_id}/invocations/{invocation_id}/result"),
+    ("POST", "/api/v1/rollouts"),
+    ("POST", "/api/v1/rollouts/{rollout_id}/pause"),
+    ("POST", "/api/v1/rollouts/{rollout_id}/resume"),
+    ("POST", "/api/v1/rollouts/{rollout_id}/cancel"),
 }
 
 
