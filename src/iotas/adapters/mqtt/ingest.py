@@ -29,6 +29,12 @@ from iotas.services.telemetry import TelemetryService
 log = logging.getLogger("iotas.mqtt")
 
 MAX_PAYLOAD = 256 * 1024
+# What a Thing sends whose order must hold even when an external broker hands iotas many
+# messages at once: presence ("offline" then "online") and invocation results ("running"
+# then "succeeded"). Reports and events are taken concurrently, as they come, so that they
+# share commits: chaining each report's commit behind the one before made a backlog of one
+# device's reports drain one commit at a time (a restart's queued stream took minutes).
+ORDERED = frozenset({"presence", "actions"})
 
 
 class Results(Protocol):
@@ -61,7 +67,7 @@ class DeviceMessages:
         self.max_payload = max_payload
         self._batcher = TelemetryBatcher(self._ingest)
         self._seen: set[str] = set()
-        # Per Thing, its latest message other than telemetry: each waits for the one before.
+        # Per Thing, its latest ORDERED message: each waits for the one before.
         self._last: dict[str, asyncio.Future[None]] = {}
 
     async def handle(self, topic: str, payload: bytes, *, sender: str | None = None) -> None:
@@ -73,8 +79,10 @@ class DeviceMessages:
             batch = self._join_batch(route, payload)
             if batch is not None:
                 await asyncio.shield(batch)
-        else:
+        elif route.channel in ORDERED:
             await self._in_order(route, payload)
+        else:
+            await self._counted(route, payload)
 
     async def _counted(self, route: topics.Route, payload: bytes) -> None:
         try:
@@ -94,15 +102,17 @@ class DeviceMessages:
         route = self._route(topic, payload, None)
         if route is None:
             return None
-        if route.channel != "telemetry":
+        if route.channel in ORDERED:
             return self._in_order(route, payload)
+        if route.channel != "telemetry":
+            return asyncio.ensure_future(self._counted(route, payload))
         return self._join_batch(route, payload)
 
     def _in_order(self, route: topics.Route, payload: bytes) -> asyncio.Future[None]:
-        """Take a message after the Thing's previous one (other than telemetry) is done: a
-        device's "offline" then "online", its reports, an invocation's "running" then
-        "succeeded" are applied in the order it sent them, never the other way round (each
-        commits on its own, so two taken at once could commit in either order)."""
+        """Take a message after the Thing's previous ORDERED one is done: a device's
+        "offline" then "online", an invocation's "running" then "succeeded" are applied in the
+        order it sent them, never the other way round (each commits on its own, so two taken
+        at once could commit in either order)."""
         thing_id = route.thing_id
         previous = self._last.get(thing_id)
         task = asyncio.ensure_future(self._after(previous, route, payload))
