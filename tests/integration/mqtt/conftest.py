@@ -7,7 +7,23 @@ from pathlib import Path
 
 import pytest
 
-from integration.mqtt.mqtt_support import TRANSPORTS, Iotas, Transport, require_mosquitto
+from integration.mqtt.mqtt_support import (
+    TRANSPORTS,
+    Iotas,
+    Transport,
+    forget_tests_retained,
+    require_mosquitto,
+)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def shared_broker_left_clean() -> Iterator[None]:
+    """The shared Mosquitto holds no retained message of a test namespace when these tests
+    start or end (see `forget_tests_retained`): tests that make Things without the `Iotas`
+    fixture, and runs that were killed, leave their devices' presence behind."""
+    forget_tests_retained()
+    yield
+    forget_tests_retained()
 
 
 @pytest.fixture

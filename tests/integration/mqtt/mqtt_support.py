@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import secrets
 import signal
 import socket
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 from typing import Any, Literal
 
@@ -53,6 +55,40 @@ def require_mosquitto() -> None:
 def ns() -> str:
     """A namespace of its own, so tests (and other users of a shared broker) never meet."""
     return "t" + secrets.token_hex(4)
+
+
+# The topics of Things in namespaces `ns()` makes, and nothing else on a shared broker.
+_TEST_TOPIC = re.compile(r"^things/t[0-9a-f]{8}:[^/]+/(presence|desired)$")
+
+
+def forget_tests_retained(seconds: float = 2.0) -> int:
+    """Clear every retained message that tests (this run's or an earlier one's) left on the
+    shared Mosquitto under a test namespace: iotas' session there subscribes to every Thing's
+    presence, and a few hundred leftovers plus a test's own stream overflow Mosquitto's
+    default queue of 1,000 messages for a client, which then drops what the test sent.
+    Returns how many were cleared."""
+    if not reachable(MOSQUITTO):
+        return 0
+    found: set[str] = set()
+    client = paho.Client(CallbackAPIVersion.VERSION2, client_id="cleanup-" + ns())
+
+    def on_message(_client: Any, _userdata: Any, message: Any) -> None:
+        if message.retain and message.payload and _TEST_TOPIC.match(message.topic):
+            found.add(message.topic)
+
+    client.on_message = on_message
+    client.connect(*MOSQUITTO, keepalive=30)
+    client.loop_start()
+    try:
+        client.subscribe([("things/+/presence", 0), ("things/+/desired", 0)])
+        time.sleep(seconds)  # retained messages come at once after the SUBACK; bounded
+        infos = [client.publish(topic, b"", qos=1, retain=True) for topic in sorted(found)]
+        for info in infos:
+            info.wait_for_publish(5)
+    finally:
+        client.disconnect()
+        client.loop_stop()
+    return len(found)
 
 
 class Device:
