@@ -33,7 +33,6 @@ import random
 import shutil
 import sys
 import tempfile
-import threading
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -65,6 +64,7 @@ from ingest import (
     amqtt_main,
     cpu_seconds,
     environment,
+    watchdog,
 )
 
 from iotas.domain import journal as ev
@@ -601,22 +601,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def _watchdog(seconds: float) -> None:
-    def fire() -> None:
-        print(f"\ncommands benchmark: hard timeout of {seconds:.0f}s reached", file=sys.stderr)
-        for stop in list(_CHILDREN):
-            with contextlib.suppress(Exception):
-                stop()
-        os._exit(3)
-
-    timer = threading.Timer(seconds, fire)
-    timer.daemon = True
-    timer.start()
-
-
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    _watchdog(args.timeout)
+    watchdog(args.timeout, "commands")
     brokers = ["embedded", "mosquitto"] if args.broker == "both" else [args.broker]
     result: dict[str, Any] = {
         **run_header("commands"),

@@ -1578,9 +1578,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def _watchdog(seconds: float) -> None:
+def watchdog(seconds: float, name: str = "ingest") -> None:
+    """After `seconds`, stop every child still running and exit 3, whatever the bench is
+    doing (bench/commands.py uses it too)."""
+
     def fire() -> None:
-        print(f"\ningest benchmark: hard timeout of {seconds:.0f}s reached", file=sys.stderr)
+        print(f"\n{name} benchmark: hard timeout of {seconds:.0f}s reached", file=sys.stderr)
         for stop in list(_CHILDREN):
             with contextlib.suppress(Exception):
                 stop()
@@ -1593,7 +1596,7 @@ def _watchdog(seconds: float) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    _watchdog(args.timeout)
+    watchdog(args.timeout)
     brokers = ["embedded", "mosquitto"] if args.broker == "both" else [args.broker]
     others = other_benchmarks()
     if others:
